@@ -1,0 +1,1 @@
+"""Developer tooling: builds the local test bed's tools and runs a local control plane."""

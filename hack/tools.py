@@ -1,0 +1,241 @@
+"""Build the test bed's binaries from the Go module proxy, once, into a versioned cache.
+
+Every tool lands in ``~/.cache/paydeck/<tool>-<version>/bin``; a tool whose directory
+already holds its binaries is never rebuilt.  Usage::
+
+    python -m hack.tools build [kubernetes etcd kwok stripe-mock helm]
+    python -m hack.tools path kubectl
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.7.0"
+STRIPE_MOCK_VERSION = "v0.203.0"
+HELM_VERSION = "v3.21.4"
+
+CACHE = Path(os.environ.get("PAYDECK_CACHE", Path.home() / ".cache" / "paydeck"))
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One cached tool: where it lives and which binaries it provides."""
+
+    name: str
+    version: str
+    binaries: tuple[str, ...]
+
+    @property
+    def home(self) -> Path:
+        return CACHE / f"{self.name}-{self.version}"
+
+    @property
+    def bin(self) -> Path:
+        return self.home / "bin"
+
+    def built(self) -> bool:
+        return all((self.bin / b).is_file() for b in self.binaries)
+
+
+TOOLS: dict[str, Tool] = {
+    "kubernetes": Tool("kubernetes", KUBERNETES_VERSION, KUBE_COMMANDS),
+    "etcd": Tool("etcd", ETCD_VERSION, ("etcd",)),
+    "kwok": Tool("kwok", KWOK_VERSION, ("kwok",)),
+    "stripe-mock": Tool("stripe-mock", STRIPE_MOCK_VERSION, ("stripe-mock",)),
+    "helm": Tool("helm", HELM_VERSION, ("helm",)),
+}
+
+
+def binary(name: str) -> Path:
+    """Path of a built binary such as ``kubectl`` (raises if not built)."""
+    for tool in TOOLS.values():
+        if name in tool.binaries:
+            path = tool.bin / name
+            if not path.is_file():
+                raise FileNotFoundError(f"{name} is not built yet: run python -m hack.tools build")
+            return path
+    if name == "kwok-stages":
+        return TOOLS["kwok"].home / "stages.yaml"
+    raise KeyError(name)
+
+
+def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    full_env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", **(env or {})}
+    print("+ go " + " ".join(args), file=sys.stderr, flush=True)
+    result = subprocess.run(
+        ["go", *args], cwd=cwd, env=full_env, check=True, text=True, stdout=subprocess.PIPE
+    )
+    return result.stdout
+
+
+def _module_dir(module: str, version: str, cwd: Path) -> Path:
+    info = json.loads(_go(["mod", "download", "-json", f"{module}@{version}"], cwd))
+    return Path(info["Dir"])
+
+
+def _scratch_module(name: str) -> Path:
+    work = Path(tempfile.mkdtemp(prefix=f"paydeck-build-{name}-"))
+    _go(["mod", "init", f"paydeck.local/build/{name}"], work)
+    return work
+
+
+def _finish(tool: Tool, staged: Path) -> None:
+    tool.home.mkdir(parents=True, exist_ok=True)
+    final = tool.bin
+    if final.exists():
+        shutil.rmtree(final)
+    staged.rename(final)
+
+
+def build_kubernetes(tool: Tool) -> None:
+    """kube-apiserver, controller-manager, scheduler and kubectl of one pinned release.
+
+    k8s.io/kubernetes replaces its staging modules with local paths, which a dependent module
+    ignores; so the throwaway module replaces each with the matching v0.x release instead.
+    """
+    work = _scratch_module("kubernetes")
+    upstream = _module_dir("k8s.io/kubernetes", tool.version, work) / "go.mod"
+    text = upstream.read_text()
+    staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", text, re.M)))
+    minor_release = "v0." + tool.version.removeprefix("v1.")
+    godebug = re.findall(r"^godebug .*$", text, re.M)
+    go_line = re.search(r"^go (\S+)$", text, re.M)
+    lines = [f"module paydeck.local/build/kubernetes", ""]
+    lines.append(f"go {go_line.group(1) if go_line else '1.24'}")
+    lines.extend(godebug)
+    lines.append(f"require k8s.io/kubernetes {tool.version}")
+    lines.extend(f"replace {mod} => {mod} {minor_release}" for mod in staging)
+    (work / "go.mod").write_text("\n".join(lines) + "\n")
+    (work / "tools.go").write_text(
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBE_COMMANDS[:-1])
+        + '\t_ "k8s.io/kubectl/pkg/cmd"\n)\n'
+    )
+    major, minor, _ = tool.version.removeprefix("v").split(".")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={tool.version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={date}",
+        ]
+    staged = work / "out"
+    staged.mkdir()
+    _go(["mod", "tidy"], work, {"GOFLAGS": ""})
+    _go(
+        [
+            "build", "-trimpath", "-tags", "selinux,notest,grpcnotrace",
+            "-ldflags", "-s -w " + " ".join(flags), "-o", str(staged) + "/",
+            *(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS),
+        ],
+        work,
+    )
+    _finish(tool, staged)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _build_simple(tool: Tool, module: str, package: str, out_name: str) -> Path:
+    """Build one main package of a module that needs no replace directives."""
+    work = _scratch_module(tool.name)
+    (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
+    _go(["get", f"{module}@{tool.version}"], work, {"GOFLAGS": ""})
+    _go(["mod", "tidy"], work, {"GOFLAGS": ""})
+    staged = work / "out"
+    staged.mkdir()
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(staged / out_name), package], work)
+    return work
+
+
+def build_etcd(tool: Tool) -> None:
+    work = _build_simple(tool, "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/server/v3", "etcd")
+    _finish(tool, work / "out")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def build_kwok(tool: Tool) -> None:
+    """kwok plus the standard stages the bare binary does not ship."""
+    work = _build_simple(tool, "sigs.k8s.io/kwok", "sigs.k8s.io/kwok/cmd/kwok", "kwok")
+    src = _module_dir("sigs.k8s.io/kwok", tool.version, work) / "kustomize" / "stage"
+    wanted = ("node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete")
+    docs = []
+    for stage_file in sorted(src.rglob("*.yaml")):
+        if stage_file.stem in wanted or stage_file.parent.name in wanted:
+            if stage_file.name == "kustomization.yaml":
+                continue
+            docs.append(stage_file.read_text().strip())
+    if not docs:
+        raise RuntimeError(f"no kwok stages found under {src}")
+    _finish(tool, work / "out")
+    (tool.home / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def build_stripe_mock(tool: Tool) -> None:
+    work = _build_simple(tool, "github.com/stripe/stripe-mock", "github.com/stripe/stripe-mock", "stripe-mock")
+    _finish(tool, work / "out")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def build_helm(tool: Tool) -> None:
+    work = _build_simple(tool, "helm.sh/helm/v3", "helm.sh/helm/v3/cmd/helm", "helm")
+    _finish(tool, work / "out")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+BUILDERS = {
+    "kubernetes": build_kubernetes,
+    "etcd": build_etcd,
+    "kwok": build_kwok,
+    "stripe-mock": build_stripe_mock,
+    "helm": build_helm,
+}
+
+
+def ensure(names: list[str] | None = None) -> None:
+    """Build each named tool unless its cache directory already holds it."""
+    for name in names or list(TOOLS):
+        tool = TOOLS[name]
+        if tool.built():
+            print(f"{name} {tool.version}: cached in {tool.home}", file=sys.stderr)
+            continue
+        print(f"{name} {tool.version}: building (cold)", file=sys.stderr, flush=True)
+        BUILDERS[name](tool)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hack.tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build tools that are not cached yet")
+    build.add_argument("names", nargs="*", help=f"any of: {', '.join(TOOLS)}")
+    path = sub.add_parser("path", help="print a built binary's path")
+    path.add_argument("binary")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        unknown = set(args.names) - set(TOOLS)
+        if unknown:
+            parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
+        ensure(args.names or None)
+    else:
+        print(binary(args.binary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

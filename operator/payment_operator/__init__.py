@@ -1,0 +1,1 @@
+"""Paydeck operator: reconciles PaymentService resources into running payment services."""

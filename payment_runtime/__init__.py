@@ -1,0 +1,1 @@
+"""Paydeck payment runtime: the payment service the operator deploys."""
