@@ -48,7 +48,10 @@ class Tool:
         return self.home / "bin"
 
     def built(self) -> bool:
-        return all((self.bin / b).is_file() for b in self.binaries)
+        files = [self.bin / b for b in self.binaries]
+        if self.name == "kwok":
+            files.append(self.home / "stages.yaml")
+        return all(f.is_file() for f in files)
 
 
 TOOLS: dict[str, Tool] = {
@@ -114,7 +117,7 @@ def build_kubernetes(tool: Tool) -> None:
     minor_release = "v0." + tool.version.removeprefix("v1.")
     godebug = re.findall(r"^godebug .*$", text, re.M)
     go_line = re.search(r"^go (\S+)$", text, re.M)
-    lines = [f"module paydeck.local/build/kubernetes", ""]
+    lines = ["module paydeck.local/build/kubernetes", ""]
     lines.append(f"go {go_line.group(1) if go_line else '1.24'}")
     lines.extend(godebug)
     lines.append(f"require k8s.io/kubernetes {tool.version}")
@@ -169,26 +172,32 @@ def build_etcd(tool: Tool) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def build_kwok(tool: Tool) -> None:
-    """kwok plus the standard stages the bare binary does not ship."""
-    work = _build_simple(tool, "sigs.k8s.io/kwok", "sigs.k8s.io/kwok/cmd/kwok", "kwok")
-    src = _module_dir("sigs.k8s.io/kwok", tool.version, work) / "kustomize" / "stage"
-    wanted = ("node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete")
-    docs = []
-    for stage_file in sorted(src.rglob("*.yaml")):
-        if stage_file.stem in wanted or stage_file.parent.name in wanted:
-            if stage_file.name == "kustomization.yaml":
-                continue
-            docs.append(stage_file.read_text().strip())
-    if not docs:
-        raise RuntimeError(f"no kwok stages found under {src}")
-    _finish(tool, work / "out")
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def write_kwok_stages(tool: Tool) -> None:
+    """The standard node and pod stages, which the bare kwok binary does not ship."""
+    src = _module_dir("sigs.k8s.io/kwok", tool.version, Path(tempfile.gettempdir()))
+    docs = [(src / "kustomize" / "stage" / rel).read_text().strip() for rel in KWOK_STAGES]
     (tool.home / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
+
+
+def build_kwok(tool: Tool) -> None:
+    work = _build_simple(tool, "sigs.k8s.io/kwok", "sigs.k8s.io/kwok/cmd/kwok", "kwok")
+    _finish(tool, work / "out")
+    write_kwok_stages(tool)
     shutil.rmtree(work, ignore_errors=True)
 
 
 def build_stripe_mock(tool: Tool) -> None:
-    work = _build_simple(tool, "github.com/stripe/stripe-mock", "github.com/stripe/stripe-mock", "stripe-mock")
+    module = "github.com/stripe/stripe-mock"
+    work = _build_simple(tool, module, module, "stripe-mock")
     _finish(tool, work / "out")
     shutil.rmtree(work, ignore_errors=True)
 

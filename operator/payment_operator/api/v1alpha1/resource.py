@@ -1,0 +1,102 @@
+"""The PaymentService resource as a whole, its identity, and :func:`parse`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from payment_operator.api.v1alpha1.base import ApiModel, Rule, StringMap
+from payment_operator.api.v1alpha1.spec import PaymentServiceSpec
+from payment_operator.api.v1alpha1.status import PaymentServiceStatus
+
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+GROUP = "paydeck.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "PaymentService"
+PLURAL = "paymentservices"
+SINGULAR = "paymentservice"
+SHORT_NAMES = ("paysvc",)
+CATEGORIES = ("paydeck", "all")
+
+
+class ObjectMeta(ApiModel):
+    """The parts of metav1.ObjectMeta the operator reads; the rest is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(default=None, description="Name of the object.")
+    namespace: str | None = Field(default=None, description="Namespace of the object.")
+    uid: str | None = Field(default=None, description="Unique ID set by the API server.")
+    generation: int | None = Field(default=None, description="Generation of the spec.")
+    resource_version: str | None = Field(
+        default=None, description="Version for optimistic locking."
+    )
+    labels: StringMap | None = Field(default=None, description="Labels.")
+    annotations: StringMap | None = Field(default=None, description="Annotations.")
+    creation_timestamp: datetime | None = Field(default=None, description="When it was created.")
+    deletion_timestamp: datetime | None = Field(default=None, description="When deletion began.")
+
+
+class PaymentService(ApiModel):
+    """A payment service: the runtime, its integrations, and how new versions roll out."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    __rules__ = (
+        Rule(
+            rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
+            " && self.metadata.name.size() <= 40",
+            message=(
+                "metadata.name must be a DNS-1035 label of at most 40 characters "
+                "(the names of child objects add suffixes to it)"
+            ),
+            check=lambda r: (
+                r.metadata.name is None
+                or (
+                    re.fullmatch(NAME_PATTERN, r.metadata.name) is not None
+                    and len(r.metadata.name) <= 40
+                )
+            ),
+            field_path=".metadata.name",
+        ),
+    )
+
+    api_version: Literal["paydeck.dev/v1alpha1"] = Field(
+        default="paydeck.dev/v1alpha1", description="paydeck.dev/v1alpha1."
+    )
+    kind: Literal["PaymentService"] = Field(default="PaymentService", description="PaymentService.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard metadata.")
+    spec: PaymentServiceSpec = Field(description="The desired state.")
+    status: PaymentServiceStatus | None = Field(default=None, description="The observed state.")
+
+    def manifest(self) -> dict[str, Any]:
+        """The object as written to the API server: camelCase, no unset fields, no status."""
+        return self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_none=True,
+            exclude={"status"},
+        )
+
+
+def parse(body: Mapping[str, Any]) -> PaymentService:
+    """Build the model from an object the API server returned (a Kopf body or a plain dict).
+
+    The API server has already validated the object and filled in the schema's defaults,
+    so this only fails if the CRD and the models disagree.
+    """
+    return PaymentService.model_validate(_plain(body))
+
+
+def _plain(value: Any) -> Any:
+    """Deep-copy Mapping views (such as Kopf's) and sequences into plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

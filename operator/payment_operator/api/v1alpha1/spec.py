@@ -1,0 +1,578 @@
+"""The desired state of a PaymentService: workload, integrations, network and rollout.
+
+Secrets are never values in the spec: every secret is a :class:`SecretValueRef` that names a
+Kubernetes Secret key or an object synced by the secret store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from payment_operator.api.v1alpha1.base import (
+    ApiModel,
+    DnsLabel,
+    DnsSubdomain,
+    Duration,
+    EnvName,
+    ImageRef,
+    Int32,
+    Quantity,
+    Rule,
+    StringMap,
+    Url,
+    present,
+    unique,
+)
+from payment_operator.api.v1alpha1.rollout import Rollout
+
+TopicProvisioner = Literal["strimzi", "admin", "none"]
+SecretBackend = Literal["external-secrets", "csi"]
+SecretProvider = Literal["azure-keyvault", "aws-secrets-manager", "vault"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+AWS_REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
+REMOTE_REF_PATTERN = r"^[A-Za-z0-9/_+=.@-]+$"
+TOPIC_PATTERN = r"^[A-Za-z0-9._-]+$"
+BOOTSTRAP_PATTERN = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$"
+STRIPE_VERSION_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?$"
+HTTP_PATH_PATTERN = r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"
+
+
+class SecretKeySelector(ApiModel):
+    """A key of a Kubernetes Secret in the PaymentService's namespace."""
+
+    name: DnsSubdomain = Field(description="Name of the Secret.")
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key within the Secret's data.",
+    )
+
+
+class SecretValueRef(ApiModel):
+    """Where a secret value comes from: exactly one of secretRef or storeObject."""
+
+    __rules__ = (
+        Rule(
+            rule="has(self.secretRef) != has(self.storeObject)",
+            message="set exactly one of secretRef or storeObject",
+            check=lambda r: present(r.secret_ref, r.store_object) == 1,
+        ),
+    )
+
+    secret_ref: SecretKeySelector | None = Field(
+        default=None, description="Read the value from a key of a Kubernetes Secret."
+    )
+    store_object: EnvName | None = Field(
+        default=None,
+        description="Read the value from the secretStore.objects entry of this name.",
+    )
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler for the stable workload; it then owns spec.replicas."""
+
+    __rules__ = (
+        Rule(
+            rule="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not exceed maxReplicas",
+            check=lambda a: a.min_replicas <= a.max_replicas,
+            field_path=".minReplicas",
+        ),
+    )
+
+    min_replicas: Int32 = Field(default=1, ge=1, le=1000, description="Lowest replica count.")
+    max_replicas: Int32 = Field(ge=1, le=1000, description="Highest replica count.")
+    target_cpu_utilization_percentage: Int32 = Field(
+        default=70,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU utilisation (percent of requests) the autoscaler aims for.",
+    )
+    target_memory_utilization_percentage: Int32 | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        alias="targetMemoryUtilizationPercentage",
+        description="Average memory utilisation (percent of requests) the autoscaler aims for.",
+    )
+
+
+class Resources(ApiModel):
+    """Compute resources of the payment container."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=8,
+        description="Minimum resources, such as {cpu: 250m, memory: 256Mi}.",
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=8,
+        description="Maximum resources, such as {cpu: '1', memory: 512Mi}.",
+    )
+
+
+class EnvVar(ApiModel):
+    """A plain (non-secret) environment variable of the payment container."""
+
+    name: EnvName = Field(description="Name of the variable.")
+    value: str = Field(default="", max_length=4096, description="Value of the variable.")
+
+
+class Stripe(ApiModel):
+    """Stripe account settings of the runtime."""
+
+    api_version: str | None = Field(
+        default=None,
+        pattern=STRIPE_VERSION_PATTERN,
+        max_length=32,
+        description="Stripe API version to pin, such as 2024-06-20 (account default if unset).",
+    )
+    api_base: Url | None = Field(
+        default=None,
+        description="Base URL of the Stripe API; set it only to use a mock such as stripe-mock.",
+    )
+    secret_key: SecretValueRef = Field(description="The Stripe secret API key.")
+    webhook_secret: SecretValueRef | None = Field(
+        default=None, description="Signing secret of Stripe webhooks; webhooks are off without it."
+    )
+
+
+class Migrations(ApiModel):
+    """The schema migration Job run with the new image before any new pod starts."""
+
+    enabled: bool = Field(default=True, description="Run migrations before each rollout.")
+    timeout_seconds: int = Field(
+        default=600,
+        ge=30,
+        le=7200,
+        description="Seconds the migration Job may run before the rollout is aborted.",
+    )
+    backoff_limit: int = Field(
+        default=0, ge=0, le=10, description="Retries of the migration Job before it fails."
+    )
+
+
+class Database(ApiModel):
+    """The PostgreSQL database of the runtime."""
+
+    url: SecretValueRef = Field(description="The connection URL (postgresql://...), a secret.")
+    pool_size: int = Field(default=10, ge=1, le=200, description="Connections in each pod's pool.")
+    migrations: Migrations = Field(
+        default_factory=Migrations, description="Schema migrations run before a rollout."
+    )
+
+
+class StrimziCluster(ApiModel):
+    """The Strimzi Kafka cluster whose topic operator creates the topics."""
+
+    cluster_name: DnsLabel = Field(
+        description="Name of the Kafka resource (the strimzi.io/cluster label of KafkaTopics)."
+    )
+    namespace: DnsLabel | None = Field(
+        default=None,
+        description="Namespace watched by the topic operator; the PaymentService's without it.",
+    )
+
+
+class Topic(ApiModel):
+    """A Kafka topic the service needs."""
+
+    __rules__ = (
+        Rule(
+            rule="self.partitions >= oldSelf.partitions",
+            message="partitions cannot be decreased (Kafka cannot shrink a topic)",
+            check=None,
+            field_path=".partitions",
+        ),
+        Rule(
+            rule="self.replicas == oldSelf.replicas",
+            message="replicas is immutable once the topic exists",
+            check=None,
+            field_path=".replicas",
+        ),
+    )
+
+    name: str = Field(
+        min_length=1, max_length=249, pattern=TOPIC_PATTERN, description="Topic name."
+    )
+    partitions: Int32 = Field(
+        default=3, ge=1, le=1000, description="Number of partitions, at least 1."
+    )
+    replicas: Int32 = Field(default=3, ge=1, le=10, description="Replication factor.")
+    config: dict[str, str] | None = Field(
+        default=None,
+        max_length=32,
+        description='Topic configuration, such as {"retention.ms": "604800000"}.',
+    )
+
+
+class Kafka(ApiModel):
+    """The Kafka cluster the runtime publishes payment events to (through its outbox)."""
+
+    __rules__ = (
+        Rule(
+            rule="self.topicProvisioner != 'strimzi' || has(self.strimzi)",
+            message="topicProvisioner strimzi needs strimzi.clusterName",
+            check=lambda k: k.topic_provisioner != "strimzi" or k.strimzi is not None,
+            field_path=".strimzi",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            rule="!has(self.strimzi) || self.topicProvisioner == 'strimzi'",
+            message="strimzi may only be set when topicProvisioner is strimzi",
+            check=lambda k: k.strimzi is None or k.topic_provisioner == "strimzi",
+            field_path=".strimzi",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            rule=(
+                "!has(oldSelf.topics) || oldSelf.topics.all(t, "
+                "has(self.topics) && self.topics.exists(n, n.name == t.name))"
+            ),
+            message="topics cannot be removed or renamed once created",
+            check=None,
+            field_path=".topics",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    bootstrap_servers: str = Field(
+        pattern=BOOTSTRAP_PATTERN,
+        max_length=1024,
+        description="Comma-separated host:port list of brokers, such as kafka:9092.",
+    )
+    topic_provisioner: TopicProvisioner = Field(
+        default="none",
+        description=(
+            "Who creates the topics: strimzi (KafkaTopic resources), admin (the operator "
+            "through the Kafka admin API) or none (they exist already)."
+        ),
+    )
+    strimzi: StrimziCluster | None = Field(
+        default=None, description="The Strimzi cluster; required with topicProvisioner strimzi."
+    )
+    topics: list[Topic] | None = Field(
+        default=None,
+        max_length=32,
+        description="Topics the service uses; names are immutable once created.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @model_validator(mode="after")
+    def _unique_topics(self) -> Kafka:
+        unique((t.name for t in self.topics or ()), "topic name")
+        return self
+
+
+class AzureKeyVault(ApiModel):
+    """Azure Key Vault reached with workload identity."""
+
+    vault_name: str = Field(
+        min_length=3,
+        max_length=24,
+        pattern=r"^[a-zA-Z][a-zA-Z0-9-]*[a-zA-Z0-9]$",
+        description="Name of the key vault (https://<vaultName>.vault.azure.net).",
+    )
+    tenant_id: str = Field(pattern=UUID_PATTERN, max_length=36, description="Entra ID tenant.")
+    client_id: str = Field(
+        pattern=UUID_PATTERN,
+        max_length=36,
+        description="Client ID of the managed identity federated with the service account.",
+    )
+
+
+class AwsSecretsManager(ApiModel):
+    """AWS Secrets Manager reached with IAM roles for service accounts (IRSA)."""
+
+    region: str = Field(pattern=AWS_REGION_PATTERN, max_length=32, description="AWS region.")
+    role_arn: str = Field(
+        pattern=ROLE_ARN_PATTERN,
+        max_length=600,
+        description="IAM role assumed through the service account (eks.amazonaws.com/role-arn).",
+    )
+
+
+class VaultStore(ApiModel):
+    """HashiCorp Vault reached with its Kubernetes auth method."""
+
+    address: Url = Field(description="Vault address, such as https://vault.example:8200.")
+    role: str = Field(
+        min_length=1, max_length=128, description="Kubernetes auth role to log in as."
+    )
+    mount_path: str = Field(
+        default="secret",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_/-]+$",
+        description="Mount path of the KV v2 secrets engine.",
+    )
+    auth_path: str = Field(
+        default="kubernetes",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_/-]+$",
+        description="Mount path of the Kubernetes auth method.",
+    )
+
+
+class StoreObject(ApiModel):
+    """A secret synced from the store into the pod, under an environment-variable name."""
+
+    name: EnvName = Field(
+        description="Name the value is exposed under (environment variable and Secret key)."
+    )
+    remote_ref: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=REMOTE_REF_PATTERN,
+        description="Name of the secret in the store.",
+    )
+    version: str | None = Field(
+        default=None, max_length=128, description="Version of the secret; the latest without it."
+    )
+
+
+_PROVIDER_BLOCKS = {"azure-keyvault": "azure", "aws-secrets-manager": "aws", "vault": "vault"}
+
+
+def _provider_block_check(provider: str, block: str) -> Callable[[SecretStore], bool]:
+    """Python mirror of "provider X needs its block"."""
+
+    def check(store: SecretStore) -> bool:
+        return store.provider != provider or getattr(store, block) is not None
+
+    return check
+
+
+class SecretStore(ApiModel):
+    """Where secrets come from, and which of them the service needs."""
+
+    __rules__ = (
+        *(
+            Rule(
+                rule=f"self.provider != '{provider}' || has(self.{block})",
+                message=f"provider {provider} needs the {block} block",
+                check=_provider_block_check(provider, block),
+                field_path=f".{block}",
+                reason="FieldValueRequired",
+            )
+            for provider, block in _PROVIDER_BLOCKS.items()
+        ),
+        Rule(
+            rule=(
+                "(has(self.azure) ? 1 : 0) + (has(self.aws) ? 1 : 0) + (has(self.vault) ? 1 : 0)"
+                " <= 1"
+            ),
+            message="only the block of the selected provider may be set",
+            check=lambda s: present(s.azure, s.aws, s.vault) <= 1,
+            field_path=".provider",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    backend: SecretBackend = Field(
+        description=(
+            "How secrets reach the pod: external-secrets (ExternalSecret into a Secret) or "
+            "csi (Secrets Store CSI driver volume, synced to a Secret)."
+        ),
+    )
+    provider: SecretProvider = Field(description="The secret store holding the secrets.")
+    azure: AzureKeyVault | None = Field(
+        default=None, description="Azure Key Vault settings; only with provider azure-keyvault."
+    )
+    aws: AwsSecretsManager | None = Field(
+        default=None, description="AWS settings; only with provider aws-secrets-manager."
+    )
+    vault: VaultStore | None = Field(
+        default=None, description="HashiCorp Vault settings; only with provider vault."
+    )
+    refresh_interval: Duration = Field(
+        default="1h", description="How often synced secrets are refreshed, such as 1h."
+    )
+    objects: list[StoreObject] = Field(
+        min_length=1,
+        max_length=64,
+        description="The secrets to sync.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @model_validator(mode="after")
+    def _unique_objects(self) -> SecretStore:
+        unique((o.name for o in self.objects), "store object name")
+        return self
+
+
+class Service(ApiModel):
+    """The Kubernetes Service in front of the stable and canary pods."""
+
+    type: ServiceType = Field(default="ClusterIP", description="Service type.")
+    port: Int32 = Field(default=80, ge=1, le=65535, description="Port the Service listens on.")
+    annotations: StringMap | None = Field(
+        default=None, description="Annotations of the Service (load balancer settings)."
+    )
+
+
+class IngressTLS(ApiModel):
+    """TLS of the Ingress."""
+
+    secret_name: DnsSubdomain = Field(description="Secret holding the certificate and key.")
+
+
+class Ingress(ApiModel):
+    """An Ingress exposing the service (webhooks from Stripe come in through it)."""
+
+    host: DnsSubdomain = Field(description="Host name, such as payments.example.com.")
+    path: str = Field(
+        default="/", max_length=256, pattern=HTTP_PATH_PATTERN, description="Path prefix."
+    )
+    class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="IngressClass to use; the cluster default without it.",
+    )
+    tls: IngressTLS | None = Field(default=None, description="Serve HTTPS with this certificate.")
+    annotations: StringMap | None = Field(default=None, description="Annotations of the Ingress.")
+
+
+class NetworkPolicy(ApiModel):
+    """A NetworkPolicy that admits traffic only from the listed namespaces (and the ingress)."""
+
+    enabled: bool = Field(default=True, description="Create the NetworkPolicy.")
+    allowed_namespaces: list[DnsLabel] | None = Field(
+        default=None,
+        max_length=32,
+        description="Namespaces whose pods may call the service, besides its own.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class PodDisruptionBudget(ApiModel):
+    """A PodDisruptionBudget for the service's pods: exactly one of the two limits."""
+
+    __rules__ = (
+        Rule(
+            rule="has(self.minAvailable) != has(self.maxUnavailable)",
+            message="set exactly one of minAvailable or maxUnavailable",
+            check=lambda p: present(p.min_available, p.max_unavailable) == 1,
+        ),
+    )
+
+    min_available: Int32 | None = Field(
+        default=None, ge=0, le=1000, description="Pods that must stay available."
+    )
+    max_unavailable: Int32 | None = Field(
+        default=None, ge=0, le=1000, description="Pods that may be unavailable at once."
+    )
+
+
+class Monitoring(ApiModel):
+    """Prometheus scraping of the runtime's metrics."""
+
+    service_monitor: bool = Field(
+        default=False, description="Create a Prometheus Operator ServiceMonitor."
+    )
+    path: str = Field(
+        default="/metrics", max_length=256, pattern=HTTP_PATH_PATTERN, description="Metrics path."
+    )
+    interval: Duration = Field(default="30s", description="Scrape interval.")
+    labels: StringMap | None = Field(
+        default=None, description="Labels of the ServiceMonitor (for Prometheus' selector)."
+    )
+
+
+def _store_ref_rule(path: str, python_path: tuple[str, ...]) -> Rule:
+    """Rule: a storeObject reference at ``path`` names an object of secretStore.objects."""
+    parts = f"{path}.storeObject".split(".")
+    guards = " && ".join(f"has(self.{'.'.join(parts[: i + 1])})" for i in range(len(parts)))
+
+    def check(spec: PaymentServiceSpec) -> bool:
+        node: object = spec
+        for attr in python_path:
+            node = getattr(node, attr, None)
+            if node is None:
+                return True
+        store = spec.secret_store
+        return store is not None and any(o.name == node for o in store.objects)
+
+    return Rule(
+        rule=(
+            f"!({guards}) || (has(self.secretStore) && "
+            f"self.secretStore.objects.exists(o, o.name == self.{path}.storeObject))"
+        ),
+        message=f"{path}.storeObject must name an object of secretStore.objects",
+        check=check,
+        field_path=f".{path}.storeObject",
+    )
+
+
+class PaymentServiceSpec(ApiModel):
+    """The desired state of a payment service."""
+
+    __rules__ = (
+        _store_ref_rule("stripe.secretKey", ("stripe", "secret_key", "store_object")),
+        _store_ref_rule("stripe.webhookSecret", ("stripe", "webhook_secret", "store_object")),
+        _store_ref_rule("database.url", ("database", "url", "store_object")),
+    )
+
+    image: ImageRef = Field(
+        description=(
+            "Payment runtime image with a tag or digest, such as "
+            "registry.example/payment-runtime:1.4.2. Changing it starts a rollout."
+        ),
+    )
+    replicas: Int32 = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description=(
+            "Desired pods of the stable revision (the scale subresource); the autoscaler "
+            "owns it when autoscaling is set."
+        ),
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Scale with a HorizontalPodAutoscaler."
+    )
+    resources: Resources | None = Field(
+        default=None, description="CPU and memory of the payment container."
+    )
+    env: list[EnvVar] | None = Field(
+        default=None,
+        max_length=64,
+        description="Extra plain environment variables (never secrets: use secretStore).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    stripe: Stripe = Field(description="Stripe account settings.")
+    database: Database = Field(description="PostgreSQL database and its migrations.")
+    kafka: Kafka | None = Field(
+        default=None, description="Kafka for payment events; events stay in the outbox without it."
+    )
+    secret_store: SecretStore | None = Field(
+        default=None,
+        description="External secret store (Azure Key Vault, AWS Secrets Manager, Vault).",
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="How new revisions are rolled out."
+    )
+    service: Service = Field(default_factory=Service, description="The Service of the pods.")
+    ingress: Ingress | None = Field(default=None, description="Expose the service over HTTP(S).")
+    network_policy: NetworkPolicy | None = Field(
+        default=None, description="Restrict who may call the service."
+    )
+    pod_disruption_budget: PodDisruptionBudget | None = Field(
+        default=None, description="Limit voluntary disruptions of the pods."
+    )
+    monitoring: Monitoring | None = Field(default=None, description="Prometheus scraping.")
+
+    @model_validator(mode="after")
+    def _unique_env(self) -> PaymentServiceSpec:
+        unique((e.name for e in self.env or ()), "env name")
+        return self

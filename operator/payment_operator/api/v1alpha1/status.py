@@ -1,0 +1,200 @@
+"""The observed state of a PaymentService, written only by the operator (and user commands).
+
+``phase`` is a one-word summary for humans and Argo CD; ``conditions`` follow the
+metav1.Condition shape and kstatus (``Ready``, ``Reconciling``, ``Stalled``) so ``kubectl
+wait`` and Argo CD read them right.  ``kopf`` holds Kopf's progress and diff base.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from payment_operator.api.v1alpha1.base import ApiModel, Int32, Int64, unique
+
+Phase = Literal["Pending", "Progressing", "Healthy", "Paused", "Degraded"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive"]
+MigrationPhase = Literal["Running", "Succeeded", "Failed"]
+CommandAction = Literal["promote", "promoteFull", "abort", "retry"]
+
+#: Condition types the operator maintains.
+CONDITION_TYPES = (
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Progressing",
+    "Degraded",
+    "SecretsReady",
+    "MigrationsApplied",
+    "TopicsReady",
+)
+
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class StatusModel(ApiModel):
+    """Base of status models: tolerant of fields written by newer operators."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
+    """One aspect of the current state, in the shape of metav1.Condition."""
+
+    type: str = Field(
+        max_length=316,
+        pattern=CONDITION_TYPE_PATTERN,
+        description="Type of the condition, such as Ready.",
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: Int64 | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was set for."
+    )
+    last_transition_time: datetime = Field(
+        description="When the status last changed from one value to another."
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=CONDITION_REASON_PATTERN,
+        description="CamelCase reason for the last transition.",
+    )
+    message: str = Field(max_length=32768, description="Human-readable details of the transition.")
+
+
+class AnalysisStatus(StatusModel):
+    """Progress of the analysis of the current canary step."""
+
+    phase: AnalysisPhase | None = Field(default=None, description="Outcome so far.")
+    successes: Int32 = Field(default=0, ge=0, description="Successful measurements.")
+    failures: Int32 = Field(default=0, ge=0, description="Failed measurements.")
+    inconclusive: Int32 = Field(default=0, ge=0, description="Inconclusive measurements.")
+    started_at: datetime | None = Field(default=None, description="When the analysis started.")
+    last_measured_at: datetime | None = Field(
+        default=None, description="Time of the last measurement."
+    )
+    message: str | None = Field(
+        default=None, max_length=4096, description="Last measured values or the failure."
+    )
+
+
+class CanaryStatus(StatusModel):
+    """Where the canary stands; the state machine resumes from it after a restart."""
+
+    step_index: Int32 = Field(
+        default=0, ge=0, description="Index of the current step in rollout.canary.steps."
+    )
+    step_started_at: datetime | None = Field(
+        default=None, description="When the current step began."
+    )
+    weight: Int32 = Field(
+        default=0, ge=0, le=100, description="Weight requested by the steps so far."
+    )
+    actual_weight: Int32 = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Weight actually served: ready canary pods over all ready pods.",
+    )
+    paused: bool = Field(default=False, description="The canary waits at a pause step.")
+    aborted: bool = Field(default=False, description="The canary was aborted; stable serves alone.")
+    analysis: AnalysisStatus | None = Field(
+        default=None, description="Analysis of the current step."
+    )
+
+
+class MigrationStatus(StatusModel):
+    """The last schema migration Job."""
+
+    revision: str | None = Field(
+        default=None, max_length=64, description="Revision the migration ran for."
+    )
+    job: str | None = Field(default=None, max_length=253, description="Name of the migration Job.")
+    phase: MigrationPhase | None = Field(default=None, description="State of the Job.")
+    applied_at: datetime | None = Field(default=None, description="When the migration succeeded.")
+
+
+class Command(StatusModel):
+    """A user command written through the status subresource (by the kubectl plugin)."""
+
+    action: CommandAction = Field(
+        description=(
+            "promote (skip the current pause or analysis), promoteFull (skip all steps), "
+            "abort (back to stable) or retry (restart an aborted rollout)."
+        ),
+    )
+    requested_at: datetime = Field(description="When the command was given; newer ones win.")
+    requested_by: str | None = Field(
+        default=None, max_length=256, description="Who gave the command."
+    )
+
+
+class PaymentServiceStatus(StatusModel):
+    """The observed state of a payment service."""
+
+    observed_generation: Int64 | None = Field(
+        default=None, ge=0, description="metadata.generation the operator last acted on."
+    )
+    phase: Phase | None = Field(
+        default=None, description="One-word summary for humans and Argo CD."
+    )
+    message: str | None = Field(
+        default=None, max_length=32768, description="Why the service is not Healthy, if it is not."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=32,
+        description="Current conditions (Ready, Reconciling, Stalled, Degraded, ...).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: Int32 | None = Field(
+        default=None,
+        ge=0,
+        description="Pods of the service, stable and canary (scale subresource).",
+    )
+    ready_replicas: Int32 | None = Field(default=None, ge=0, description="Ready pods.")
+    updated_replicas: Int32 | None = Field(
+        default=None, ge=0, description="Pods of the newest revision."
+    )
+    selector: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Label selector of the pods, for the scale subresource.",
+    )
+    stable_revision: str | None = Field(
+        default=None, max_length=64, description="Revision serving production traffic."
+    )
+    canary_revision: str | None = Field(
+        default=None, max_length=64, description="Revision being rolled out, if any."
+    )
+    stable_image: str | None = Field(
+        default=None, max_length=512, description="Image of the stable revision."
+    )
+    canary_image: str | None = Field(
+        default=None, max_length=512, description="Image of the canary revision."
+    )
+    canary: CanaryStatus | None = Field(default=None, description="Progress of the canary.")
+    migration: MigrationStatus | None = Field(default=None, description="The last migration.")
+    command: Command | None = Field(default=None, description="The latest user command.")
+    last_handled_command_at: datetime | None = Field(
+        default=None, description="requestedAt of the last command the operator carried out."
+    )
+    kopf: dict[str, Any] | None = Field(
+        default=None, description="Kopf's own progress and diff-base storage."
+    )
+
+    @model_validator(mode="after")
+    def _unique_conditions(self) -> PaymentServiceStatus:
+        unique((c.type for c in self.conditions or ()), "condition type")
+        return self
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of this type, if set."""
+        return next((c for c in self.conditions or () if c.type == type_), None)

@@ -1,0 +1,164 @@
+"""Identity of every child: names, labels, selectors, owner references, canonical values.
+
+Every child a builder emits carries the same metadata, made here and only here:
+
+* ``metadata.labels`` are :func:`child_labels` and nothing else.  The CR's own labels are
+  never copied (Argo CD label tracking would then claim, and prune, the children).
+* exactly one ``ownerReference``: the PaymentService, as controller, set directly.
+* the PaymentService's namespace.
+
+Selectors are chosen once and never change: :func:`selector_labels` picks every pod of the
+service (stable and canary); a Deployment adds its track to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from payment_operator.api.v1alpha1 import API_VERSION, KIND, PaymentService
+
+#: ``app.kubernetes.io/name`` of every child and pod.
+APP_NAME = "payment-service"
+MANAGED_BY = "paydeck-operator"
+PART_OF = "paydeck"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+#: Names the PaymentService a child belongs to (the reconciler prunes by it).
+LABEL_PAYMENT_SERVICE = "paydeck.dev/paymentservice"
+#: ``stable`` or (later) ``canary``: which Deployment a pod belongs to.
+LABEL_TRACK = "paydeck.dev/track"
+#: The :func:`~payment_operator.builders.workload.revision` of a pod's template.
+LABEL_REVISION = "paydeck.dev/revision"
+#: Hash of the ConfigMap's data on the pod template: a config change rolls the pods.
+ANNOTATION_CONFIG_HASH = "paydeck.dev/config-hash"
+
+TRACK_STABLE = "stable"
+
+#: Ports of the payment runtime container.
+HTTP_PORT = 8080
+METRICS_PORT = 9090
+HTTP_PORT_NAME = "http"
+METRICS_PORT_NAME = "metrics"
+CONTAINER_NAME = "payment-runtime"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which optional APIs the cluster serves; builders skip children of missing ones."""
+
+    prometheus_operator: bool = False  # monitoring.coreos.com/v1
+    external_secrets: bool = False  # external-secrets.io/v1beta1
+    secrets_store_csi: bool = False  # secrets-store.csi.x-k8s.io/v1
+    strimzi: bool = False  # kafka.strimzi.io/v1beta2
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the builders need to know besides the PaymentService: the cluster around it."""
+
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    #: Namespace of the ingress gateway allowed in by the NetworkPolicy.
+    gateway_namespace: str = "ingress"
+    #: Namespace of Prometheus, allowed to the metrics port when monitoring is set.
+    monitoring_namespace: str = "monitoring"
+
+
+def name(ps: PaymentService) -> str:
+    """The PaymentService's name (every child is named after it)."""
+    if not ps.metadata.name:
+        raise ValueError("PaymentService has no metadata.name")
+    return ps.metadata.name
+
+
+def namespace(ps: PaymentService) -> str:
+    """The PaymentService's namespace (every child lives in it)."""
+    if not ps.metadata.namespace:
+        raise ValueError("PaymentService has no metadata.namespace")
+    return ps.metadata.namespace
+
+
+def stable_deployment_name(ps: PaymentService) -> str:
+    """Name of the Deployment running the stable revision."""
+    return name(ps)
+
+
+def config_map_name(ps: PaymentService) -> str:
+    """Name of the ConfigMap of non-secret settings."""
+    return f"{name(ps)}-config"
+
+
+def secrets_name(ps: PaymentService) -> str:
+    """Name of the Secret the secret store binding syncs (one key per store object)."""
+    return f"{name(ps)}-secrets"
+
+
+def selector_labels(ps: PaymentService) -> dict[str, str]:
+    """Labels that select every pod of this service, stable and canary alike."""
+    return {LABEL_NAME: APP_NAME, LABEL_INSTANCE: name(ps)}
+
+
+def selector(ps: PaymentService) -> str:
+    """:func:`selector_labels` as a label-selector string (for ``status.selector``)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(ps).items()))
+
+
+def child_labels(ps: PaymentService) -> dict[str, str]:
+    """The labels every child carries, and only these."""
+    return {
+        LABEL_NAME: APP_NAME,
+        LABEL_INSTANCE: name(ps),
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_PART_OF: PART_OF,
+        LABEL_PAYMENT_SERVICE: name(ps),
+    }
+
+
+def owner_reference(ps: PaymentService) -> dict[str, Any]:
+    """The one owner reference of every child: the PaymentService, as controller."""
+    if not ps.metadata.uid:
+        raise ValueError("PaymentService has no metadata.uid")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": name(ps),
+        "uid": ps.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def object_meta(
+    ps: PaymentService,
+    child_name: str,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``metadata`` of a child: name, namespace, labels, owner, optional annotations.
+
+    ``extra_labels`` are only for labels another controller requires to act on the child
+    (Prometheus' selectors, Strimzi's cluster label); they never override the child labels.
+    """
+    labels = {**(extra_labels or {}), **child_labels(ps)}
+    meta: dict[str, Any] = {
+        "name": child_name,
+        "namespace": namespace(ps),
+        "labels": labels,
+        "ownerReferences": [owner_reference(ps)],
+    }
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def short_hash(value: Any, length: int = 10) -> str:
+    """A short, stable hex digest of a JSON-able value (key order does not matter)."""
+    payload = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]

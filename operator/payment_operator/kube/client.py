@@ -1,0 +1,155 @@
+"""A small synchronous REST client over the official ``kubernetes`` ApiClient.
+
+It speaks the verbs the operator needs (get, list, server-side apply, merge-patch of
+status, delete with preconditions, create) on raw dicts, and turns API errors into
+:class:`KubeError` with the HTTP status and the server's reason.  Handlers call it from
+Kopf's thread pool, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from payment_operator.kube.resources import Resource
+
+FIELD_MANAGER = "paydeck-operator"
+Obj = dict[str, Any]
+
+
+@dataclass
+class KubeError(Exception):
+    """An API call that failed: HTTP status (0 when unreachable), reason and message."""
+
+    status: int
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}: {self.message}"
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (0, 409, 429) or self.status >= 500
+
+
+def _error(exc: Exception) -> KubeError:
+    if isinstance(exc, ApiException):
+        reason, message = exc.reason or "Error", str(exc.body or "")
+        try:
+            payload = json.loads(exc.body or "{}")
+            reason = payload.get("reason") or reason
+            message = payload.get("message") or message
+        except (TypeError, ValueError):
+            pass
+        return KubeError(int(exc.status or 0), str(reason), message)
+    return KubeError(0, "Unreachable", f"{type(exc).__name__}: {exc}")
+
+
+class Kube:
+    """Raw-dict access to the API server, one field manager for every apply."""
+
+    def __init__(self, api_client: k8s.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+        self.api_client = api_client
+        self.field_manager = field_manager
+
+    @classmethod
+    def from_environment(cls, kubeconfig: str | None = None) -> Kube:
+        if kubeconfig:
+            return cls(k8s_config.new_client_from_config(config_file=kubeconfig))
+        try:
+            k8s_config.load_incluster_config()
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config()
+        return cls(k8s.ApiClient())
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30,
+    ) -> Obj:
+        try:
+            response = self.api_client.call_api(
+                path, method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=timeout,
+            )
+        except Exception as exc:  # urllib3 errors, timeouts, ApiException
+            raise _error(exc) from exc
+        data = response.data
+        return json.loads(data) if data else {}
+
+    # ---- verbs ---------------------------------------------------------------------------
+
+    def get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
+        try:
+            return self.request("GET", resource.path(namespace, name))
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list(self, resource: Resource, namespace: str | None, selector: str = "") -> list[Obj]:
+        query = {"labelSelector": selector} if selector else {}
+        try:
+            items = self.request("GET", resource.collection(namespace), query=query)
+        except KubeError as err:
+            if err.status == 404:  # the kind is not installed in this cluster
+                return []
+            raise
+        return list(items.get("items", []))
+
+    def apply(self, manifest: Mapping[str, Any], resource: Resource) -> Obj:
+        """Server-side apply with this operator's field manager, taking over conflicts."""
+        meta = manifest["metadata"]
+        return self.request(
+            "PATCH", resource.path(meta.get("namespace"), meta["name"]),
+            query={"fieldManager": self.field_manager, "force": "true"},
+            body=manifest, content_type="application/apply-patch+yaml",
+        )
+
+    def patch_status(self, resource: Resource, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the status subresource (resourceVersion in the patch guards it)."""
+        return self.request(
+            "PATCH", resource.path(namespace, name) + "/status",
+            body=patch, content_type="application/merge-patch+json",
+        )
+
+    def delete(self, resource: Resource, namespace: str | None, name: str, uid: str) -> None:
+        body = {"kind": "DeleteOptions", "apiVersion": "v1",
+                "preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        try:
+            self.request("DELETE", resource.path(namespace, name), body=body)
+        except KubeError as err:
+            if err.status not in (404, 409):
+                raise
+
+    def create(self, resource: Resource, namespace: str | None, body: Obj) -> Obj:
+        return self.request("POST", resource.collection(namespace), body=body)
+
+    def has_api(self, api_version: str) -> bool:
+        """Whether the cluster serves a group/version (e.g. monitoring.coreos.com/v1)."""
+        path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        try:
+            self.request("GET", path, timeout=10)
+        except KubeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True

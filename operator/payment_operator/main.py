@@ -1,0 +1,50 @@
+"""The ``payment-operator`` command: run the Kopf operator with metrics and liveness."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kopf
+from prometheus_client import start_http_server
+
+from payment_operator import handlers
+from payment_operator.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="payment-operator", description=__doc__)
+    parser.add_argument("-n", "--namespace", action="append", default=None,
+                        help="namespace to watch (repeatable); all namespaces by default")
+    parser.add_argument("--standalone", action="store_true", default=None,
+                        help="no peering: only for a single replica or a local run")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, object] = {}
+    if args.namespace:
+        overrides["namespaces"] = args.namespace
+    if args.standalone:
+        overrides["standalone"] = True
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    handlers.Runtime.settings = settings
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    start_http_server(settings.metrics_port)
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces or None,
+        standalone=settings.standalone,
+        peering_name=settings.peering_name,
+        priority=settings.priority,
+        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

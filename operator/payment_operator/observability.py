@@ -1,0 +1,15 @@
+"""The operator's own Prometheus metrics: reconcile count, duration, errors, writes."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECONCILES = Counter(
+    "paydeck_reconcile_total", "Reconcile passes by trigger and result", ["trigger", "result"]
+)
+DURATION = Histogram(
+    "paydeck_reconcile_duration_seconds", "Duration of reconcile passes", ["trigger"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ERRORS = Counter("paydeck_reconcile_errors_total", "Failed reconcile passes by reason", ["reason"])
+WRITES = Counter("paydeck_child_writes_total", "Children created, updated or pruned", ["action"])

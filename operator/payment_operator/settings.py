@@ -1,0 +1,31 @@
+"""Operator settings from the environment (PAYDECK_*), with production defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """How the operator runs: scope, timing, limits, endpoints."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYDECK_")
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; every namespace when empty."
+    )
+    resync_seconds: float = Field(default=60.0, gt=0, description="Drift-check timer interval.")
+    worker_limit: int = Field(default=20, ge=1, description="Concurrent object workers in Kopf.")
+    thread_workers: int = Field(default=8, ge=1, description="Threads for synchronous API calls.")
+    metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
+    liveness_port: int = Field(default=8080, description="Port of the /healthz endpoint.")
+    gateway_namespace: str = Field(
+        default="ingress", description="Namespace of the ingress gateway the NetworkPolicy admits."
+    )
+    standalone: bool = Field(
+        default=False, description="Skip peering (only for a single replica or local runs)."
+    )
+    peering_name: str = Field(default="paydeck", description="Kopf peering object name.")
+    priority: int | None = Field(
+        default=None, description="Peering priority; a random one when unset."
+    )

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: PostgreSQL, Stripe, Kafka and secret stores."""

@@ -1,0 +1,161 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, at least once.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` (several relays can run), produced with
+confluent-kafka's idempotent producer (``acks=all``), keyed by payment id with the event
+id in a header and the payload, and marked published only after Kafka acknowledged
+them. If Kafka is down nothing is marked, the transaction rolls back, and the rows wait:
+payments never depend on Kafka.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaError, Message, Producer
+
+from payment_runtime.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap_servers: str, message_timeout_ms: int) -> Producer:
+    """An idempotent producer: no duplicates or reordering from its own retries."""
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.timeout.ms": message_timeout_ms,
+            "linger.ms": 5,
+            "client.id": "payment-runtime-relay",
+            "logger": logging.getLogger("payment_runtime.kafka"),
+        }
+    )
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka in batches."""
+
+    def __init__(
+        self,
+        dsn: str,
+        producer: Producer,
+        metrics: Metrics,
+        *,
+        batch_size: int = 200,
+        flush_timeout: float = 30.0,
+    ) -> None:
+        self._dsn = dsn
+        self._producer = producer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._flush_timeout = flush_timeout
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn)
+        return self._conn
+
+    def relay_once(self) -> int:
+        """Publish one batch; returns how many events Kafka acknowledged."""
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT id, event_id, topic, message_key, payload FROM outbox"
+                    " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (self._batch_size,),
+                ).fetchall()
+                if not rows:
+                    self._update_lag(conn)
+                    return 0
+                delivered: list[int] = []
+                failed: list[KafkaError] = []
+
+                def on_delivery(err: KafkaError | None, msg: Message, *, row_id: int) -> None:
+                    if err is None:
+                        delivered.append(row_id)
+                    else:
+                        failed.append(err)
+
+                for row_id, event_id, topic, key, payload in rows:
+                    self._producer.produce(
+                        topic,
+                        key=str(key).encode(),
+                        value=json.dumps(payload, separators=(",", ":")).encode(),
+                        headers={"event_id": str(event_id).encode()},
+                        on_delivery=functools.partial(on_delivery, row_id=row_id),
+                    )
+                    self._producer.poll(0)
+                self._producer.flush(self._flush_timeout)
+                if delivered:
+                    conn.execute(
+                        "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,)
+                    )
+                if failed or len(delivered) < len(rows):
+                    self._metrics.outbox_publish_errors.inc(len(rows) - len(delivered))
+                    log.warning(
+                        "kafka did not acknowledge every event",
+                        extra={"pending": len(rows) - len(delivered), "error": str(failed[:1])},
+                    )
+                self._metrics.outbox_published.inc(len(delivered))
+            self._update_lag(conn)
+            return len(delivered)
+        except psycopg.OperationalError:
+            self._conn = None
+            raise
+
+    def _update_lag(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+            " FROM outbox WHERE published_at IS NULL"
+        ).fetchone()
+        if row:
+            self._metrics.outbox_pending.set(int(row[0]))
+            self._metrics.outbox_lag.set(float(row[1]))
+        conn.commit()
+
+    def run(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
+        """Relay until ``stop`` is set; errors back off and retry, never crash the loop."""
+        backoff = poll_interval
+        while not stop.is_set():
+            try:
+                sent = self.relay_once()
+                backoff = poll_interval
+                if sent:
+                    continue  # more may be waiting
+            except Exception:
+                log.exception("outbox relay iteration failed")
+                backoff = min(backoff * 2, 10.0)
+            stop.wait(backoff)
+        self.close()
+
+    def close(self) -> None:
+        self._producer.flush(5)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def drain(relay: OutboxRelay, deadline_seconds: float) -> int:
+    """Relay until the outbox is empty or the deadline passes (tests, the CLI ``--once``)."""
+    total = 0
+    end = time.monotonic() + deadline_seconds
+    while time.monotonic() < end:
+        sent = relay.relay_once()
+        total += sent
+        if sent == 0:
+            conn = relay._connection()
+            row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+            conn.commit()
+            if row and int(row[0]) == 0:
+                break
+            time.sleep(0.2)
+    return total

@@ -1,0 +1,1 @@
+"""The HTTP API: a Starlette ASGI app with schemas, auth, health, metrics and OpenAPI."""

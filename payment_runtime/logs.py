@@ -1,0 +1,107 @@
+"""JSON logging with redaction of secrets, tokens and personal data.
+
+Redaction happens in the formatter, on the final text of every record, so nothing a
+handler writes can carry: a registered secret value (every value a secret provider
+returned), a bearer token or JWT, a Stripe key, a password in a URL, an e-mail address
+or a card-number-like digit run. Fields whose names say they are sensitive are masked
+whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_secrets_re: re.Pattern[str] | None = None
+
+_PATTERNS: list[re.Pattern[str]] = [
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWT
+    re.compile(r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+"),  # Stripe keys
+    re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"),  # Stripe webhook secrets
+    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
+    re.compile(r"(?i)\bpassword=[^\s&]+"),
+    re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),  # e-mail
+    re.compile(r"\b(?:\d[ -]?){13,19}\b"),  # card-number-like digit runs
+]
+
+SENSITIVE_FIELD = re.compile(
+    r"(?i)(secret|token|password|passwd|authorization|api_key|apikey|cookie|"
+    r"card|cvc|email|phone|signature|dsn|database_url)"
+)
+
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+def register_secret(value: str) -> None:
+    """Never print ``value`` (or any line containing it) in a log line again."""
+    global _secrets_re
+    if len(value) < 4:
+        return  # too short to redact without mangling ordinary text
+    with _secrets_lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _secrets_re = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """``text`` with registered secrets and sensitive patterns masked."""
+    pattern = _secrets_re
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    for regex in _PATTERNS:
+        text = regex.sub(REDACTED, text)
+    return text
+
+
+def _clean(key: str, value: Any) -> Any:
+    if SENSITIVE_FIELD.search(key):
+        return REDACTED
+    if isinstance(value, dict):
+        return {str(k): _clean(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(key, v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                document[key] = _clean(key, value)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(document, default=str, ensure_ascii=False))
+
+
+def configure(level: str = "INFO") -> None:
+    """Route the root logger (and uvicorn's) to stdout as redacted JSON."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

@@ -1,0 +1,67 @@
+"""Runtime configuration, read from the environment with the ``PAYMENT_`` prefix.
+
+Secret values (database URL, Stripe keys) are not settings: they come from a secret
+provider (see :mod:`payment_runtime.adapters.secrets`), which may be the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The Stripe API version this code was written and tested against.
+STRIPE_API_VERSION = "2026-02-25.clover"
+
+
+class Settings(BaseSettings):
+    """Everything the runtime can be told, with production-safe defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYMENT_", extra="ignore")
+
+    # Secrets: where they come from, and under which names.
+    secrets_provider: Literal["env", "files", "azure-keyvault", "aws-secrets-manager"] = "env"
+    secrets_dir: str = "/mnt/secrets"
+    azure_vault_url: str | None = None
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    secret_name_database_url: str = "DATABASE_URL"  # noqa: S105
+    secret_name_stripe_api_key: str = "STRIPE_API_KEY"  # noqa: S105 - a name, not a value
+    secret_name_stripe_webhook_secret: str = "STRIPE_WEBHOOK_SECRET"  # noqa: S105
+
+    # Database.
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    db_pool_timeout_seconds: float = 10.0
+    idempotency_lock_timeout_seconds: float = 60.0
+
+    # Stripe.
+    stripe_api_version: str = STRIPE_API_VERSION
+    stripe_api_base: str | None = None  # e.g. http://localhost:12111 for stripe-mock
+    stripe_timeout_seconds: float = 10.0
+    stripe_max_network_retries: int = 2
+    stripe_webhook_tolerance_seconds: int = 300
+
+    # Kafka outbox relay.
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_topic: str = "payment.events"
+    kafka_message_timeout_ms: int = 30_000
+    relay_batch_size: int = 200
+    relay_poll_interval_seconds: float = 0.5
+    relay_in_process: bool = False  # run the relay as a thread inside `serve`
+
+    # Auth (OIDC JWT bearer tokens).
+    jwks_url: str | None = None  # https://issuer/.well-known/jwks.json or file:///path
+    jwt_issuer: str = "https://auth.paydeck.invalid/"
+    jwt_audience: str = "payment-runtime"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    jwt_roles_claim: str = "roles"
+    jwt_leeway_seconds: int = 30
+
+    # HTTP.
+    host: str = "0.0.0.0"  # noqa: S104 - the container listens on all interfaces
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024
+    graceful_shutdown_seconds: int = 25
+    log_level: str = "INFO"
