@@ -101,6 +101,7 @@ def _fetch_locked(version: str) -> None:
         subprocess.run(
             [
                 "mvn",
+                "-Dstyle.color=never",
                 "-B",
                 "-q",
                 "-f",
@@ -235,6 +236,11 @@ class KafkaBroker:
         self._formatted = True
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id (also its process group id) while it runs."""
+        return self._process.pid if self.running and self._process is not None else None
 
     @property
     def running(self) -> bool:

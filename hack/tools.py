@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,10 +224,18 @@ def ensure(names: list[str] | None = None) -> None:
     for name in names or list(TOOLS):
         tool = TOOLS[name]
         if tool.built():
-            print(f"{name} {tool.version}: cached in {tool.home}", file=sys.stderr)
             continue
-        print(f"{name} {tool.version}: building (cold)", file=sys.stderr, flush=True)
-        BUILDERS[name](tool)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # One builder per tool across processes (a test session and `make tools`, say).
+        with (CACHE / f".{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if tool.built():
+                continue
+            print(f"{name} {tool.version}: building (cold)", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            BUILDERS[name](tool)
+            took = time.monotonic() - started
+            print(f"{name} {tool.version}: built in {took:.0f}s", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

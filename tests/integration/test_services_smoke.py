@@ -1,19 +1,27 @@
 """Smoke tests proving each service fixture is the real thing, reached over the network.
 
 A row goes into PostgreSQL and comes back; a message goes through a Kafka topic, also across
-a broker restart; stripe-mock answers the official ``stripe`` SDK; moto stores a secret.
+a broker restart; stripe-mock answers the official ``stripe`` SDK; moto stores a secret.  The
+teardown the fixtures run leaves no process group and no directory behind.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import psycopg
 import pytest
 import stripe
 from confluent_kafka import Consumer, KafkaException, Producer
+
+from tests.fixtures.kafka import start_kafka
+from tests.fixtures.postgres import start_postgres
+from tests.fixtures.stripe_mock import start_stripe_mock
 
 pytestmark = pytest.mark.integration
 
@@ -84,11 +92,9 @@ def test_kafka_survives_stop_and_start(kafka) -> None:
     kafka.stop()
     try:
         producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 2000})
-        producer.produce(topic, value=b"lost")
-        assert producer.flush(10) == 0
         failures: list[object] = []
         producer.produce(topic, value=b"lost", on_delivery=lambda e, _m: failures.append(e))
-        producer.flush(10)
+        assert producer.flush(30) == 0
         assert failures and failures[0] is not None, "a stopped broker accepted a message"
     finally:
         kafka.start()
@@ -120,3 +126,28 @@ def test_moto_stores_and_returns_a_secret(moto_server) -> None:
     assert moto_server.endpoint_url.startswith("http://127.0.0.1:")
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_secret_value(SecretId=f"{name}-missing")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "start",
+    [start_postgres, start_kafka, start_stripe_mock],
+    ids=["postgres", "kafka", "stripe-mock"],
+)
+def test_teardown_leaves_no_process_or_directory(start: Callable[[], Any]) -> None:
+    server = start()
+    pid, workdir = server.pid, server.workdir
+    try:
+        assert pid is not None and _group_alive(pid)
+        assert workdir.is_dir()
+    finally:
+        server.close()
+    assert not _group_alive(pid), f"process group {pid} outlived close()"
+    assert not workdir.exists(), f"{workdir} outlived close()"

@@ -1,0 +1,21 @@
+"""Run every benchmark: ``python -m bench [operator|runtime]``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = {"operator": "bench.operator_resync", "runtime": "bench.runtime"}
+
+
+def main() -> int:
+    wanted = sys.argv[1:] or list(BENCHES)
+    for name in wanted:
+        module = importlib.import_module(BENCHES[name])
+        print(f"== {name} ==", flush=True)
+        module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""The Starlette application: routes, error responses, health, metrics and OpenAPI.
+
+Every error leaves as ``{"error": {"code": ..., "message": ...}}`` with a stable,
+machine-readable ``code``. Mutating routes require an ``Idempotency-Key``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from payment_runtime import migrations
+from payment_runtime.adapters import postgres
+from payment_runtime.adapters.secrets import RuntimeSecrets
+from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
+from payment_runtime.api import openapi, schemas
+from payment_runtime.api.auth import PROCESS, READ, REFUND, Authenticator, KeySource, Role
+from payment_runtime.domain import idempotency, providers
+from payment_runtime.domain.money import Money, MoneyError
+from payment_runtime.errors import ApiError
+from payment_runtime.metrics import Metrics
+from payment_runtime.service import KeyRequest, Outcome, PaymentService
+from payment_runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Runtime:
+    """What the handlers need, built in the app's lifespan."""
+
+    settings: Settings
+    metrics: Metrics
+    authenticator: Authenticator
+    webhook_secret: str
+    service: PaymentService | None = None
+    pool: Any = None
+
+
+def _error(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def _outcome_label(status: int, body: Any) -> str:
+    if status >= 500:
+        return "error"
+    if status == 402 or (isinstance(body, dict) and body.get("status") == "failed"):
+        return "declined"
+    if status >= 400:
+        return "rejected"
+    return "success"
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _svc(request: Request) -> PaymentService:
+    service = _rt(request).service
+    if service is None:
+        raise ApiError(503, "not_ready", "the service is starting")
+    return service
+
+
+def endpoint(route: str, operation: str | None = None) -> Callable[[Handler], Handler]:
+    """Wrap a handler: error responses, latency histogram, payment outcome counter."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            metrics = _rt(request).metrics
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = _error(exc)
+            except Exception:
+                log.exception("unhandled error", extra={"route": route})
+                response = _error(ApiError(500, "internal_error", "internal error"))
+            metrics.http_duration.labels(request.method, route, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
+            if operation is not None:
+                body: Any = None
+                if isinstance(response, JSONResponse) and response.status_code < 300:
+                    body = json.loads(bytes(response.body))
+                metrics.payment_requests.labels(
+                    operation, _outcome_label(response.status_code, body)
+                ).inc()
+            return response
+
+        return run
+
+    return wrap
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"request bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_json(request: Request, model: type[M], *, optional: bool = False) -> tuple[M, Any]:
+    raw = await _read_body(request, _rt(request).settings.max_body_bytes)
+    if not raw.strip() and optional:
+        data: Any = {}
+    else:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send application/json")
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    try:
+        return model.model_validate(data), data
+    except ValidationError as exc:
+        # Field locations and error types only: never echo the (possibly personal) input.
+        details = {
+            "fields": [
+                {"field": ".".join(str(p) for p in e["loc"]), "type": e["type"]}
+                for e in exc.errors()
+            ]
+        }
+        raise ApiError(422, "validation_error", "the request body is invalid", details) from exc
+
+
+def _payment_id(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["payment_id"])
+    except ValueError as exc:
+        raise ApiError(404, "payment_not_found", "no such payment") from exc
+
+
+async def _authorize(request: Request, allowed: frozenset[Role]) -> str:
+    authn = _rt(request).authenticator
+    principal = await authn.authenticate(request.headers.get("authorization"))
+    authn.require(principal, allowed)
+    return principal.subject
+
+
+def _key_request(request: Request, subject: str, body: Any) -> KeyRequest:
+    try:
+        key = idempotency.validate_key(request.headers.get("idempotency-key"))
+    except idempotency.IdempotencyError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    path = request.url.path
+    return KeyRequest(
+        subject, key, request.method, path, idempotency.fingerprint(request.method, path, body)
+    )
+
+
+def _respond(outcome: Outcome) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+
+# --- payment routes -------------------------------------------------------------------
+
+
+@endpoint("/api/v1/payments", "create")
+async def create_payment(request: Request) -> Response:
+    subject = await _authorize(request, PROCESS)
+    _key_request(request, subject, None)  # refuse a missing/invalid key before the body
+    body, raw = await _read_json(request, schemas.CreatePayment)
+    try:
+        money = Money.of(body.amount, body.currency)
+    except MoneyError as exc:
+        raise ApiError(422, exc.code, exc.message) from exc
+    req = _key_request(request, subject, raw)
+    outcome = await _svc(request).create_payment(
+        req, money, body.customer, body.payment_method, body.description
+    )
+    return _respond(outcome)
+
+
+@endpoint("/api/v1/payments/{payment_id}")
+async def get_payment(request: Request) -> Response:
+    await _authorize(request, READ)
+    return JSONResponse(await _svc(request).get(_payment_id(request)))
+
+
+@endpoint("/api/v1/payments/{payment_id}/capture", "capture")
+async def capture_payment(request: Request) -> Response:
+    subject = await _authorize(request, PROCESS)
+    _, raw = await _read_json(request, schemas.Empty, optional=True)
+    req = _key_request(request, subject, raw)
+    return _respond(await _svc(request).capture(req, _payment_id(request)))
+
+
+@endpoint("/api/v1/payments/{payment_id}/cancel", "cancel")
+async def cancel_payment(request: Request) -> Response:
+    subject = await _authorize(request, PROCESS)
+    _, raw = await _read_json(request, schemas.Empty, optional=True)
+    req = _key_request(request, subject, raw)
+    return _respond(await _svc(request).cancel(req, _payment_id(request)))
+
+
+@endpoint("/api/v1/payments/{payment_id}/refunds", "refund")
+async def refund_payment(request: Request) -> Response:
+    subject = await _authorize(request, REFUND)
+    body, raw = await _read_json(request, schemas.CreateRefund, optional=True)
+    req = _key_request(request, subject, raw)
+    return _respond(await _svc(request).refund(req, _payment_id(request), body.amount))
+
+
+@endpoint("/api/v1/payments/providers/{country}")
+async def payment_providers(request: Request) -> Response:
+    await _authorize(request, READ)
+    country = request.path_params["country"]
+    try:
+        methods = providers.methods_for(country)
+    except providers.CountryError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    return JSONResponse({"country": country.upper(), "payment_methods": methods})
+
+
+@endpoint("/webhooks/stripe")
+async def stripe_webhook(request: Request) -> Response:
+    runtime = _rt(request)
+    payload = await _read_body(request, runtime.settings.max_body_bytes)
+    signature = request.headers.get("stripe-signature")
+    if not signature:
+        raise ApiError(400, "signature_missing", "the Stripe-Signature header is required")
+    try:
+        verify_webhook(
+            payload,
+            signature,
+            runtime.webhook_secret,
+            runtime.settings.stripe_webhook_tolerance_seconds,
+        )
+        event = json.loads(payload)
+    except ValueError as exc:
+        runtime.metrics.webhook_events.labels("unknown", "invalid_signature").inc()
+        raise ApiError(400, "invalid_signature", "the webhook signature is not valid") from exc
+    verdict = await _svc(request).handle_webhook(event)
+    runtime.metrics.webhook_events.labels(str(event.get("type")), verdict).inc()
+    log.info("webhook", extra={"event_id": event.get("id"), "verdict": verdict})
+    return JSONResponse({"received": True, "result": verdict})
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    runtime = _rt(request)
+    expected = migrations.expected_version()
+    if runtime.pool is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    try:
+        async with runtime.pool.connection(timeout=2) as conn:
+            cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
+            row = await cur.fetchone()
+    except Exception:
+        return JSONResponse({"status": "database_unavailable"}, status_code=503)
+    version = int(row["v"]) if row else 0
+    body = {"status": "ready", "schema_version": version, "expected_version": expected}
+    if version < expected:
+        body["status"] = "migrations_pending"
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(body)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    runtime = _rt(request)
+    if runtime.pool is not None:
+        with contextlib.suppress(Exception):
+            async with runtime.pool.connection(timeout=2) as conn:
+                pending, lag = await postgres.outbox_stats(conn)
+            runtime.metrics.outbox_pending.set(pending)
+            runtime.metrics.outbox_lag.set(lag)
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi_document(request: Request) -> Response:
+    return JSONResponse(openapi.document())
+
+
+ROUTES = [
+    Route("/api/v1/payments", create_payment, methods=["POST"]),
+    Route("/api/v1/payments/providers/{country}", payment_providers, methods=["GET"]),
+    Route("/api/v1/payments/{payment_id}", get_payment, methods=["GET"]),
+    Route("/api/v1/payments/{payment_id}/capture", capture_payment, methods=["POST"]),
+    Route("/api/v1/payments/{payment_id}/cancel", cancel_payment, methods=["POST"]),
+    Route("/api/v1/payments/{payment_id}/refunds", refund_payment, methods=["POST"]),
+    Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/health/ready", ready, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/openapi.json", openapi_document, methods=["GET"]),
+]
+
+
+def create_app(
+    settings: Settings,
+    secrets: RuntimeSecrets,
+    *,
+    key_source: KeySource | None = None,
+    wrap_gateway: Callable[[PaymentGateway], PaymentGateway] | None = None,
+    metrics: Metrics | None = None,
+) -> Starlette:
+    """Build the app; the pool and Stripe client open in its lifespan."""
+    metrics = metrics or Metrics()
+    authenticator = Authenticator(
+        key_source or KeySource(url=settings.jwks_url),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        algorithms=settings.jwt_algorithms,
+        roles_claim=settings.jwt_roles_claim,
+        leeway=settings.jwt_leeway_seconds,
+    )
+    runtime = Runtime(settings, metrics, authenticator, secrets.stripe_webhook_secret)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await postgres.open_pool(
+            secrets.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout=settings.db_pool_timeout_seconds,
+        )
+        gateway: PaymentGateway = StripeGateway(secrets.stripe_api_key, settings, metrics)
+        if wrap_gateway is not None:
+            gateway = wrap_gateway(gateway)
+        runtime.pool = pool
+        runtime.service = PaymentService(
+            pool,
+            gateway,
+            metrics,
+            topic=settings.kafka_topic,
+            lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_seconds),
+        )
+        try:
+            yield
+        finally:
+            runtime.service = None
+            runtime.pool = None
+            await gateway.close()
+            await pool.close()
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app

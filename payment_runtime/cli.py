@@ -1,0 +1,99 @@
+"""The ``payment-runtime`` command: ``serve``, ``migrate`` and ``relay``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+
+from payment_runtime import logs, migrations
+from payment_runtime.adapters import secrets as secret_providers
+from payment_runtime.settings import Settings
+
+log = logging.getLogger("payment_runtime")
+
+
+def _relay(settings: Settings, dsn: str, stop: threading.Event, once: bool) -> int:
+    from payment_runtime.adapters.kafka_relay import OutboxRelay, drain, make_producer
+    from payment_runtime.metrics import Metrics
+
+    relay = OutboxRelay(
+        dsn,
+        make_producer(settings.kafka_bootstrap_servers, settings.kafka_message_timeout_ms),
+        Metrics(),
+        batch_size=settings.relay_batch_size,
+    )
+    if once:
+        sent = drain(relay, deadline_seconds=60)
+        relay.close()
+        log.info("outbox drained", extra={"published": sent})
+        return 0
+    relay.run(stop, settings.relay_poll_interval_seconds)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="payment-runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sub.add_parser("migrate", help="apply pending SQL migrations (advisory-locked)")
+    relay = sub.add_parser("relay", help="publish the outbox to Kafka")
+    relay.add_argument("--once", action="store_true", help="drain the outbox and exit")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    provider = secret_providers.provider_for(settings)
+
+    if args.command == "migrate":
+        applied = migrations.migrate(secret_providers.load_database_url(settings, provider))
+        log.info("migrations applied", extra={"versions": applied})
+        return 0
+
+    if args.command == "relay":
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        dsn = secret_providers.load_database_url(settings, provider)
+        return _relay(settings, dsn, stop, args.once)
+
+    import uvicorn
+
+    from payment_runtime.api.app import create_app
+
+    runtime_secrets = secret_providers.load_runtime_secrets(settings, provider)
+    app = create_app(settings, runtime_secrets)
+    stop = threading.Event()
+    relay_thread: threading.Thread | None = None
+    if settings.relay_in_process:
+        relay_thread = threading.Thread(
+            target=_relay,
+            args=(settings, runtime_secrets.database_url, stop, False),
+            name="outbox-relay",
+            daemon=True,
+        )
+        relay_thread.start()
+    try:
+        uvicorn.run(
+            app,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_config=None,  # keep our JSON, redacting handler
+            access_log=False,
+            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+            server_header=False,
+        )
+    finally:
+        stop.set()
+        if relay_thread is not None:
+            relay_thread.join(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The operator as a real process against the session's cluster, and helpers to watch it work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hack.cluster import _free_port
+from tests.fixtures.cluster import KubeCluster
+
+RESYNC_SECONDS = 3
+
+
+class OperatorProcess:
+    """`payment-operator` in a subprocess, logging to a file; restartable."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = Path(tempfile.mkstemp(prefix="paydeck-operator-", suffix=".log")[1])
+        self.metrics_port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS),
+            "PAYDECK_METRICS_PORT": str(self.metrics_port),
+            "PAYDECK_LIVENESS_PORT": str(_free_port()),
+        }
+        exe = Path(sys.executable).parent / "payment-operator"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(exe), "--standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: KubeCluster, crd: Path) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(cluster.kubeconfig)
+    op.start()
+    yield op
+    op.stop()
+    op.log.unlink(missing_ok=True)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str,
+             op: OperatorProcess | None = None) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    detail = f"\noperator log:\n{op.tail()}" if op else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
+
+
+def get_json(cluster: KubeCluster, *args: str) -> dict | None:
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout)
+
+
+def condition(obj: dict | None, type_: str) -> dict:
+    for cond in (obj or {}).get("status", {}).get("conditions", []):
+        if cond["type"] == type_:
+            return cond
+    return {}

@@ -1,0 +1,191 @@
+"""The operator against the real local control plane: children, readiness, drift, GC, failures."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import condition, get_json, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
+CORE_CHILDREN = [
+    ("serviceaccount", "{name}"),
+    ("configmap", "{name}-config"),
+    ("deployment", "{name}"),
+    ("service", "{name}"),
+    ("networkpolicy", "{name}"),
+]
+
+
+def _sample(name: str) -> dict:
+    return yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
+
+
+def _apply(cluster, namespace: str, obj: dict) -> None:
+    cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-n", namespace,
+                    "-f", "-", input=json.dumps(obj))
+
+
+def _ready(cluster, namespace, name):
+    obj = get_json(cluster, "paysvc", name, "-n", namespace)
+    cond = condition(obj, "Ready")
+    ok = (cond.get("status") == "True"
+          and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
+          and cond.get("observedGeneration") == obj["metadata"]["generation"])
+    return obj if ok else None
+
+
+def test_full_sample_creates_every_child_and_becomes_ready(cluster, namespace, operator):
+    ps = _sample("full")
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+    obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready=True", operator)
+
+    for kind, pattern in [*CORE_CHILDREN, ("horizontalpodautoscaler", "{name}"),
+                          ("poddisruptionbudget", "{name}"), ("ingress", "{name}")]:
+        child = get_json(cluster, kind, pattern.format(name=name), "-n", namespace)
+        assert child is not None, f"{kind} missing"
+        owners = child["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"], o["controller"]) for o in owners] == [
+            ("PaymentService", name, True)]
+
+    status = obj["status"]
+    assert status["phase"] == "Healthy"
+    assert status["readyReplicas"] == 3 and status["replicas"] == 3
+    for cond in status["conditions"]:
+        assert isinstance(cond["observedGeneration"], int)
+        assert cond["message"]
+    hpa = get_json(cluster, "hpa", name, "-n", namespace)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "paydeck.dev/v1alpha1", "kind": "PaymentService", "name": name}
+    # kubectl wait, as an SRE or a pipeline would use it.
+    cluster.kubectl("wait", "--for=condition=Ready", f"paysvc/{name}", "-n", namespace,
+                    "--timeout=30s")
+    events = cluster.kubectl("get", "events", "-n", namespace,
+                             f"--field-selector=involvedObject.name={name}",
+                             "-o", "jsonpath={.items[*].reason}").stdout.split()
+    assert "Created" in events and "PhaseHealthy" in events
+
+
+def test_children_carry_no_cr_labels_and_spec_is_untouched(cluster, namespace, operator):
+    ps = _sample("minimal")
+    ps["metadata"]["labels"] = {"team": "payments", "argocd.argoproj.io/instance": "pay"}
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+    before = get_json(cluster, "paysvc", name, "-n", namespace)
+    after = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+    assert json.dumps(after["spec"], sort_keys=True) == json.dumps(before["spec"], sort_keys=True)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    for entry in after["metadata"].get("managedFields", []):
+        if entry["manager"] != "gitops":
+            assert "f:spec" not in entry.get("fieldsV1", {}), entry["manager"]
+    assert not any(k.startswith("kopf.zalando.org") for k in after["metadata"].get(
+        "annotations", {}))
+    for kind, pattern in CORE_CHILDREN:
+        labels = get_json(cluster, kind, pattern.format(name=name), "-n", namespace)[
+            "metadata"]["labels"]
+        assert "team" not in labels and "argocd.argoproj.io/instance" not in labels
+
+
+def test_drift_is_undone_quickly(cluster, namespace, operator):
+    ps = _sample("minimal")
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+    wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+
+    cluster.kubectl("scale", "deployment", name, "-n", namespace, "--replicas=7")
+    wait_for(lambda: get_json(cluster, "deployment", name, "-n", namespace)["spec"][
+        "replicas"] == 2, 10, "Deployment replicas restored", operator)
+
+    svc = get_json(cluster, "service", name, "-n", namespace)
+    port = svc["spec"]["ports"][0]["port"]
+    cluster.kubectl("patch", "service", name, "-n", namespace, "--type=json", "-p",
+                    json.dumps([{"op": "replace", "path": "/spec/ports/0/port",
+                                 "value": port + 1}]))
+    wait_for(lambda: get_json(cluster, "service", name, "-n", namespace)["spec"]["ports"][0][
+        "port"] == port, 10, "Service port restored", operator)
+
+    for kind in ("networkpolicy", "deployment"):
+        uid = get_json(cluster, kind, name, "-n", namespace)["metadata"]["uid"]
+        cluster.kubectl("delete", kind, name, "-n", namespace, "--wait=false")
+        wait_for(lambda kind=kind, uid=uid: (o := get_json(cluster, kind, name, "-n", namespace))
+                 and o["metadata"]["uid"] != uid, 10, f"{kind} recreated", operator)
+
+
+def test_delete_removes_children_and_does_not_hang(cluster, namespace, operator):
+    ps = _sample("minimal")
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+    wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+    assert "paydeck.dev/finalizer" in get_json(cluster, "paysvc", name, "-n", namespace)[
+        "metadata"]["finalizers"]
+    cluster.kubectl("delete", "paysvc", name, "-n", namespace, "--timeout=30s")
+    for kind, pattern in CORE_CHILDREN:
+        wait_for(lambda kind=kind, pattern=pattern: get_json(
+            cluster, kind, pattern.format(name=name), "-n", namespace) is None,
+            60, f"{kind} garbage-collected", operator)
+
+
+def test_restricted_namespace_accepts_the_pods(cluster, namespace, operator):
+    cluster.kubectl("label", "namespace", namespace,
+                    "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
+    ps = _sample("aws")
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+    obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+    assert obj["status"]["readyReplicas"] == ps["spec"].get("replicas", 2)
+    warnings = cluster.kubectl("get", "events", "-n", namespace,
+                               "--field-selector=reason=FailedCreate", "-o", "name").stdout
+    assert warnings.strip() == ""
+
+
+def test_failing_api_call_degrades_then_recovers(cluster, namespace, operator):
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota",
+             "metadata": {"name": "no-services"}, "spec": {"hard": {"services": "0"}}}
+    _apply(cluster, namespace, quota)
+    wait_for(lambda: (get_json(cluster, "resourcequota", "no-services", "-n", namespace)
+                      or {}).get("status", {}).get("hard"), 30, "quota active")
+    ps = _sample("minimal")
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+
+    def degraded():
+        obj = get_json(cluster, "paysvc", name, "-n", namespace)
+        cond = condition(obj, "Degraded")
+        return obj if cond.get("status") == "True" else None
+
+    obj = wait_for(degraded, 60, "Degraded=True", operator)
+    cond = condition(obj, "Degraded")
+    assert cond["reason"] == "Forbidden"
+    assert "quota" in cond["message"]
+    assert obj["status"]["phase"] == "Degraded"
+    assert condition(obj, "Stalled")["status"] == "True"
+    assert operator.proc is not None and operator.proc.poll() is None  # no crash
+
+    cluster.kubectl("delete", "resourcequota", "no-services", "-n", namespace)
+    wait_for(lambda: _ready(cluster, namespace, name), 90, "recovery to Ready", operator)
+
+
+def test_restart_mid_reconcile_converges(cluster, namespace, operator):
+    ps = _sample("minimal")
+    name = ps["metadata"]["name"]
+    operator.stop(signal.SIGKILL)
+    try:
+        _apply(cluster, namespace, ps)
+        operator.start()
+        wait_for(lambda: get_json(cluster, "deployment", name, "-n", namespace), 60,
+                 "the Deployment", operator)
+        operator.stop(signal.SIGKILL)  # killed in the middle of the rollout
+    finally:
+        operator.start()
+    obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready after restart",
+                   operator)
+    deployments = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout
+    assert deployments.split() == [f"deployment.apps/{name}"]
+    assert obj["status"]["readyReplicas"] == 2

@@ -1,0 +1,1 @@
+"""Integration tests of the PaymentService CRD against a real API server."""

@@ -1,0 +1,1 @@
+"""Unit tests of the PaymentService API: models, CEL mirrors, the CRD generator."""

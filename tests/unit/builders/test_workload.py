@@ -1,0 +1,158 @@
+"""ServiceAccount, ConfigMap and Deployment: the choices the golden files only show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from payment_operator.api import PaymentService, parse
+from payment_operator.builders import meta, workload
+from tests.unit.builders.cases import minimal_body, sample
+
+pytestmark = pytest.mark.unit
+
+
+def ps(**spec: Any) -> PaymentService:
+    return parse(minimal_body(**spec))
+
+
+def env_of(p: PaymentService) -> dict[str, dict[str, Any]]:
+    container = workload.deployment(p)["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_service_account_without_cloud_identity_has_no_annotations_nor_token() -> None:
+    sa = workload.service_account(ps())
+    assert "annotations" not in sa["metadata"]
+    assert sa["automountServiceAccountToken"] is False
+
+
+def test_azure_workload_identity_annotates_the_account_and_labels_the_pods() -> None:
+    p = parse(sample("full"))
+    sa = workload.service_account(p)
+    assert sa["metadata"]["annotations"]["azure.workload.identity/client-id"] == (
+        "0e3f1a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+    )
+    labels = workload.deployment(p)["spec"]["template"]["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true"
+
+
+def test_irsa_annotates_the_account_with_the_role() -> None:
+    p = parse(sample("aws"))
+    annotations = workload.service_account(p)["metadata"]["annotations"]
+    assert annotations == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/payments-us-secrets"
+    }
+    labels = workload.deployment(p)["spec"]["template"]["metadata"]["labels"]
+    assert "azure.workload.identity/use" not in labels
+
+
+def test_secret_refs_point_at_the_users_secret_and_store_objects_at_the_synced_one() -> None:
+    env = env_of(ps(database={"url": {"storeObject": "DB"}}, secretStore=_store("DB")))
+    assert env["PAYMENT_STRIPE_SECRET_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "stripe", "key": "key"}
+    }
+    assert env["PAYMENT_DATABASE_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "pay-secrets", "key": "DB"}
+    }
+    assert "PAYMENT_STRIPE_WEBHOOK_SECRET" not in env
+
+
+def _store(*names: str, backend: str = "external-secrets") -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "provider": "aws-secrets-manager",
+        "aws": {"region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/r"},
+        "objects": [{"name": n, "remoteRef": n.lower()} for n in names],
+    }
+
+
+def test_the_runtime_is_told_the_secret_names_the_env_vars_carry() -> None:
+    data = workload.config_data(ps())
+    for env_name, setting in [
+        ("PAYMENT_STRIPE_SECRET_KEY", "PAYMENT_SECRET_NAME_STRIPE_API_KEY"),
+        ("PAYMENT_STRIPE_WEBHOOK_SECRET", "PAYMENT_SECRET_NAME_STRIPE_WEBHOOK_SECRET"),
+        ("PAYMENT_DATABASE_URL", "PAYMENT_SECRET_NAME_DATABASE_URL"),
+    ]:
+        assert "PAYMENT_" + data[setting] == env_name
+    assert data["PAYMENT_SECRETS_PROVIDER"] == "env"
+
+
+def test_config_map_holds_settings_from_the_spec() -> None:
+    data = workload.config_data(
+        ps(
+            stripe={
+                "apiVersion": "2024-06-20",
+                "apiBase": "http://stripe-mock:12111",
+                "secretKey": {"secretRef": {"name": "s", "key": "k"}},
+            },
+            database={"url": {"secretRef": {"name": "d", "key": "u"}}, "poolSize": 1},
+            kafka={"bootstrapServers": "k:9092", "topics": [{"name": "a"}, {"name": "b"}]},
+        )
+    )
+    assert data["PAYMENT_STRIPE_API_VERSION"] == "2024-06-20"
+    assert data["PAYMENT_STRIPE_API_BASE"] == "http://stripe-mock:12111"
+    assert (data["PAYMENT_DB_POOL_MIN"], data["PAYMENT_DB_POOL_MAX"]) == ("1", "1")
+    assert data["PAYMENT_KAFKA_BOOTSTRAP_SERVERS"] == "k:9092"
+    assert data["PAYMENT_KAFKA_TOPIC"] == "a"
+    assert "PAYMENT_KAFKA_TOPIC" not in workload.config_data(ps())
+
+
+def test_a_config_change_changes_the_template_hash_and_the_revision() -> None:
+    a, b = ps(), ps(database={"url": {"secretRef": {"name": "db", "key": "url"}}, "poolSize": 5})
+    hash_of = lambda p: workload.pod_template(p)["metadata"]["annotations"]  # noqa: E731
+    assert hash_of(a) != hash_of(b)
+    assert workload.revision(a) != workload.revision(b)
+
+
+def test_empty_env_values_are_emitted_as_the_api_server_returns_them() -> None:
+    env = env_of(ps(env=[{"name": "EMPTY", "value": ""}, {"name": "SET", "value": "x"}]))
+    assert env["EMPTY"] == {"name": "EMPTY"}
+    assert env["SET"] == {"name": "SET", "value": "x"}
+
+
+def test_resources_default_to_small_requests_and_quantities_are_strings() -> None:
+    assert workload.resources(ps()) == {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert workload.resources(ps(resources={"limits": {"cpu": 2}})) == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "2"},
+    }
+
+
+@pytest.mark.parametrize(("surge", "unavailable"), [(0, 1), (1, 0), (3, 0)])
+def test_rolling_update_never_sets_both_limits_to_zero(surge: int, unavailable: int) -> None:
+    p = ps(rollout={"canary": {"maxSurge": surge, "steps": [{"setWeight": 50}]}})
+    strategy = workload.deployment(p)["spec"]["strategy"]
+    assert strategy["rollingUpdate"] == {"maxSurge": surge, "maxUnavailable": unavailable}
+
+
+def test_deployment_takes_replicas_and_deadline_from_the_spec() -> None:
+    spec = workload.deployment(ps(replicas=5, rollout={"progressDeadlineSeconds": 120}))["spec"]
+    assert (spec["replicas"], spec["progressDeadlineSeconds"]) == (5, 120)
+    assert workload.deployment(ps())["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1
+
+
+def test_csi_backend_mounts_the_secret_provider_class_volume() -> None:
+    p = ps(database={"url": {"storeObject": "DB"}}, secretStore=_store("DB", backend="csi"))
+    pod = workload.deployment(p)["spec"]["template"]["spec"]
+    [csi] = [v for v in pod["volumes"] if "csi" in v]
+    assert csi["csi"]["volumeAttributes"] == {"secretProviderClass": "pay"}
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": csi["name"], "mountPath": "/mnt/secrets-store", "readOnly": True} in mounts
+    plain = workload.deployment(ps())["spec"]["template"]["spec"]
+    assert all("csi" not in v for v in plain["volumes"])
+
+
+def test_probes_ports_and_container_shape() -> None:
+    container = workload.container(ps())
+    assert container["name"] == meta.CONTAINER_NAME
+    assert container["args"] == ["serve"]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
+        ("http", 8080),
+        ("metrics", 9090),
+    ]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health"
+    assert container["envFrom"] == [{"configMapRef": {"name": "pay-config"}}]
