@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     start_http_server(settings.metrics_port)
     kopf.run(
         clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces or None,
+        namespaces=settings.namespaces,
         standalone=settings.standalone,
         peering_name=settings.peering_name,
         priority=settings.priority,

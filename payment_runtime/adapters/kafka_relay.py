@@ -73,9 +73,6 @@ class OutboxRelay:
                     " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (self._batch_size,),
                 ).fetchall()
-                if not rows:
-                    self._update_lag(conn)
-                    return 0
                 delivered: list[int] = []
                 failed: list[KafkaError] = []
 
@@ -85,7 +82,7 @@ class OutboxRelay:
                     else:
                         failed.append(err)
 
-                for row_id, event_id, topic, key, payload in rows:
+                for row_id, event_id, topic, key, payload in rows:  # empty: nothing to send
                     self._producer.produce(
                         topic,
                         key=str(key).encode(),
@@ -94,12 +91,13 @@ class OutboxRelay:
                         on_delivery=functools.partial(on_delivery, row_id=row_id),
                     )
                     self._producer.poll(0)
-                self._producer.flush(self._flush_timeout)
+                if rows:
+                    self._producer.flush(self._flush_timeout)
                 if delivered:
                     conn.execute(
                         "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,)
                     )
-                if failed or len(delivered) < len(rows):
+                if len(delivered) < len(rows):
                     self._metrics.outbox_publish_errors.inc(len(rows) - len(delivered))
                     log.warning(
                         "kafka did not acknowledge every event",

@@ -27,6 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
 
 from payment_operator.api import v1alpha1
+from payment_operator.api.v1alpha1 import resource as resource_module
 
 CRD_NAME = f"{v1alpha1.PLURAL}.{v1alpha1.GROUP}"
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "crds" / f"{CRD_NAME}.yaml"
@@ -68,7 +69,7 @@ class _CrdJsonSchema(GenerateJsonSchema):
         factory = schema.get("default_factory")
         if factory is None:
             return super().get_default_value(schema)
-        if schema.get("default_factory_takes_data") or inspect.signature(factory).parameters:
+        if schema.get("default_factory_takes_data"):
             return NoDefault
         value = cast(Callable[[], Any], factory)()
         if isinstance(value, BaseModel):
@@ -179,14 +180,21 @@ def root_schema() -> Schema:
         "properties": {
             "apiVersion": {"description": "paydeck.dev/v1alpha1.", "type": "string"},
             "kind": {"description": "PaymentService.", "type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "maxLength": resource_module.NAME_MAX_LENGTH,
+                        "pattern": resource_module.NAME_PATTERN,
+                    }
+                },
+            },
             "spec": model_schema(v1alpha1.PaymentServiceSpec),
             "status": model_schema(v1alpha1.PaymentServiceStatus),
         },
         "required": ["spec"],
     }
-    if resource.__rules__:
-        root["x-kubernetes-validations"] = [r.to_openapi() for r in resource.__rules__]
     return root
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from payment_operator.api.v1alpha1 import PaymentService
-from payment_operator.builders import kafka, monitoring, network, scaling, secrets, workload
+from payment_operator.builders import kafka, meta, monitoring, network, scaling, secrets, workload
 from payment_operator.builders.meta import (
     Capabilities,
     Context,
@@ -60,6 +60,7 @@ __all__ = [
     "build_all",
     "child_labels",
     "config_map_name",
+    "meta",
     "owner_reference",
     "revision",
     "secrets_name",

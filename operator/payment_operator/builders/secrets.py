@@ -100,13 +100,13 @@ def external_secrets(ps: PaymentService, ctx: meta.Context) -> list[dict[str, An
     return [secret_store, external_secret]
 
 
-def _yaml_list(items: list[dict[str, str]], indent: str = "") -> str:
+def _yaml_list(items: list[dict[str, str]]) -> str:
     """A YAML sequence of flat string maps (the providers parse ``objects`` as YAML)."""
     lines: list[str] = []
     for item in items:
         for i, (key, value) in enumerate(item.items()):
             lead = "- " if i == 0 else "  "
-            lines.append(f'{indent}{lead}{key}: "{value}"')
+            lines.append(f'{lead}{key}: "{value}"')
     return "\n".join(lines) + "\n"
 
 

@@ -38,8 +38,14 @@ class Signer:
 
     def token(self, *roles: str, sub: str = "client-1", **overrides: Any) -> str:
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 600,
-                  "roles": list(roles)}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": sub,
+            "iat": now,
+            "exp": now + 600,
+            "roles": list(roles),
+        }
         claims.update(overrides)
         return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": "test-key"})
 
@@ -127,8 +133,12 @@ async def running_app(
 
 
 def payment_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"amount": 1250, "currency": "EUR", "customer": "cust_42",
-                            "payment_method": "pm_card_visa"}
+    body: dict[str, Any] = {
+        "amount": 1250,
+        "currency": "EUR",
+        "customer": "cust_42",
+        "payment_method": "pm_card_visa",
+    }
     body.update(overrides)
     return body
 
@@ -139,8 +149,9 @@ def headers(token: str, key: str | None = None) -> dict[str, str]:
     return h
 
 
-def signed_event(payload: dict[str, Any], secret: str = WEBHOOK_SECRET,
-                 timestamp: int | None = None) -> tuple[bytes, str]:
+def signed_event(
+    payload: dict[str, Any], secret: str = WEBHOOK_SECRET, timestamp: int | None = None
+) -> tuple[bytes, str]:
     """A webhook body and its Stripe-Signature header, as Stripe computes them."""
     body = json.dumps(payload).encode()
     ts = int(time.time()) if timestamp is None else timestamp

@@ -17,9 +17,15 @@ pytestmark = pytest.mark.integration
 def test_two_concurrent_migrate_runs_apply_each_migration_once(postgres):
     url = postgres.new_database(prefix="mig")
     env = {**os.environ, "PAYMENT_DATABASE_URL": url, "PAYMENT_SECRETS_PROVIDER": "env"}
-    procs = [subprocess.Popen([sys.executable, "-m", "payment_runtime.cli", "migrate"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "payment_runtime.cli", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     with psycopg.connect(url) as conn:

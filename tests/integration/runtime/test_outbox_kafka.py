@@ -25,35 +25,56 @@ def test_kafka_outage_loses_no_event(dsn, stripe_mock, kafka, signer):
     kafka.create_topic(topic, partitions=3)
     kafka.stop()
     try:
+
         async def burst():
             async with running_app(dsn, stripe_mock.api_base, signer, kafka_topic=topic) as c:
                 token = signer.token("payment_operator")
-                rs = await asyncio.gather(*[
-                    c.post("/api/v1/payments", json=payment_body(amount=100 + i),
-                           headers=headers(token)) for i in range(BURST)])
+                rs = await asyncio.gather(
+                    *[
+                        c.post(
+                            "/api/v1/payments",
+                            json=payment_body(amount=100 + i),
+                            headers=headers(token),
+                        )
+                        for i in range(BURST)
+                    ]
+                )
                 return [r.status_code for r in rs], [r.json()["id"] for r in rs]
 
         codes, ids = asyncio.run(burst())
         assert codes == [201] * BURST
         metrics = Metrics()
-        relay = OutboxRelay(dsn, make_producer(kafka.bootstrap_servers, 2000), metrics,
-                            batch_size=25, flush_timeout=5)
+        relay = OutboxRelay(
+            dsn,
+            make_producer(kafka.bootstrap_servers, 2000),
+            metrics,
+            batch_size=25,
+            flush_timeout=5,
+        )
         assert relay.relay_once() == 0  # Kafka is down: nothing acknowledged, nothing lost
         assert metrics.outbox_publish_errors._value.get() > 0
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL"
-                                ).fetchone()[0] == BURST
+            assert (
+                conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()[0]
+                == BURST
+            )
     finally:
         kafka.start()
 
-    relay = OutboxRelay(dsn, make_producer(kafka.bootstrap_servers, 30000), Metrics(),
-                        batch_size=25)
+    relay = OutboxRelay(
+        dsn, make_producer(kafka.bootstrap_servers, 30000), Metrics(), batch_size=25
+    )
     assert drain(relay, deadline_seconds=90) == BURST
     relay.close()
 
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers,
-                         "group.id": f"t-{uuid.uuid4().hex}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     seen: dict[str, str] = {}
     try:

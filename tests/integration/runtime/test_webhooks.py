@@ -21,23 +21,32 @@ pytestmark = pytest.mark.integration
 
 
 def _event(event_type: str, intent: str, pid: str, event_id: str | None = None) -> dict:
-    return {"id": event_id or f"evt_{uuid.uuid4().hex}", "object": "event", "type": event_type,
-            "created": int(time.time()),
-            "data": {"object": {"id": intent, "object": "payment_intent",
-                                "metadata": {"payment_id": pid}}}}
+    return {
+        "id": event_id or f"evt_{uuid.uuid4().hex}",
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "data": {
+            "object": {"id": intent, "object": "payment_intent", "metadata": {"payment_id": pid}}
+        },
+    }
 
 
 def test_webhook_signatures_replays_and_ordering(dsn, stripe_mock, signer):
     async def scenario():
         async with running_app(dsn, stripe_mock.api_base, signer) as client:
-            created = await client.post("/api/v1/payments", json=payment_body(),
-                                        headers=headers(signer.token("payment_operator")))
+            created = await client.post(
+                "/api/v1/payments",
+                json=payment_body(),
+                headers=headers(signer.token("payment_operator")),
+            )
             payment = created.json()
             pid, intent = payment["id"], payment["stripe_payment_intent"]
 
             async def send(body: bytes, sig: str):
-                return await client.post("/webhooks/stripe", content=body,
-                                         headers={"Stripe-Signature": sig})
+                return await client.post(
+                    "/webhooks/stripe", content=body, headers={"Stripe-Signature": sig}
+                )
 
             succeeded = _event("payment_intent.succeeded", intent, pid, "evt_succeeded_1")
             body, sig = signed_event(succeeded)
@@ -59,22 +68,36 @@ def test_webhook_signatures_replays_and_ordering(dsn, stripe_mock, signer):
             assert replay.status_code == 200 and replay.json()["result"] == "duplicate"
 
             # Older events arriving late never move the payment backwards.
-            for late in ("payment_intent.amount_capturable_updated",
-                         "payment_intent.processing", "payment_intent.payment_failed",
-                         "payment_intent.canceled"):
+            for late in (
+                "payment_intent.amount_capturable_updated",
+                "payment_intent.processing",
+                "payment_intent.payment_failed",
+                "payment_intent.canceled",
+            ):
                 lb, ls = signed_event(_event(late, intent, pid))
                 assert (await send(lb, ls)).json()["result"] == "stale"
-            got = await client.get(f"/api/v1/payments/{pid}",
-                                   headers={"Authorization":
-                                            f"Bearer {signer.token('payment_viewer')}"})
+            got = await client.get(
+                f"/api/v1/payments/{pid}",
+                headers={"Authorization": f"Bearer {signer.token('payment_viewer')}"},
+            )
             assert got.json()["status"] == "captured"
 
             # A refund reported by charge.refunded moves it forward, once.
-            charge = {"id": "evt_refund_1", "object": "event", "type": "charge.refunded",
-                      "created": int(time.time()),
-                      "data": {"object": {"id": "ch_1", "object": "charge",
-                                          "payment_intent": intent, "amount": 1250,
-                                          "amount_refunded": 1250}}}
+            charge = {
+                "id": "evt_refund_1",
+                "object": "event",
+                "type": "charge.refunded",
+                "created": int(time.time()),
+                "data": {
+                    "object": {
+                        "id": "ch_1",
+                        "object": "charge",
+                        "payment_intent": intent,
+                        "amount": 1250,
+                        "amount_refunded": 1250,
+                    }
+                },
+            }
             cb, cs = signed_event(charge)
             assert (await send(cb, cs)).json()["result"] == "apply"
             assert (await send(cb, cs)).json()["result"] == "duplicate"
@@ -84,6 +107,7 @@ def test_webhook_signatures_replays_and_ordering(dsn, stripe_mock, signer):
     assert WEBHOOK_SECRET
     with psycopg.connect(dsn) as conn:
         status, refunded = conn.execute(
-            "SELECT status, amount_refunded FROM payments WHERE id = %s", (pid,)).fetchone()
+            "SELECT status, amount_refunded FROM payments WHERE id = %s", (pid,)
+        ).fetchone()
         assert (status, refunded) == ("refunded", 1250)
         assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 6

@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
-
 from payment_operator.api import parse
 from payment_operator.api import v1alpha1 as api
+from pydantic import ValidationError
+
 from tests.unit.api.manifests import INVALID, SAMPLES, load_invalid, load_sample
 
 pytestmark = pytest.mark.unit
@@ -345,5 +345,5 @@ def test_store_object_must_be_synced_by_the_secret_store() -> None:
     ok = _spec(database={"url": {"storeObject": "DATABASE_URL"}}, secretStore=store)
     assert api.PaymentServiceSpec.model_validate(ok).secret_store is not None
     bad = _spec(database={"url": {"storeObject": "OTHER"}}, secretStore=store)
-    with pytest.raises(ValidationError, match="database.url.storeObject must name"):
+    with pytest.raises(ValidationError, match=r"database\.url\.storeObject must name"):
         api.PaymentServiceSpec.model_validate(bad)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from payment_operator.api import PaymentService, parse
 from payment_operator.builders import Context, network, scaling
+
 from tests.unit.builders.cases import minimal_body
 
 pytestmark = pytest.mark.unit

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from payment_operator.api import PaymentService, parse
 from payment_operator.builders import meta, workload
+
 from tests.unit.builders.cases import minimal_body, sample
 
 pytestmark = pytest.mark.unit
@@ -101,8 +101,8 @@ def test_config_map_holds_settings_from_the_spec() -> None:
 
 def test_a_config_change_changes_the_template_hash_and_the_revision() -> None:
     a, b = ps(), ps(database={"url": {"secretRef": {"name": "db", "key": "url"}}, "poolSize": 5})
-    hash_of = lambda p: workload.pod_template(p)["metadata"]["annotations"]  # noqa: E731
-    assert hash_of(a) != hash_of(b)
+    annotations = [workload.pod_template(p)["metadata"]["annotations"] for p in (a, b)]
+    assert annotations[0] != annotations[1]
     assert workload.revision(a) != workload.revision(b)
 
 

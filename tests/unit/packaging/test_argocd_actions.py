@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from payment_operator.api.v1alpha1.status import Command, PaymentServiceStatus
+
+from tests.unit.packaging import argocd_cm as cm_render
 from tests.unit.packaging import lua
 
 pytestmark = pytest.mark.unit
@@ -137,6 +138,12 @@ def test_argocd_cm_embeds_the_actions_verbatim() -> None:
     assert definitions == {
         name: (lua.ACTIONS / f"{name}.lua").read_text() for name in lua.ACTION_NAMES
     }
+
+
+def test_argocd_cm_is_rendered_from_the_lua_files() -> None:
+    assert cm_render.PATH.read_text() == cm_render.render(), (
+        "refresh it: .venv/bin/python -m tests.unit.packaging.argocd_cm"
+    )
 
 
 def test_argocd_cm_is_the_argocd_config_map() -> None:

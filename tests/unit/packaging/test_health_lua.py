@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from payment_operator import conditions
 from payment_operator.api.v1alpha1.status import PaymentServiceStatus
+
 from tests.unit.packaging import lua
 
 pytestmark = pytest.mark.unit

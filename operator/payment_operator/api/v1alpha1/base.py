@@ -54,8 +54,10 @@ Quantity = Annotated[
     int | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)],
     Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
 ]
+#: Short free-form strings, such as values of configuration maps.
+ShortText = Annotated[str, Field(max_length=1024)]
 #: Label or annotation maps.
-StringMap = Annotated[dict[str, str], Field(max_length=64)]
+StringMap = Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=64)]
 Int32 = Annotated[int, Field(json_schema_extra={"format": "int32"})]
 Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
 

@@ -7,13 +7,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from payment_operator.api.v1alpha1.base import ApiModel, Rule, StringMap
+from payment_operator.api.v1alpha1.base import ApiModel, StringMap
 from payment_operator.api.v1alpha1.spec import PaymentServiceSpec
 from payment_operator.api.v1alpha1.status import PaymentServiceStatus
 
+#: PaymentService names: DNS-1035 labels short enough for the suffixes of child objects.
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX_LENGTH = 40
 GROUP = "paydeck.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -47,25 +49,6 @@ class PaymentService(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    __rules__ = (
-        Rule(
-            rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
-            " && self.metadata.name.size() <= 40",
-            message=(
-                "metadata.name must be a DNS-1035 label of at most 40 characters "
-                "(the names of child objects add suffixes to it)"
-            ),
-            check=lambda r: (
-                r.metadata.name is None
-                or (
-                    re.fullmatch(NAME_PATTERN, r.metadata.name) is not None
-                    and len(r.metadata.name) <= 40
-                )
-            ),
-            field_path=".metadata.name",
-        ),
-    )
-
     api_version: Literal["paydeck.dev/v1alpha1"] = Field(
         default="paydeck.dev/v1alpha1", description="paydeck.dev/v1alpha1."
     )
@@ -73,6 +56,18 @@ class PaymentService(ApiModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard metadata.")
     spec: PaymentServiceSpec = Field(description="The desired state.")
     status: PaymentServiceStatus | None = Field(default=None, description="The observed state.")
+
+    @model_validator(mode="after")
+    def _check_name(self) -> PaymentService:
+        name = self.metadata.name
+        if name is not None and (
+            len(name) > NAME_MAX_LENGTH or not re.fullmatch(NAME_PATTERN, name)
+        ):
+            raise ValueError(
+                f"metadata.name: must be a DNS-1035 label of at most {NAME_MAX_LENGTH} "
+                "characters (the names of child objects add suffixes to it)"
+            )
+        return self
 
     def manifest(self) -> dict[str, Any]:
         """The object as written to the API server: camelCase, no unset fields, no status."""

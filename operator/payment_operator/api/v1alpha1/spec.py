@@ -21,6 +21,7 @@ from payment_operator.api.v1alpha1.base import (
     Int32,
     Quantity,
     Rule,
+    ShortText,
     StringMap,
     Url,
     present,
@@ -208,7 +209,7 @@ class Topic(ApiModel):
         default=3, ge=1, le=1000, description="Number of partitions, at least 1."
     )
     replicas: Int32 = Field(default=3, ge=1, le=10, description="Replication factor.")
-    config: dict[str, str] | None = Field(
+    config: dict[str, ShortText] | None = Field(
         default=None,
         max_length=32,
         description='Topic configuration, such as {"retention.ms": "604800000"}.',

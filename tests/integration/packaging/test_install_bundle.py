@@ -1,0 +1,266 @@
+"""The install bundle and the Helm chart against the real local API server.
+
+The CRDs from crds/ are applied for real; the bundle and the rendered chart must pass a
+server-side dry run (schema, defaulting and admission, including Pod Security for the operator
+pod); the chart must lint and reject bad values; and once the RBAC is applied for real the
+operator's ServiceAccount may do exactly what its contract says and nothing on Secrets.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from hack import tools
+from tests.fixtures.cluster import KubeCluster
+from tests.unit.packaging import bundle as b
+from tests.unit.packaging.test_install_bundle import assert_restricted_operator_pod
+
+pytestmark = pytest.mark.integration
+
+KUBE_VERSION = tools.KUBERNETES_VERSION.removeprefix("v")
+SA_USER = f"system:serviceaccount:{b.NAMESPACE}:{b.SERVICE_ACCOUNT}"
+SA_GROUPS = ["system:serviceaccounts", f"system:serviceaccounts:{b.NAMESPACE}",
+             "system:authenticated"]
+CRD_NAMES = (
+    "paymentservices.paydeck.dev",
+    "clusterkopfpeerings.kopf.dev",
+    "kopfpeerings.kopf.dev",
+)
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return tools.binary("helm")
+
+
+def render(helm: Path, *sets: str, namespace: str = b.NAMESPACE) -> str:
+    args = [str(helm), "template", "paydeck", str(b.CHART), "--namespace", namespace,
+            "--kube-version", KUBE_VERSION]
+    for value in sets:
+        args += ["--set", value]
+    result = subprocess.run(args, text=True, capture_output=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: KubeCluster) -> None:
+    """Every CRD of crds/, applied for real and Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(b.CRDS))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    *(f"crd/{name}" for name in CRD_NAMES))
+
+
+@pytest.fixture(scope="module")
+def operator_namespace(cluster: KubeCluster, crds: None) -> Iterator[str]:
+    """The bundle's namespace, created for real (namespaced dry runs need it); RBAC cleanup."""
+    cluster.kubectl("apply", "-f", str(b.INSTALL / "00-namespace.yaml"))
+    yield b.NAMESPACE
+    cluster.kubectl("delete", "-f", str(b.INSTALL / "01-rbac.yaml"), "--ignore-not-found",
+                    check=False)
+    cluster.kubectl("delete", "namespace", b.NAMESPACE, "--ignore-not-found",
+                    "--timeout=60s", check=False)
+
+
+def dry_run(cluster: KubeCluster, manifest: str | None = None, *files: Path
+            ) -> subprocess.CompletedProcess[str]:
+    args = ["apply", "--dry-run=server"]
+    args += [f"--filename={f}" for f in files] or ["-f", "-"]
+    result = cluster.kubectl(*args, input=manifest, check=False)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_install_bundle_passes_server_dry_run(cluster: KubeCluster,
+                                              operator_namespace: str) -> None:
+    result = dry_run(cluster, None, b.INSTALL)
+    applied = [line for line in result.stdout.splitlines() if "(server dry run)" in line]
+    assert len(applied) == len(b.bundle()), result.stdout
+    for expected in ("clusterrole.rbac.authorization.k8s.io/paydeck-operator",
+                     "clusterkopfpeering.kopf.dev/paydeck",
+                     "deployment.apps/paydeck-operator",
+                     "service/paydeck-operator-metrics"):
+        assert any(line.startswith(expected) for line in applied), result.stdout
+
+
+def operator_pod(deployment: dict[str, Any], namespace: str) -> dict[str, Any]:
+    template = deployment["spec"]["template"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "pss-check", "namespace": namespace,
+                         "labels": template["metadata"]["labels"]},
+            "spec": template["spec"]}
+
+
+def create_pod_dry_run(cluster: KubeCluster, pod: dict[str, Any]
+                       ) -> subprocess.CompletedProcess[str]:
+    # ServiceAccount admission needs the ServiceAccount to exist even for a dry run.
+    pod = {**pod, "spec": {**pod["spec"], "serviceAccountName": "default"}}
+    cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n",
+                    pod["metadata"]["namespace"], "--timeout=30s")
+    return cluster.kubectl("create", "--dry-run=server", "-f", "-",
+                           input=yaml.safe_dump(pod), check=False)
+
+
+def test_operator_pod_is_admitted_by_restricted_pod_security(cluster: KubeCluster,
+                                                             operator_namespace: str) -> None:
+    pod = operator_pod(b.one(b.bundle(), "Deployment"), operator_namespace)
+    admitted = create_pod_dry_run(cluster, pod)
+    assert admitted.returncode == 0, admitted.stderr
+
+    # Control: the namespace really enforces `restricted` (so the check above means something).
+    container = dict(pod["spec"]["containers"][0])
+    container["securityContext"] = {**container["securityContext"],
+                                    "allowPrivilegeEscalation": True}
+    weakened = {**pod, "spec": {**pod["spec"], "containers": [container]}}
+    rejected = create_pod_dry_run(cluster, weakened)
+    assert rejected.returncode != 0
+    assert "violates PodSecurity" in rejected.stderr and "restricted" in rejected.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("namespace.create=true", "fullnameOverride=paydeck-operator"),
+        ("watchNamespaces={paydeck-system,default}", "replicaCount=1", "peering.priority=100",
+         "operator.verbose=true", "metrics.service.enabled=false"),
+    ],
+    ids=["defaults", "own-namespace", "namespaced-peering"],
+)
+def test_helm_template_passes_server_dry_run(cluster: KubeCluster, operator_namespace: str,
+                                             helm: Path, values: tuple[str, ...]) -> None:
+    manifest = render(helm, *values)
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    assert {d["kind"] for d in docs} >= {"ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                                         "Deployment"}
+    result = dry_run(cluster, manifest)
+    applied = [line for line in result.stdout.splitlines() if "(server dry run)" in line]
+    assert len(applied) == len(docs), result.stdout
+
+
+def test_helm_chart_grants_the_same_rbac_and_pod_as_the_bundle(helm: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(render(helm)) if d]
+    assert b.permissions(b.one(docs, "ClusterRole")) == b.EXPECTED_RULES
+    deployment = b.one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert_restricted_operator_pod(deployment, image="ghcr.io/paydeck/payment-operator:0.1.0")
+    assert b.one(docs, "ClusterKopfPeering")["metadata"]["name"] == "paydeck"
+
+
+def test_helm_renders_a_kopf_peering_per_watched_namespace(helm: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(render(helm, "watchNamespaces={shop,bank}")) if d]
+    peerings = sorted((d["kind"], d["metadata"]["namespace"]) for d in docs
+                      if d["apiVersion"] == "kopf.dev/v1")
+    assert peerings == [("KopfPeering", "bank"), ("KopfPeering", "shop")]
+    env = b.one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PAYDECK_NAMESPACES", "value": '["shop","bank"]'} in env
+
+
+def test_helm_lint_passes(helm: Path) -> None:
+    result = subprocess.run(
+        [str(helm), "lint", str(b.CHART), "--strict", "--kube-version", KUBE_VERSION],
+        text=True, capture_output=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("replicaCount=two", "replicaCount"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("peering.priority=5", "peering.priority must stay null"),
+    ],
+)
+def test_helm_rejects_bad_values(helm: Path, value: str, error: str) -> None:
+    result = subprocess.run(
+        [str(helm), "template", "paydeck", str(b.CHART), "--kube-version", KUBE_VERSION,
+         "--set", value],
+        text=True, capture_output=True, check=False, timeout=120,
+    )
+    assert result.returncode != 0
+    assert error in result.stderr
+
+
+# -- the operator's permissions, with the RBAC really applied -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def rbac(cluster: KubeCluster, operator_namespace: str) -> None:
+    cluster.kubectl("apply", "-f", str(b.INSTALL / "01-rbac.yaml"))
+
+
+def can_i(cluster: KubeCluster, *args: str) -> bool:
+    result = cluster.kubectl("auth", "can-i", *args, f"--as={SA_USER}", check=False)
+    answer = result.stdout.strip()
+    assert answer in {"yes", "no"}, result.stdout + result.stderr
+    return answer == "yes"
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (("patch", "paymentservices.paydeck.dev", "--subresource=status", "-n", "shop"), True),
+        (("update", "paymentservices.paydeck.dev", "--subresource=status", "-A"), True),
+        (("watch", "paymentservices.paydeck.dev", "-A"), True),
+        (("create", "deployments.apps", "-n", "shop"), True),
+        (("delete", "jobs.batch", "-n", "shop"), True),
+        (("create", "events", "-n", "shop"), True),
+        (("patch", "clusterkopfpeerings.kopf.dev"), True),
+        (("get", "secrets", "-n", "shop"), False),
+        (("list", "secrets", "-A"), False),
+        (("watch", "secrets", "-n", b.NAMESPACE), False),
+        (("create", "paymentservices.paydeck.dev", "-n", "shop"), False),
+        (("delete", "paymentservices.paydeck.dev", "-n", "shop"), False),
+        (("create", "pods", "-n", "shop"), False),
+        (("create", "clusterroles.rbac.authorization.k8s.io"), False),
+        (("delete", "namespaces"), False),
+    ],
+)
+def test_operator_service_account_can_i(cluster: KubeCluster, rbac: None,
+                                        args: tuple[str, ...], allowed: bool) -> None:
+    assert can_i(cluster, *args) is allowed
+
+
+def _allowed(api: client.AuthorizationV1Api, group: str, resource: str, verb: str) -> bool:
+    name, _, sub = resource.partition("/")
+    review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+        user=SA_USER, groups=SA_GROUPS,
+        resource_attributes=client.V1ResourceAttributes(
+            group=group, resource=name, subresource=sub or None, verb=verb,
+            namespace=None if name.startswith("cluster") else "shop",
+        ),
+    ))
+    return bool(api.create_subject_access_review(review).status.allowed)
+
+
+def test_every_contracted_permission_is_granted_and_no_more(cluster: KubeCluster,
+                                                            rbac: None) -> None:
+    api = client.AuthorizationV1Api(cluster.api())
+    missing = [p for p in sorted(b.EXPECTED_RULES) if not _allowed(api, *p)]
+    assert missing == []
+    extra_verbs = ("get", "list", "watch", "create", "update", "patch", "delete",
+                   "deletecollection")
+    for group, resource, verb in [("", "secrets", v) for v in extra_verbs] + [
+        ("paydeck.dev", "paymentservices", "deletecollection"),
+        ("", "pods", "list"),
+        ("", "pods/exec", "create"),
+        ("", "nodes", "get"),
+        ("rbac.authorization.k8s.io", "clusterroles", "escalate"),
+        ("kopf.dev", "clusterkopfpeerings", "delete"),
+    ]:
+        assert not _allowed(api, group, resource, verb), (group, resource, verb)
+
+
+def test_can_i_list_shows_nothing_on_secrets(cluster: KubeCluster, rbac: None) -> None:
+    result = cluster.kubectl("auth", "can-i", "--list", "-n", "shop", f"--as={SA_USER}")
+    resources = [line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert "paymentservices.paydeck.dev/status" in resources
+    assert not [r for r in resources if r.split(".")[0].split("/")[0] == "secrets"]

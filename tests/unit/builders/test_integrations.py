@@ -1,0 +1,180 @@
+"""Secret-store bindings, Kafka topics and Prometheus children: gating and wiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from payment_operator.api import PaymentService, parse
+from payment_operator.builders import Capabilities, Context, build_all, kafka, monitoring, secrets
+
+from tests.unit.builders.cases import ALL_CAPABILITIES, minimal_body, sample
+
+pytestmark = pytest.mark.unit
+FULL = Context(capabilities=ALL_CAPABILITIES)
+OPTIONAL_GROUPS = (
+    "monitoring.coreos.com/",
+    "external-secrets.io/",
+    "secrets-store.csi.x-k8s.io/",
+    "kafka.strimzi.io/",
+)
+
+
+def ps(**spec: Any) -> PaymentService:
+    return parse(minimal_body(**spec))
+
+
+def _store(provider: str, backend: str) -> dict[str, Any]:
+    blocks = {
+        "azure-keyvault": {
+            "azure": {
+                "vaultName": "kv-pay",
+                "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "clientId": "0e3f1a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
+            }
+        },
+        "aws-secrets-manager": {
+            "aws": {"region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/r"}
+        },
+        "vault": {"vault": {"address": "https://vault:8200", "role": "pay"}},
+    }
+    return {
+        "backend": backend,
+        "provider": provider,
+        **blocks[provider],
+        "objects": [
+            {"name": "DATABASE_URL", "remoteRef": "db-url"},
+            {"name": "STRIPE_KEY", "remoteRef": "stripe", "version": "7"},
+        ],
+    }
+
+
+def _with_store(provider: str, backend: str) -> PaymentService:
+    return ps(
+        secretStore=_store(provider, backend),
+        database={"url": {"storeObject": "DATABASE_URL"}},
+        stripe={"secretKey": {"storeObject": "STRIPE_KEY"}},
+    )
+
+
+@pytest.mark.parametrize("body", [sample("full"), sample("aws")], ids=["full", "aws"])
+def test_no_optional_api_child_without_its_capability(body: dict[str, Any]) -> None:
+    children = build_all(parse(body), Context(capabilities=Capabilities()))
+    assert not [c["kind"] for c in children if c["apiVersion"].startswith(OPTIONAL_GROUPS)]
+
+
+PROVIDERS = ["azure-keyvault", "aws-secrets-manager", "vault"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_external_secret_syncs_every_store_object_into_the_secrets_secret(provider: str) -> None:
+    p = _with_store(provider, "external-secrets")
+    store, external = secrets.external_secrets(p, FULL)
+    assert store["kind"] == "SecretStore"
+    [(kind, cfg)] = store["spec"]["provider"].items()
+    assert (
+        kind
+        == {"azure-keyvault": "azurekv", "aws-secrets-manager": "aws", "vault": "vault"}[provider]
+    )
+    assert "pay" in str(cfg)  # authenticates as the pods' ServiceAccount
+    spec = external["spec"]
+    assert spec["secretStoreRef"] == {"kind": "SecretStore", "name": "pay"}
+    assert spec["target"]["name"] == "pay-secrets"
+    assert [(d["secretKey"], d["remoteRef"]["key"]) for d in spec["data"]] == [
+        ("DATABASE_URL", "db-url"),
+        ("STRIPE_KEY", "stripe"),
+    ]
+    assert spec["data"][1]["remoteRef"]["version"] == "7"
+    assert secrets.secret_provider_class(p, FULL) is None
+    assert secrets.external_secrets(p, Context()) == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_secret_provider_class_syncs_every_store_object(provider: str) -> None:
+    p = _with_store(provider, "csi")
+    spc = secrets.secret_provider_class(p, FULL)
+    assert spc is not None
+    assert (
+        spc["spec"]["provider"]
+        == {
+            "azure-keyvault": "azure",
+            "aws-secrets-manager": "aws",
+            "vault": "vault",
+        }[provider]
+    )
+    [synced] = spc["spec"]["secretObjects"]
+    assert synced["secretName"] == "pay-secrets"
+    assert [d["key"] for d in synced["data"]] == ["DATABASE_URL", "STRIPE_KEY"]
+    # The providers parse `objects` as YAML; each mounted file is named after the store object.
+    objects = yaml.safe_load(spc["spec"]["parameters"]["objects"])
+    if provider == "azure-keyvault":
+        objects = [yaml.safe_load(item) for item in objects["array"]]
+    mounted = [o.get("objectAlias", o["objectName"]) for o in objects]
+    assert mounted == [d["objectName"] for d in synced["data"]]
+    assert secrets.external_secrets(p, FULL) == []
+    assert secrets.secret_provider_class(p, Context()) is None
+
+
+def _strimzi(namespace: str | None = None, provisioner: str = "strimzi") -> PaymentService:
+    strimzi = {"clusterName": "main", **({"namespace": namespace} if namespace else {})}
+    return ps(
+        kafka={
+            "bootstrapServers": "k:9092",
+            "topicProvisioner": provisioner,
+            **({"strimzi": strimzi} if provisioner == "strimzi" else {}),
+            "topics": [
+                {"name": "payment.events", "config": {"retention.ms": "1"}},
+                {"name": "Payment_Events"},
+                {"name": "payment-events"},
+            ],
+        }
+    )
+
+
+def test_kafka_topics_are_strimzi_resources_with_the_real_topic_name() -> None:
+    topics = kafka.kafka_topics(_strimzi(), FULL)
+    assert [t["spec"]["topicName"] for t in topics] == [
+        "payment.events",
+        "Payment_Events",
+        "payment-events",
+    ]
+    names = [t["metadata"]["name"] for t in topics]
+    assert len(set(names)) == 3
+    assert names[0] == "pay-payment.events"
+    assert all(n.startswith("pay-") and n == n.lower() and "_" not in n for n in names)
+    assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "main" for t in topics)
+    assert topics[0]["spec"]["config"] == {"retention.ms": "1"}
+    assert "config" not in topics[1]["spec"]
+
+
+def test_kafka_topics_only_with_strimzi_in_the_same_namespace() -> None:
+    assert kafka.kafka_topics(_strimzi(), Context()) == []
+    assert kafka.kafka_topics(_strimzi(provisioner="admin"), FULL) == []
+    assert kafka.kafka_topics(_strimzi(namespace="kafka"), FULL) == []
+    assert len(kafka.kafka_topics(_strimzi(namespace="payments"), FULL)) == 3
+
+
+def test_prometheus_children_need_the_flag_and_the_capability() -> None:
+    on = ps(monitoring={"serviceMonitor": True, "labels": {"release": "prom"}})
+    off = ps(monitoring={"serviceMonitor": False})
+    assert monitoring.service_monitor(on, Context()) is None
+    assert monitoring.prometheus_rule(on, Context()) is None
+    assert monitoring.service_monitor(off, FULL) is None
+    monitor = monitoring.service_monitor(on, FULL)
+    rule = monitoring.prometheus_rule(on, FULL)
+    assert monitor is not None
+    assert rule is not None
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    alerts = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert alerts == ["PaymentServiceHighErrorRatio", "PaymentServicePodsNotReady"]
+
+
+def test_monitoring_labels_never_override_child_labels() -> None:
+    p = ps(monitoring={"serviceMonitor": True, "labels": {"app.kubernetes.io/instance": "x"}})
+    monitor = monitoring.service_monitor(p, FULL)
+    assert monitor is not None
+    assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == "pay"
