@@ -183,7 +183,7 @@ class Cluster:
             f"--config={tools.binary('kwok-stages')}", "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{ports['kwok']}", f"--cidr={POD_CIDR}",
-            "--node-ip=127.0.0.1",
+            "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
         ])
         nodes = {"apiVersion": "v1", "kind": "List",
                  "items": [_node_manifest(i) for i in range(NODE_COUNT)]}

@@ -34,13 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if not args.verbose:
+        # Kopf logs every successful handler call at INFO; keep successes quiet, not failures.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     start_http_server(settings.metrics_port)
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         standalone=settings.standalone,
-        peering_name=settings.peering_name,
-        priority=settings.priority,
         liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
     )
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from payment_operator.api import parse
 from payment_operator.api import v1alpha1 as api
 
@@ -245,6 +245,8 @@ _names = count()
 @settings(
     max_examples=25,
     deadline=None,
+    # Each example costs three kubectl calls: report the failing example without shrinking.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(service=payment_services())
