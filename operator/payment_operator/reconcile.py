@@ -159,8 +159,11 @@ def _reconcile(
             wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
             apply.prune(kube, namespace, meta["uid"], builders.selector(ps), kinds, wanted, result)
     except KubeError as err:
+        if err.status == 403 and "being terminated" in err.message:
+            return outcome  # the namespace is going away, and this object with it
         outcome.failure = failure_of(err)
-        outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
+        if _is_new_failure(obj, outcome.failure):
+            outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
         if err.status == 0:
             raise  # nothing to write status to; Kopf retries with backoff
     for ref in result.created:
@@ -192,6 +195,18 @@ def _reconcile(
     )
     _publish(kube, obj, observation, outcome, now)
     return outcome
+
+
+def _is_new_failure(obj: Obj, failure: conditions.Failure) -> bool:
+    """Whether this failure is not already reported (one Event per failure, not per retry)."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Degraded":
+            return not (
+                cond.get("status") == "True"
+                and cond.get("reason") == failure.reason
+                and cond.get("message") == failure.message
+            )
+    return True
 
 
 def _publish(

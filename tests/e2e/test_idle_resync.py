@@ -46,6 +46,7 @@ def resync_count(port: int) -> float:
         text = resp.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith('paydeck_reconcile_total{trigger="resync",result="ok"}'):
+        if (line.startswith("paydeck_reconcile_total{")
+                and 'trigger="resync"' in line and 'result="ok"' in line):
             total += float(line.rsplit(" ", 1)[1])
     return total

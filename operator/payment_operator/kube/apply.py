@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from payment_operator.kube import drift, resources
-from payment_operator.kube.client import Kube, Obj
+from payment_operator.kube.client import Kube, KubeError, Obj
 
 
 @dataclass
@@ -37,12 +37,32 @@ def apply_all(kube: Kube, desired: Sequence[dict[str, Any]]) -> ApplyResult:
         meta = stamped["metadata"]
         live = kube.get(resource, meta.get("namespace"), meta["name"])
         if drift.needs_apply(live, stamped):
-            fresh = kube.apply(stamped, resource)
+            fresh = _apply_or_repair(kube, resource, live, stamped)
             (result.created if live is None else result.updated).append(_ref(stamped))
             live = fresh
         assert live is not None
         result.live[(stamped["kind"], meta["name"])] = live
     return result
+
+
+def _apply_or_repair(
+    kube: Kube, resource: resources.Resource, live: Obj | None, stamped: dict[str, Any]
+) -> Obj:
+    """Apply; if another manager's list items block the desired state, reset those lists."""
+    try:
+        fresh = kube.apply(stamped, resource)
+    except KubeError as err:
+        if live is None or err.status != 422:
+            raise
+        fresh = live
+    if live is None or not drift.needs_apply(fresh, stamped):
+        return fresh
+    ops = drift.list_repairs(fresh, stamped)
+    if not ops:
+        return fresh
+    meta = stamped["metadata"]
+    kube.json_patch(resource, meta.get("namespace"), meta["name"], ops)
+    return kube.apply(stamped, resource)
 
 
 def prune(

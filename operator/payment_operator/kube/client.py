@@ -131,6 +131,15 @@ class Kube:
             body=patch, content_type="application/merge-patch+json",
         )
 
+    def json_patch(
+        self, resource: Resource, namespace: str | None, name: str, ops: list[Obj]
+    ) -> Obj:
+        return self.request(
+            "PATCH", resource.path(namespace, name),
+            query={"fieldManager": self.field_manager},
+            body=ops, content_type="application/json-patch+json",
+        )
+
     def delete(self, resource: Resource, namespace: str | None, name: str, uid: str) -> None:
         body = {"kind": "DeleteOptions", "apiVersion": "v1",
                 "preconditions": {"uid": uid}, "propagationPolicy": "Background"}

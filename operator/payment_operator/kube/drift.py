@@ -78,3 +78,31 @@ def needs_apply(live: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> b
         return True
     desired_body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
     return not contains(live, desired_body)
+
+
+def _pointer(parts: list[str]) -> str:
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def list_repairs(live: Any, desired: Any, path: list[str] | None = None) -> list[dict[str, Any]]:
+    """JSON-patch operations that reset every drifted list of ``live`` to the desired one.
+
+    Server-side apply cannot remove a list item another manager owns (a port renumbered by
+    ``kubectl patch`` stays beside ours and the Service becomes invalid), so before
+    re-applying, the reconciler replaces such lists wholesale.
+    """
+    path = path or []
+    ops: list[dict[str, Any]] = []
+    if not (isinstance(live, Mapping) and isinstance(desired, Mapping)):
+        return ops
+    for key, want in desired.items():
+        if key not in live:
+            continue
+        here = [*path, str(key)]
+        have = live[key]
+        if isinstance(want, list) and isinstance(have, list):
+            if not contains(have, want):
+                ops.append({"op": "replace", "path": _pointer(here), "value": want})
+        elif isinstance(want, Mapping):
+            ops.extend(list_repairs(have, want, here))
+    return ops
