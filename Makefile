@@ -41,6 +41,15 @@ lint: venv
 ## manifests: regenerate the CRD from the pydantic models
 manifests: venv
 	$(PY) -m payment_operator.api.crdgen
+	cp crds/*.yaml charts/payment-operator/crds/
+
+helm-lint: tools
+	$$($(PY) -m hack.tools path helm) lint charts/payment-operator --strict --kube-version 1.34.4
+
+## docker-build: needs a Docker engine (none on the CI machine)
+docker-build:
+	docker build --target operator -t payment-operator:dev .
+	docker build --target runtime -t payment-runtime:dev .
 
 bench: deps tools
 	$(PY) -m bench

@@ -46,7 +46,7 @@ def _measure(lc: local_cluster.Cluster, fn: Callable[[], None]) -> tuple[int, fl
 
 
 def _objects(kube: Kube) -> list[dict[str, Any]]:
-    return kube.list(resources.PAYMENT_SERVICE, NAMESPACE)
+    return kube.list_objects(resources.PAYMENT_SERVICE, NAMESPACE)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -69,9 +69,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.stealth = True
 
 
+def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post one Kubernetes Event about a PaymentService (Kopf batches and posts it)."""
+    kopf.event(cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message)
+
+
 def _post(body: Mapping[str, Any], outcome: reconcile.Outcome) -> None:
     for event in outcome.events:
-        kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message)
+        _event(body, event.type, event.reason, event.message)
 
 
 def _run(body: Mapping[str, Any], trigger: str, prune: bool) -> reconcile.Outcome:
@@ -81,7 +86,7 @@ def _run(body: Mapping[str, Any], trigger: str, prune: bool) -> reconcile.Outcom
         )
     except KubeError as err:
         failure = reconcile.failure_of(err)
-        kopf.event(dict(body), type="Warning", reason=failure.reason, message=failure.message)
+        _event(body, "Warning", failure.reason, failure.message)
         raise kopf.TemporaryError(f"{failure.reason}: {failure.message}", delay=10) from err
     _post(body, outcome)
     return outcome
@@ -112,7 +117,7 @@ def resync(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
 def on_delete(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
     """Children go through garbage collection (owner references); only say goodbye."""
     reconcile.forget(str(meta.namespace), str(meta.name))
-    kopf.info(dict(body), reason="Deleting", message="children are removed by garbage collection")
+    _event(body, "Normal", "Deleting", "children are removed by garbage collection")
 
 
 def on_child_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:

@@ -76,7 +76,7 @@ def prune(
 ) -> None:
     """Delete children of ``owner_uid`` (found by label) that are not in ``wanted``."""
     for resource in kinds:
-        for obj in kube.list(resource, namespace, selector):
+        for obj in kube.list_objects(resource, namespace, selector):
             meta = obj["metadata"]
             owners = meta.get("ownerReferences", [])
             if not any(o.get("uid") == owner_uid and o.get("controller") for o in owners):

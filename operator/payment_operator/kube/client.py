@@ -105,7 +105,9 @@ class Kube:
                 return None
             raise
 
-    def list(self, resource: Resource, namespace: str | None, selector: str = "") -> list[Obj]:
+    def list_objects(
+        self, resource: Resource, namespace: str | None, selector: str = ""
+    ) -> list[Obj]:
         query = {"labelSelector": selector} if selector else {}
         try:
             items = self.request("GET", resource.collection(namespace), query=query)

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from payment_operator import conditions as c
 
 pytestmark = pytest.mark.unit

@@ -3,7 +3,6 @@
 import copy
 
 import pytest
-
 from payment_operator.kube import drift
 
 pytestmark = pytest.mark.unit
