@@ -64,10 +64,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    from payment_runtime.api.app import create_app
+    from payment_runtime.api.app import MetricsPortDispatch, create_app
 
     runtime_secrets = secret_providers.load_runtime_secrets(settings, provider)
+    if runtime_secrets.stripe_webhook_secret is None:
+        log.warning(
+            "no Stripe webhook secret configured: webhooks are disabled",
+            extra={"secret_name": settings.secret_name_stripe_webhook_secret},
+        )
+    if settings.jwks_url is None:
+        log.warning("no JWKS URL (PAYMENT_JWKS_URL) configured: the payment API is disabled")
     app = create_app(settings, runtime_secrets)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    metrics_port = settings.metrics_port if settings.metrics_port != port else None
+
+    def config(listen_port: int) -> uvicorn.Config:
+        return uvicorn.Config(
+            app if metrics_port is None else MetricsPortDispatch(app, metrics_port),
+            host=host,
+            port=listen_port,
+            log_config=None,  # keep our JSON, redacting handler
+            access_log=False,
+            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+            server_header=False,
+        )
+
+    server = uvicorn.Server(config(port))
+    # One server, one lifespan, one set of signal handlers; with a metrics port it
+    # listens on two sockets and MetricsPortDispatch keeps the second to /metrics.
+    sockets = None
+    if metrics_port is not None:
+        sockets = [server.config.bind_socket(), config(metrics_port).bind_socket()]
+
     stop = threading.Event()
     relay_thread: threading.Thread | None = None
     if settings.relay_in_process:
@@ -79,19 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         relay_thread.start()
     try:
-        uvicorn.run(
-            app,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            log_config=None,  # keep our JSON, redacting handler
-            access_log=False,
-            timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
-            server_header=False,
-        )
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:  # SIGINT, re-raised by uvicorn after a graceful shutdown
+        pass
     finally:
         stop.set()
         if relay_thread is not None:
             relay_thread.join(timeout=10)
+        for sock in sockets or ():
+            sock.close()
+    if not server.started:
+        return 3  # uvicorn's STARTUP_FAILURE, as uvicorn.run() exits with
     return 0
 
 

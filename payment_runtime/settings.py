@@ -2,6 +2,13 @@
 
 Secret values (database URL, Stripe keys) are not settings: they come from a secret
 provider (see :mod:`payment_runtime.adapters.secrets`), which may be the environment.
+The ``secret_name_*`` settings say under which names the provider is asked; with the
+``env`` provider a secret named ``X`` is read from ``PAYMENT_X`` (then ``X``).
+
+The operator's builders (``payment_operator.builders.workload``) emit exactly these
+settings in the pod's ConfigMap; ``tests/unit/runtime/test_operator_contract.py`` checks
+that every ``PAYMENT_*`` name they emit is either a field here or a secret env var named
+by a ``secret_name_*`` setting.
 """
 
 from __future__ import annotations
@@ -61,7 +68,10 @@ class Settings(BaseSettings):
 
     # HTTP.
     host: str = "0.0.0.0"  # noqa: S104 - the container listens on all interfaces
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
+    #: A second listener serving only ``/metrics`` (the pod's ``metrics`` port), or None.
+    #: ``/metrics`` stays on :attr:`port` either way.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"

@@ -151,18 +151,28 @@ class RuntimeSecrets:
 
     database_url: str
     stripe_api_key: str
-    stripe_webhook_secret: str
+    #: None when no webhook secret is configured: webhooks are then disabled.
+    stripe_webhook_secret: str | None
 
     def __repr__(self) -> str:
         return "RuntimeSecrets(<redacted>)"
 
 
 def load_runtime_secrets(settings: Settings, provider: SecretProvider) -> RuntimeSecrets:
-    """Fetch the database URL and Stripe keys through ``provider``."""
+    """Fetch the database URL and Stripe keys through ``provider``.
+
+    The database URL and the Stripe secret key are required (:class:`SecretNotFound`).
+    The webhook secret is optional, as it is in the PaymentService API: when the provider
+    has none, ``stripe_webhook_secret`` is None and the webhook endpoint is disabled.
+    """
+    try:
+        webhook_secret: str | None = provider.get(settings.secret_name_stripe_webhook_secret)
+    except SecretNotFound:
+        webhook_secret = None
     return RuntimeSecrets(
         database_url=provider.get(settings.secret_name_database_url),
         stripe_api_key=provider.get(settings.secret_name_stripe_api_key),
-        stripe_webhook_secret=provider.get(settings.secret_name_stripe_webhook_secret),
+        stripe_webhook_secret=webhook_secret,
     )
 
 

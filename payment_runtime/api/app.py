@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from payment_runtime import migrations
 from payment_runtime.adapters import postgres
@@ -48,7 +49,7 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     authenticator: Authenticator
-    webhook_secret: str
+    webhook_secret: str | None  # None: no webhook secret configured, webhooks disabled
     service: PaymentService | None = None
     pool: Any = None
 
@@ -244,6 +245,13 @@ async def payment_providers(request: Request) -> Response:
 @endpoint("/webhooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
     runtime = _rt(request)
+    if runtime.webhook_secret is None:
+        runtime.metrics.webhook_events.labels("unknown", "disabled").inc()
+        raise ApiError(
+            404,
+            "webhooks_disabled",
+            "Stripe webhooks are disabled: no webhook secret is configured",
+        )
     payload = await _read_body(request, runtime.settings.max_body_bytes)
     signature = request.headers.get("stripe-signature")
     if not signature:
@@ -319,6 +327,30 @@ ROUTES = [
     Route("/metrics", metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", openapi_document, methods=["GET"]),
 ]
+
+
+class MetricsPortDispatch:
+    """ASGI wrapper for serving one app on two listeners: the main port and a metrics port.
+
+    Requests that arrive on ``metrics_port`` (the local port of the connection) see only
+    ``/metrics``; anything else there is a 404 ``not_found``.  The main port serves the
+    whole app, ``/metrics`` included.  Lifespan events pass through unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, metrics_port: int) -> None:
+        self.app = app
+        self.metrics_port = metrics_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") != "/metrics":
+            server = scope.get("server")
+            if server is not None and server[1] == self.metrics_port:
+                response = _error(
+                    ApiError(404, "not_found", "only /metrics is served on the metrics port")
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(

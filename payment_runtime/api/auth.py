@@ -43,7 +43,12 @@ class Principal:
 
 
 class KeySource:
-    """Where signing keys come from."""
+    """Where signing keys come from; with neither a URL nor a key set, nowhere.
+
+    An unconfigured source keeps the service up (health, metrics, webhooks) while the
+    payment API refuses every call with 503 ``auth_not_configured``: the PaymentService API
+    has no auth settings, so a pod gets a JWKS URL only through ``spec.env``.
+    """
 
     def __init__(self, *, url: str | None = None, jwks: dict[str, Any] | None = None) -> None:
         self._client: jwt.PyJWKClient | None = None
@@ -54,8 +59,11 @@ class KeySource:
             self._set = jwt.PyJWKSet.from_dict(json.loads(Path(url[7:]).read_text()))
         elif url:
             self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
-        else:
-            raise ValueError("a JWKS URL (PAYMENT_JWKS_URL) or key set is required")
+
+    @property
+    def configured(self) -> bool:
+        """Whether there are keys to verify tokens with."""
+        return self._set is not None or self._client is not None
 
     async def key_for(self, token: str) -> Any:
         if self._set is not None:
@@ -93,6 +101,12 @@ class Authenticator:
         self._leeway = leeway
 
     async def authenticate(self, authorization: str | None) -> Principal:
+        if not self._source.configured:
+            raise ApiError(
+                503,
+                "auth_not_configured",
+                "no JWKS URL (PAYMENT_JWKS_URL) is configured: the payment API is disabled",
+            )
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "unauthenticated", "a bearer token is required")
         token = authorization[7:].strip()

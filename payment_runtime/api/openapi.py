@@ -132,6 +132,10 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "accepted"},
                         "400": {"description": "invalid signature"},
+                        "404": {
+                            "description": "webhooks disabled (no webhook secret configured):"
+                            " error code webhooks_disabled"
+                        },
                     },
                 }
             },

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,8 +24,13 @@ RESYNC_SECONDS = 3
 class OperatorProcess:
     """`payment-operator` in a subprocess, logging to a file; restartable."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, args: tuple[str, ...] = ("--standalone",),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.args = args
+        self.extra_env = env or {}
         self.log = Path(tempfile.mkstemp(prefix="paydeck-operator-", suffix=".log")[1])
         self.metrics_port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,11 +42,12 @@ class OperatorProcess:
             "PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS),
             "PAYDECK_METRICS_PORT": str(self.metrics_port),
             "PAYDECK_LIVENESS_PORT": str(_free_port()),
+            **self.extra_env,
         }
         exe = Path(sys.executable).parent / "payment-operator"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(exe), "--standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                [str(exe), *self.args], env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -53,6 +60,14 @@ class OperatorProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+
+    def reconciles(self) -> float:
+        """Total reconcile passes this process has run, from its own /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("paydeck_reconcile_total{"))
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

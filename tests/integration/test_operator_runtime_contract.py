@@ -1,0 +1,141 @@
+"""The operator's pod, for real: ``payment-runtime migrate`` then ``serve`` as subprocesses with
+exactly the environment the builders give the container (ConfigMap + env, secretKeyRefs
+replaced by test values), plus PATH and HOME.
+
+Overrides, each through the very setting name the builders emit:
+- ``PAYMENT_PORT`` / ``PAYMENT_METRICS_PORT``: the builders hard-code 8080 / 9090; the test
+  uses free ports instead, so parallel runs cannot collide.
+- ``PAYMENT_STRIPE_API_BASE``: stripe-mock (the samples set none).
+- ``PAYMENT_KAFKA_BOOTSTRAP_SERVERS``: the test broker, for samples with Kafka (the sample's
+  brokers do not exist here; the in-process relay then really connects).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures._process import free_port, tail, wait_until
+from tests.unit.runtime import operator_env
+
+pytestmark = pytest.mark.integration
+
+RUNTIME = str(Path(sys.executable).parent / "payment-runtime")
+START_TIMEOUT = 60.0
+
+
+def _with_password(dsn: str, password: str) -> str:
+    # The fixture's server trusts loopback: the password is ignored by the server, but it
+    # is a secret the runtime must never log.
+    scheme, rest = dsn.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user}:{password}@{host}"
+
+
+def _run(args: list[str], env: dict[str, str], log: Path, **kwargs: Any) -> Any:
+    with log.open("ab") as out:
+        return subprocess.run(
+            [RUNTIME, *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False, **kwargs
+        )
+
+
+@pytest.mark.parametrize("sample", ["minimal", "aws"])
+def test_the_runtime_serves_with_the_env_the_operator_builds(
+    sample, request, postgres, stripe_mock, tmp_path
+):
+    manifests = operator_env.build_sample(sample)
+    container = operator_env.runtime_container(manifests)
+    assert "command" not in container  # the image's entrypoint, payment-runtime, runs
+    assert container["args"] == ["serve"]
+    assert operator_env.port(container, "metrics") is not None
+
+    token = uuid.uuid4().hex[:12]
+    dsn = _with_password(postgres.new_database(prefix="contract"), f"pw-contract-{token}")
+    test_secrets = {
+        "PAYMENT_DATABASE_URL": dsn,
+        "PAYMENT_STRIPE_SECRET_KEY": f"sk_test_contract_{token}",
+        "PAYMENT_STRIPE_WEBHOOK_SECRET": f"whsec_contract_{token}",
+    }
+    env = operator_env.resolve_env(manifests, test_secrets)
+    http_port, metrics_port = free_port(), free_port()
+    assert env["PAYMENT_PORT"] == str(operator_env.port(container, "http"))
+    assert env["PAYMENT_METRICS_PORT"] == str(operator_env.port(container, "metrics"))
+    env["PAYMENT_PORT"], env["PAYMENT_METRICS_PORT"] = str(http_port), str(metrics_port)
+    env.setdefault("PAYMENT_STRIPE_API_BASE", stripe_mock.api_base)
+    if "PAYMENT_KAFKA_BOOTSTRAP_SERVERS" in env:
+        env["PAYMENT_KAFKA_BOOTSTRAP_SERVERS"] = request.getfixturevalue("kafka").bootstrap_servers
+    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+    env["HOME"] = str(tmp_path)
+    has_webhook_secret = "PAYMENT_STRIPE_WEBHOOK_SECRET" in env
+    assert has_webhook_secret == (sample == "aws")
+
+    log = tmp_path / "runtime.log"
+    migrate = _run(["migrate"], env, log, timeout=120)
+    assert migrate.returncode == 0, tail(log)
+
+    with log.open("ab") as out:
+        serve = subprocess.Popen(
+            [RUNTIME, *container["args"]],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    main = f"http://127.0.0.1:{http_port}"
+    metrics = f"http://127.0.0.1:{metrics_port}"
+    try:
+        wait_until(
+            lambda: httpx.get(f"{main}/health/ready", timeout=2).status_code == 200,
+            what="payment-runtime serve",
+            timeout=START_TIMEOUT,
+            process=serve,
+            log=log,
+        )
+        assert httpx.get(f"{main}/health").json() == {"status": "ok"}
+        ready = httpx.get(f"{main}/health/ready").json()
+        assert ready["status"] == "ready"
+        assert ready["schema_version"] == ready["expected_version"] > 0
+
+        webhook = httpx.post(
+            f"{main}/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=00"}
+        )
+        if has_webhook_secret:
+            assert webhook.status_code == 400
+            assert webhook.json()["error"]["code"] == "invalid_signature"
+        else:
+            assert webhook.status_code == 404
+            assert webhook.json()["error"]["code"] == "webhooks_disabled"
+
+        scraped = httpx.get(f"{metrics}/metrics", timeout=5)
+        assert scraped.status_code == 200
+        assert scraped.headers["content-type"].startswith("text/plain")
+        assert "payment_requests_total" in scraped.text
+        # The webhook call above was counted by the same app the metrics port exposes.
+        assert "stripe_webhook_events_total{" in scraped.text
+        assert httpx.get(f"{metrics}/health").status_code == 404  # only /metrics there
+        assert httpx.get(f"{main}/metrics").status_code == 200  # and still on the app
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            serve.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait(timeout=10)
+
+    output = log.read_text(errors="replace")
+    assert "migrations applied" in output
+    assert "Uvicorn running" in output
+    if not has_webhook_secret:
+        assert "webhooks are disabled" in output
+    secret_values = [*test_secrets.values(), f"pw-contract-{token}"]
+    for value in secret_values:
+        assert value not in output, "a secret value reached the runtime's log"

@@ -1,0 +1,147 @@
+"""The contract between the operator's builders and the runtime, without running either.
+
+Every ``PAYMENT_*`` name the builders put in the pod is something the runtime reads: a
+:class:`~payment_runtime.settings.Settings` field, or the env var the ``env`` secret provider
+reads for a secret the settings name.  A rename on either side fails here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from payment_operator import builders
+from starlette.testclient import TestClient
+
+from payment_runtime.adapters import secrets
+from payment_runtime.adapters.secrets import RuntimeSecrets
+from payment_runtime.api.app import ROUTES, MetricsPortDispatch, create_app
+from payment_runtime.settings import Settings
+from tests.integration.runtime.helpers import settings_for
+from tests.unit.builders.cases import CASE_IDS, CASES
+from tests.unit.runtime import operator_env
+
+pytestmark = pytest.mark.unit
+
+FIELD_ENV_NAMES = {operator_env.PREFIX + name.upper() for name in Settings.model_fields}
+SECRET_NAME_FIELDS = [name for name in Settings.model_fields if name.startswith("secret_name_")]
+#: A value for every secret env var the builders may emit.
+TEST_SECRETS = {
+    "PAYMENT_DATABASE_URL": "postgresql://u:pw-unit@db:5432/payments",
+    "PAYMENT_STRIPE_SECRET_KEY": "sk_test_unit_contract",
+    "PAYMENT_STRIPE_WEBHOOK_SECRET": "whsec_unit_contract",
+}
+
+
+def _built(case: Any) -> list[dict[str, Any]]:
+    return builders.build_all(case.ps, case.ctx)
+
+
+def _user_env_names(case: Any) -> set[str]:
+    return {var.name for var in case.ps.spec.env or ()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_every_payment_name_the_builders_emit_is_read_by_the_runtime(case, monkeypatch):
+    manifests = _built(case)
+    env = operator_env.resolve_env(manifests, TEST_SECRETS)
+    settings = operator_env.settings_from(env, monkeypatch)
+    secret_env = {operator_env.PREFIX + getattr(settings, f) for f in SECRET_NAME_FIELDS}
+    emitted = {n for n in env if n.startswith(operator_env.PREFIX)} - _user_env_names(case)
+    assert emitted, "the builders emit no PAYMENT_* settings at all?"
+    unknown = emitted - FIELD_ENV_NAMES - secret_env
+    assert not unknown, f"the runtime reads none of {sorted(unknown)}"
+    # Secrets are never settings fields: they must reach the runtime only as secrets.
+    assert not operator_env.secret_env_names(manifests) & FIELD_ENV_NAMES
+    assert operator_env.secret_env_names(manifests) <= secret_env
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_settings_the_builders_emit_parse_to_what_the_pod_declares(case, monkeypatch):
+    manifests = _built(case)
+    env = operator_env.resolve_env(manifests, TEST_SECRETS)
+    settings = operator_env.settings_from(env, monkeypatch)
+    container = operator_env.runtime_container(manifests)
+    assert settings.port == operator_env.port(container, "http")
+    assert settings.metrics_port == operator_env.port(container, "metrics")
+    assert settings.secrets_provider == "env"
+    paths = {route.path for route in ROUTES}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "http"
+        assert container[probe]["httpGet"]["path"] in paths
+    # Every value that names a setting is taken, not silently dropped or defaulted.
+    for key, value in env.items():
+        field = key.removeprefix(operator_env.PREFIX).lower()
+        if key.startswith(operator_env.PREFIX) and field in Settings.model_fields:
+            assert str(getattr(settings, field)).lower() == value.lower(), key
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_env_provider_finds_every_secret_the_pod_carries(case, monkeypatch):
+    manifests = _built(case)
+    env = operator_env.resolve_env(manifests, TEST_SECRETS)
+    settings = operator_env.settings_from(env, monkeypatch)
+    loaded = secrets.load_runtime_secrets(settings, secrets.EnvProvider(env))
+    assert loaded.database_url == TEST_SECRETS["PAYMENT_DATABASE_URL"]
+    assert loaded.stripe_api_key == TEST_SECRETS["PAYMENT_STRIPE_SECRET_KEY"]
+    if case.ps.spec.stripe.webhook_secret is None:
+        assert loaded.stripe_webhook_secret is None
+    else:
+        assert loaded.stripe_webhook_secret == TEST_SECRETS["PAYMENT_STRIPE_WEBHOOK_SECRET"]
+
+
+def test_the_samples_cover_webhooks_on_and_off():
+    # The integration contract test runs minimal (no webhook secret) and aws (with one).
+    no_webhook = operator_env.secret_env_names(operator_env.build_sample("minimal"))
+    with_webhook = operator_env.secret_env_names(operator_env.build_sample("aws"))
+    assert "PAYMENT_STRIPE_WEBHOOK_SECRET" not in no_webhook
+    assert "PAYMENT_STRIPE_WEBHOOK_SECRET" in with_webhook
+
+
+def test_missing_required_secrets_still_fail_at_start():
+    settings = Settings()
+    provider = secrets.EnvProvider({"PAYMENT_DATABASE_URL": "postgresql://x"})
+    with pytest.raises(secrets.SecretNotFound):
+        secrets.load_runtime_secrets(settings, provider)
+
+
+def _app(webhook_secret: str | None):
+    return create_app(
+        settings_for("http://127.0.0.1:9"),
+        RuntimeSecrets("postgresql://x", "sk_test_x", webhook_secret),
+    )
+
+
+def test_webhooks_are_disabled_cleanly_without_a_webhook_secret():
+    client = TestClient(_app(None))  # no lifespan: refusals happen before the database
+    r = client.post("/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=0"})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "webhooks_disabled"
+    assert 'result="disabled"' in client.get("/metrics").text
+    # With a secret, the same request reaches signature verification.
+    client = TestClient(_app("whsec_x"))
+    r = client.post("/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=0"})
+    assert r.json()["error"]["code"] == "invalid_signature"
+
+
+def test_without_a_jwks_url_the_payment_api_is_refused_but_the_service_runs():
+    # The PaymentService API has no auth settings: the builders emit no PAYMENT_JWKS_URL.
+    client = TestClient(_app(None))
+    r = client.get("/api/v1/payments/providers/NL", headers={"Authorization": "Bearer a.b.c"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "auth_not_configured"
+    assert client.get("/health").status_code == 200
+
+
+def test_the_metrics_port_serves_only_metrics():
+    app = _app("whsec_x")
+    # TestClient connects to "testserver:80": make 80 the metrics port, then another one.
+    on_metrics_port = TestClient(MetricsPortDispatch(app, 80))
+    assert on_metrics_port.get("/metrics").status_code == 200
+    assert "payment_requests_total" in on_metrics_port.get("/metrics").text
+    r = on_metrics_port.get("/health")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    on_main_port = TestClient(MetricsPortDispatch(app, 9090))
+    assert on_main_port.get("/health").json() == {"status": "ok"}
+    assert on_main_port.get("/metrics").status_code == 200
