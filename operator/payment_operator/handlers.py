@@ -95,10 +95,17 @@ def _run(body: Mapping[str, Any], trigger: str, prune: bool) -> reconcile.Outcom
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, reason: str, **_: Any) -> None:
+def on_change(body: kopf.Body, reason: str, retry: int, **_: Any) -> None:
     outcome = _run(body, trigger=str(reason), prune=True)
-    if outcome.failure is not None and outcome.failure.retryable:
-        raise kopf.TemporaryError(outcome.failure.message, delay=15)
+    if outcome.failure is not None:
+        # Even "permanent" failures (a quota, missing RBAC) get fixed by humans: keep trying,
+        # backing off, while the status says Stalled.
+        raise kopf.TemporaryError(outcome.failure.message, delay=retry_delay(retry))
+
+
+def retry_delay(retry: int) -> float:
+    """Back-off for failed reconciles: 5 s, 10 s, 20 s ... at most 2 minutes."""
+    return float(min(5 * 2 ** min(retry, 10), 120))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=Runtime.settings.resync_seconds,
@@ -114,10 +121,10 @@ def resync(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def on_delete(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+def on_delete(meta: kopf.Meta, **_: Any) -> None:
     """Children go through garbage collection (owner references); only say goodbye."""
     reconcile.forget(str(meta.namespace), str(meta.name))
-    _event(body, "Normal", "Deleting", "children are removed by garbage collection")
+    log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
 
 
 def on_child_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
@@ -133,8 +140,6 @@ def on_child_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         return
     if parent is None or parent["metadata"].get("deletionTimestamp"):
         return
-    if not parent.get("status", {}).get("kopf"):
-        return  # not handled by the main handler yet: let creation come first
     try:
         _run(parent, trigger="child", prune=False)
     except kopf.TemporaryError as err:

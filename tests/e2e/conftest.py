@@ -18,7 +18,8 @@ import pytest
 from hack.cluster import _free_port
 from tests.fixtures.cluster import KubeCluster
 
-RESYNC_SECONDS = 3
+#: The session operator's drift timer is slow on purpose: drift must be undone by child events.
+SESSION_RESYNC_SECONDS = 300
 
 
 class OperatorProcess:
@@ -39,7 +40,7 @@ class OperatorProcess:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
-            "PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS),
+            "PAYDECK_RESYNC_SECONDS": str(SESSION_RESYNC_SECONDS),
             "PAYDECK_METRICS_PORT": str(self.metrics_port),
             "PAYDECK_LIVENESS_PORT": str(_free_port()),
             **self.extra_env,
