@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -147,4 +150,31 @@ def test_up_is_fast_and_down_leaves_nothing_behind(capsys):
         print(f"\nwarm cluster up: {elapsed:.1f}s")
     assert not state.exists()
     assert not [pid for pid in pids.values() if local_cluster._alive(pid)]
+    assert not list(local_cluster._stray_pids(state))
+
+
+@pytest.mark.skipif(bool(os.environ.get("PAYDECK_TEST_KUBECONFIG")),
+                    reason="checks the local control plane's own lifecycle")
+def test_ctrl_c_on_run_tears_everything_down():
+    state = Path(tempfile.mkdtemp(prefix="paydeck-ctrlc-"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hack.cluster", "run", "--dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("cluster running"):
+                break
+        else:
+            raise AssertionError("`hack.cluster run` ended before the cluster was up")
+        state_pids = json.loads((state / "state.json").read_text())["processes"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not state.exists()
+    assert not [pid for pid in state_pids.values() if local_cluster._alive(pid)]
     assert not list(local_cluster._stray_pids(state))
