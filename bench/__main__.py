@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = {"operator": "bench.operator_resync", "runtime": "bench.runtime"}
+BENCHES = {"operator": "bench.operator_resync", "runtime": "bench.runtime.run"}
 
 
 def main() -> int:

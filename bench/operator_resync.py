@@ -49,9 +49,7 @@ def _objects(kube: Kube) -> list[dict[str, Any]]:
     return kube.list_objects(resources.PAYMENT_SERVICE, NAMESPACE)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = argv if argv is not None else sys.argv[1:]
-    count = int(args[0]) if args else 100
+def main(count: int = 100) -> None:
     state = Path(tempfile.mkdtemp(prefix="paydeck-bench-"))
     with local_cluster.running(state) as lc:
         crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
@@ -103,4 +101,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100)

@@ -107,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemon=True,
         )
         relay_thread.start()
+    # uvicorn shuts down gracefully on SIGTERM, then restores the handler it found and
+    # raises the signal again. With the default handler that would kill the process
+    # right there (exit -15, relay not stopped); with this one, main() finishes and
+    # returns 0. A SIGTERM after uvicorn's handler is gone only stops the relay sooner.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         server.run(sockets=sockets)
     except KeyboardInterrupt:  # SIGINT, re-raised by uvicorn after a graceful shutdown
