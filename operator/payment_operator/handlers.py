@@ -42,6 +42,7 @@ class Runtime:
 
     @classmethod
     def context(cls) -> builders.Context:
+        cls.capabilities.ttl = cls.settings.discovery_ttl_seconds
         return builders.Context(
             capabilities=cls.capabilities.get(cls.client()),
             gateway_namespace=cls.settings.gateway_namespace,

@@ -39,7 +39,10 @@ OPTIONAL_PRUNABLE = {
         resources.by_kind("monitoring.coreos.com/v1", "ServiceMonitor"),
         resources.by_kind("monitoring.coreos.com/v1", "PrometheusRule"),
     ),
-    "external_secrets": (resources.by_kind("external-secrets.io/v1beta1", "ExternalSecret"),),
+    "external_secrets": (
+        resources.by_kind("external-secrets.io/v1beta1", "ExternalSecret"),
+        resources.by_kind("external-secrets.io/v1beta1", "SecretStore"),
+    ),
     "secrets_store_csi": (
         resources.by_kind("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
     ),

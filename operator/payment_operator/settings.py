@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     thread_workers: int = Field(default=8, ge=1, description="Threads for synchronous API calls.")
     metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
     liveness_port: int = Field(default=8080, description="Port of the /healthz endpoint.")
+    discovery_ttl_seconds: float = Field(
+        default=300.0, gt=0, description="How long answers about optional APIs are cached."
+    )
     gateway_namespace: str = Field(
         default="ingress", description="Namespace of the ingress gateway the NetworkPolicy admits."
     )

@@ -123,5 +123,4 @@ def stripe_key(action: str, resource_id: str) -> str:
     """
     if not action or not resource_id:
         raise ValueError("action and resource id are required")
-    import uuid
-    return f"paydeck:{action}:{resource_id}:{uuid.uuid4()}"
+    return f"paydeck:{action}:{resource_id}"

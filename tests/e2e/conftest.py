@@ -43,6 +43,7 @@ class OperatorProcess:
             "PAYDECK_RESYNC_SECONDS": str(SESSION_RESYNC_SECONDS),
             "PAYDECK_METRICS_PORT": str(self.metrics_port),
             "PAYDECK_LIVENESS_PORT": str(_free_port()),
+            "PAYDECK_DISCOVERY_TTL_SECONDS": "2",
             **self.extra_env,
         }
         exe = Path(sys.executable).parent / "payment-operator"

@@ -47,6 +47,7 @@ KNOWN: tuple[Resource, ...] = (
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
     Resource("external-secrets.io/v1beta1", "ExternalSecret", "externalsecrets"),
+    Resource("external-secrets.io/v1beta1", "SecretStore", "secretstores"),
     Resource("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass", "secretproviderclasses"),
     Resource("kafka.strimzi.io/v1beta2", "KafkaTopic", "kafkatopics"),
 )

@@ -203,7 +203,7 @@ class StripeProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep the test output quiet
 
             def _forward(self) -> None:
@@ -234,7 +234,7 @@ class StripeProxy:
                 self.end_headers()
                 self.wfile.write(upstream.content)
 
-            do_GET = do_POST = do_DELETE = _forward  # noqa: N815
+            do_GET = do_POST = do_DELETE = _forward
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

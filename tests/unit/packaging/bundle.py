@@ -28,7 +28,7 @@ CHILDREN = {
     "policy": ("poddisruptionbudgets",),
     "networking.k8s.io": ("networkpolicies", "ingresses"),
     "monitoring.coreos.com": ("servicemonitors", "prometheusrules"),
-    "external-secrets.io": ("externalsecrets",),
+    "external-secrets.io": ("externalsecrets", "secretstores"),
     "secrets-store.csi.x-k8s.io": ("secretproviderclasses",),
     "kafka.strimzi.io": ("kafkatopics",),
 }

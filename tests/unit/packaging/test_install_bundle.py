@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from payment_operator.kube import resources
 
 from tests.unit.packaging import bundle as b
 
@@ -191,3 +192,10 @@ def test_shipped_file_opens_with_a_comment(path: Path) -> None:
 
 def test_values_schema_says_what_it_is() -> None:
     assert "values" in schema()["$comment"]
+
+
+def test_rbac_contract_covers_every_kind_the_operator_manages() -> None:
+    for resource in resources.KNOWN:
+        if resource.kind in ("PaymentService", "Event"):
+            continue
+        assert resource.plural in b.CHILDREN.get(resource.group, ()), resource
