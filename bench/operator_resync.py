@@ -69,7 +69,9 @@ def main(count: int = 100) -> None:
 
         def ours() -> None:
             for obj in _objects(kube):
-                reconcile.reconcile(kube, obj, ctx, trigger="bench", prune_children=False)
+                meta = obj["metadata"]
+                reconcile.reconcile(kube, meta["namespace"], meta["name"], ctx,
+                                    trigger="bench", prune_children=False)
 
         def naive() -> None:
             for obj in _objects(kube):

@@ -94,11 +94,18 @@ class Cluster:
             return self.kubeconfig
         self.down()
         started = time.monotonic()
-        try:
-            self._start(timeout)
-        except BaseException:
-            self.down()
-            raise
+        for attempt in range(3):
+            try:
+                self._start(timeout)
+                break
+            except RuntimeError as err:  # a component exited: most often a port race
+                self.down()
+                if attempt == 2:
+                    raise
+                print(f"retrying cluster start: {err}", file=sys.stderr)
+            except BaseException:
+                self.down()
+                raise
         took = time.monotonic() - started
         print(f"cluster up in {took:.1f}s: {self.kubeconfig}", file=sys.stderr)
         return self.kubeconfig
@@ -106,7 +113,10 @@ class Cluster:
     def running(self) -> bool:
         if not self._state_file.exists():
             return False
-        state = json.loads(self._state_file.read_text())
+        try:
+            state = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return False
         return all(_alive(pid) for pid in state.get("processes", {}).values()) and self._ready()
 
     def down(self) -> None:
@@ -115,6 +125,9 @@ class Cluster:
         if self._state_file.exists():
             with contextlib.suppress(ValueError, OSError):
                 pids.update(json.loads(self._state_file.read_text()).get("processes", {}))
+        # Only processes whose command line names this state directory are ours: a stale
+        # state file (reboot, reused pids) must not make us kill a stranger.
+        pids = {name: pid for name, pid in pids.items() if _mentions(pid, self.directory)}
         # Stop in reverse start order: kwok and controllers first, etcd last.
         for _, pid in reversed(list(pids.items())):
             _terminate(pid)
@@ -292,15 +305,20 @@ def _terminate(pid: int) -> None:
         os.killpg(pid, signal.SIGTERM)
 
 
+def _mentions(pid: int, directory: Path) -> bool:
+    """Whether the process's command line names a path inside the state directory."""
+    try:
+        return f"{directory}/".encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _stray_pids(directory: Path) -> Iterator[int]:
-    """Processes whose command line mentions the state directory (lost pid file, crashes)."""
-    marker = str(directory).encode()
+    """Processes whose command line names the state directory (lost pid file, crashes)."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if marker in (entry / "cmdline").read_bytes():
-                yield int(entry.name)
+        if (entry.name.isdigit() and int(entry.name) != os.getpid()
+                and _mentions(int(entry.name), directory)):
+            yield int(entry.name)
 
 
 @contextlib.contextmanager

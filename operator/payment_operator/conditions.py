@@ -190,3 +190,20 @@ def desired_status(obs: Observation, current: Mapping[str, Any], now: datetime) 
 def differs(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     """Whether writing ``desired`` would change the stored status (other keys are ignored)."""
     return any(current.get(key) != value for key, value in desired.items())
+
+
+def failed_status(
+    generation: int, failure: Failure, current: Mapping[str, Any], now: datetime
+) -> Status:
+    """The status when the spec itself cannot be understood: not Ready, Stalled, Degraded."""
+    conds = keep_transition_times(
+        [
+            _condition("Ready", False, failure.reason, failure.message, generation),
+            _condition("Stalled", True, failure.reason, failure.message, generation),
+            _condition("Degraded", True, failure.reason, failure.message, generation),
+        ],
+        current.get("conditions") or [],
+        now,
+    )
+    return {"observedGeneration": generation, "phase": "Degraded",
+            "message": failure.message, "conditions": conds}

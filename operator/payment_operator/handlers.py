@@ -58,6 +58,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         field="status.kopf.last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    settings.posting.loggers = False  # only the Events we post on purpose
     settings.batching.worker_limit = own.worker_limit
     settings.execution.max_workers = own.thread_workers
     settings.watching.server_timeout = 300
@@ -68,6 +69,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         own.priority if own.priority is not None else random.randint(1, 10_000)
     )
     settings.peering.stealth = True
+    # Replicas must not fall back to standalone (and fight) if the peering object is missing.
+    settings.peering.mandatory = not own.standalone
 
 
 def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -76,19 +79,22 @@ def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> No
 
 
 def _post(body: Mapping[str, Any], outcome: reconcile.Outcome) -> None:
+    about = outcome.obj or body
     for event in outcome.events:
-        _event(body, event.type, event.reason, event.message)
+        _event(about, event.type, event.reason, event.message)
 
 
-def _run(body: Mapping[str, Any], trigger: str, prune: bool) -> reconcile.Outcome:
+def _run(
+    meta: Mapping[str, Any], body: Mapping[str, Any], trigger: str, prune: bool, wait: bool = True
+) -> reconcile.Outcome:
     try:
         outcome = reconcile.reconcile(
-            Runtime.client(), body, Runtime.context(), trigger=trigger, prune_children=prune
+            Runtime.client(), str(meta["namespace"]), str(meta["name"]), Runtime.context(),
+            trigger=trigger, prune_children=prune, wait=wait,
         )
     except KubeError as err:
-        failure = reconcile.failure_of(err)
-        _event(body, "Warning", failure.reason, failure.message)
-        raise kopf.TemporaryError(f"{failure.reason}: {failure.message}", delay=10) from err
+        # The API server is unreachable or failing: there is no status to write it to.
+        raise kopf.TemporaryError(f"{reconcile.failure_of(err).reason}: {err}", delay=10) from err
     _post(body, outcome)
     return outcome
 
@@ -96,8 +102,8 @@ def _run(body: Mapping[str, Any], trigger: str, prune: bool) -> reconcile.Outcom
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, reason: str, retry: int, **_: Any) -> None:
-    outcome = _run(body, trigger=str(reason), prune=True)
+def on_change(body: kopf.Body, meta: kopf.Meta, reason: str, retry: int, **_: Any) -> None:
+    outcome = _run(meta, body, trigger=str(reason), prune=True)
     if outcome.failure is not None:
         # Even "permanent" failures (a quota, missing RBAC) get fixed by humans: keep trying,
         # backing off, while the status says Stalled.
@@ -116,48 +122,37 @@ def resync(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
     if meta.get("deletionTimestamp"):
         return
     try:
-        _run(body, trigger="resync", prune=False)
+        _run(meta, body, trigger="resync", prune=False, wait=False)
     except kopf.TemporaryError as err:
         log.warning("resync of %s/%s failed: %s", meta.namespace, meta.name, err)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 def on_delete(meta: kopf.Meta, **_: Any) -> None:
-    """Children go through garbage collection (owner references); only say goodbye."""
+    """Children go through garbage collection (owner references); only forget the object."""
     reconcile.forget(str(meta.namespace), str(meta.name))
     log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
 
 
-def on_child_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
-    """A child changed or vanished: reconcile its owner now instead of at the next resync."""
-    labels = body.get("metadata", {}).get("labels", {})
-    owner, namespace = labels.get(OWNER_LABEL), body.get("metadata", {}).get("namespace")
+def on_child_event(body: kopf.Body, **_: Any) -> None:
+    """A child changed or vanished: reconcile its owner now instead of at the next resync.
+
+    Never waits: if a pass for the owner is running, it is told to go round once more.
+    """
+    meta = body.get("metadata", {})
+    owner, namespace = meta.get("labels", {}).get(OWNER_LABEL), meta.get("namespace")
     if not owner or not namespace:
         return
+    parent_meta = {"name": owner, "namespace": namespace}
+    parent = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PaymentService", "metadata": parent_meta}
     try:
-        parent = Runtime.client().get(resources.PAYMENT_SERVICE, namespace, owner)
-    except KubeError as err:
-        log.warning("cannot read %s/%s: %s", namespace, owner, err)
-        return
-    if parent is None or parent["metadata"].get("deletionTimestamp"):
-        return
-    try:
-        _run(parent, trigger="child", prune=False)
+        _run(parent_meta, parent, trigger="child", prune=False, wait=False)
     except kopf.TemporaryError as err:
         log.warning("reconcile of %s/%s after a child event failed: %s", namespace, owner, err)
 
 
-for _group, _version, _plural in (
-    ("", "v1", "serviceaccounts"),
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("networking.k8s.io", "v1", "ingresses"),
-):
-    if _group:
-        kopf.on.event(_group, _version, _plural, labels=MANAGED)(on_child_event)
-    else:
-        kopf.on.event(_version, _plural, labels=MANAGED)(on_child_event)
+# Drift on children every cluster serves is seen at once; children on optional APIs
+# (ServiceMonitor, ExternalSecret, ...) are checked by the drift timer.
+for _resource in resources.CORE_CHILDREN:
+    _group, _, _version = _resource.api_version.rpartition("/")
+    kopf.on.event(_group, _version, _resource.plural, labels=MANAGED)(on_child_event)

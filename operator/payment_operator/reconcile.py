@@ -1,15 +1,17 @@
-"""Reconcile one PaymentService from current state: parse, build, apply, prune, observe, status.
+"""Reconcile one PaymentService from current state: read, build, apply, prune, observe, status.
 
 Every trigger (create, update, resume, the drift timer, a change to a child) runs the same
 :func:`reconcile`.  It is synchronous (the official client is) and runs in Kopf's thread
-pool; a per-object lock keeps two triggers of the same object from interleaving.
+pool.  Triggers for one object are coalesced: while a pass runs, further triggers only mark
+the object dirty and return, and the running pass goes round once more — so a burst of child
+events costs one extra pass, not one blocked thread each.  Each pass re-reads the object
+inside the per-object lock, so it never acts on a stale copy.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,35 +21,6 @@ import pydantic
 from payment_operator import api, builders, conditions, observability
 from payment_operator.kube import apply, resources, status
 from payment_operator.kube.client import Kube, KubeError, Obj
-
-#: Kinds the operator may create, and so may have to prune.
-PRUNABLE = tuple(
-    resources.by_kind(api_version, kind)
-    for api_version, kind in (
-        ("v1", "ServiceAccount"),
-        ("v1", "ConfigMap"),
-        ("v1", "Service"),
-        ("apps/v1", "Deployment"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler"),
-        ("policy/v1", "PodDisruptionBudget"),
-        ("networking.k8s.io/v1", "NetworkPolicy"),
-        ("networking.k8s.io/v1", "Ingress"),
-    )
-)
-OPTIONAL_PRUNABLE = {
-    "prometheus_operator": (
-        resources.by_kind("monitoring.coreos.com/v1", "ServiceMonitor"),
-        resources.by_kind("monitoring.coreos.com/v1", "PrometheusRule"),
-    ),
-    "external_secrets": (
-        resources.by_kind("external-secrets.io/v1beta1", "ExternalSecret"),
-        resources.by_kind("external-secrets.io/v1beta1", "SecretStore"),
-    ),
-    "secrets_store_csi": (
-        resources.by_kind("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
-    ),
-    "strimzi": (resources.by_kind("kafka.strimzi.io/v1beta2", "KafkaTopic"),),
-}
 
 
 @dataclass(frozen=True)
@@ -61,30 +34,40 @@ class Event:
 
 @dataclass
 class Outcome:
-    """What a reconcile pass did and found."""
+    """What a reconcile pass did and found (``obj`` is the object it acted on)."""
 
     events: list[Event] = field(default_factory=list)
-    writes: int = 0
-    status_written: bool = False
     failure: conditions.Failure | None = None
-    ready: bool = False
+    obj: Obj | None = None
+    coalesced: bool = False
 
 
-_locks: dict[tuple[str, str], threading.Lock] = {}
-_locks_guard = threading.Lock()
+@dataclass
+class _Slot:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: bool = False
+    prune: bool = False
 
 
-def _lock(namespace: str, name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault((namespace, name), threading.Lock())
+_slots: dict[tuple[str, str], _Slot] = {}
+_guard = threading.Lock()
+
+
+def _slot(namespace: str, name: str) -> _Slot:
+    with _guard:
+        return _slots.setdefault((namespace, name), _Slot())
 
 
 def forget(namespace: str, name: str) -> None:
-    """Drop the per-object lock of a deleted object."""
-    with _locks_guard:
-        _locks.pop((namespace, name), None)
+    """Drop the bookkeeping of a deleted object (unless a pass still runs for it)."""
+    with _guard:
+        slot = _slots.get((namespace, name))
+        if slot is not None and not slot.lock.locked():
+            del _slots[(namespace, name)]
 
 
+# Failures that will not go away by retrying the same request.  They still get retried with
+# back-off (a quota is raised, RBAC is fixed), but the status says Stalled meanwhile.
 _NON_RETRYABLE = {400: "InvalidChild", 403: "Forbidden", 404: "NotFound", 422: "InvalidChild"}
 
 
@@ -105,27 +88,59 @@ def failure_of(err: KubeError) -> conditions.Failure:
 
 def reconcile(
     kube: Kube,
-    body: Mapping[str, Any],
+    namespace: str,
+    name: str,
     ctx: builders.Context,
     *,
     trigger: str,
     prune_children: bool,
+    wait: bool = True,
     now: datetime | None = None,
 ) -> Outcome:
-    """One reconcile pass over one PaymentService (serialised per object)."""
-    meta = body["metadata"]
-    started = time.monotonic()
-    with _lock(meta["namespace"], meta["name"]):
+    """Reconcile one PaymentService, coalescing with a pass already running for it.
+
+    With ``wait=False`` a caller that finds a pass running only marks the object dirty and
+    returns an outcome with ``coalesced=True``; the running pass goes round again.
+    """
+    slot = _slot(namespace, name)
+    with _guard:
+        slot.pending = True
+        slot.prune = slot.prune or prune_children
+    outcome = Outcome(coalesced=True)
+    events: list[Event] = []  # every pass's Events; the failure and object are the last pass's
+    while slot.lock.acquire(blocking=wait):
         try:
-            outcome = _reconcile(kube, dict(body), ctx, prune_children, now or datetime.now(UTC))
-        except KubeError as err:
-            observability.ERRORS.labels(failure_of(err).reason).inc()
-            observability.RECONCILES.labels(trigger, "error").inc()
-            raise
+            with _guard:
+                if not slot.pending:
+                    break
+                slot.pending = False
+                prune, slot.prune = slot.prune, False
+            outcome = _measured_pass(kube, namespace, name, ctx, trigger, prune, now)
+            events.extend(outcome.events)
         finally:
-            observability.DURATION.labels(trigger).observe(time.monotonic() - started)
-    result = "ok" if outcome.failure is None else "failed"
-    observability.RECONCILES.labels(trigger, result).inc()
+            slot.lock.release()
+        wait = False  # go round again only for triggers that arrived during this pass
+    outcome.events = events
+    return outcome
+
+
+def _measured_pass(
+    kube: Kube, namespace: str, name: str, ctx: builders.Context, trigger: str, prune: bool,
+    now: datetime | None,
+) -> Outcome:
+    started = time.monotonic()
+    try:
+        obj = kube.get(resources.PAYMENT_SERVICE, namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return Outcome(obj=obj)
+        outcome = _reconcile(kube, obj, ctx, prune, now or datetime.now(UTC))
+    except KubeError as err:
+        observability.ERRORS.labels(failure_of(err).reason).inc()
+        observability.RECONCILES.labels(trigger, "error").inc()
+        raise
+    finally:
+        observability.DURATION.labels(trigger).observe(time.monotonic() - started)
+    observability.RECONCILES.labels(trigger, "ok" if outcome.failure is None else "failed").inc()
     if outcome.failure is not None:
         observability.ERRORS.labels(outcome.failure.reason).inc()
     return outcome
@@ -134,7 +149,7 @@ def reconcile(
 def _reconcile(
     kube: Kube, obj: Obj, ctx: builders.Context, prune_children: bool, now: datetime
 ) -> Outcome:
-    outcome = Outcome()
+    outcome = Outcome(obj=obj)
     meta = obj["metadata"]
     namespace = meta["namespace"]
     generation = int(meta.get("generation", 1))
@@ -155,11 +170,8 @@ def _reconcile(
     try:
         result = apply.apply_all(kube, desired)
         if prune_children:
-            kinds = list(PRUNABLE)
-            for flag, extra in OPTIONAL_PRUNABLE.items():
-                if getattr(ctx.capabilities, flag):
-                    kinds.extend(extra)
             wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+            kinds = resources.children(ctx.capabilities)
             apply.prune(kube, namespace, meta["uid"], builders.selector(ps), kinds, wanted, result)
     except KubeError as err:
         if err.status == 403 and "being terminated" in err.message:
@@ -169,24 +181,20 @@ def _reconcile(
             outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
         if err.status == 0:
             raise  # nothing to write status to; Kopf retries with backoff
-    for ref in result.created:
-        outcome.events.append(Event("Normal", "Created", f"created {ref}"))
-    for ref in result.updated:
-        outcome.events.append(Event("Normal", "Updated", f"updated {ref} (drifted or changed)"))
-    for ref in result.pruned:
-        outcome.events.append(Event("Normal", "Pruned", f"deleted {ref}: no longer wanted"))
-    for action, refs in (("create", result.created), ("update", result.updated),
-                         ("prune", result.pruned)):
-        if refs:
-            observability.WRITES.labels(action).inc(len(refs))
-    outcome.writes = result.writes
+    except apply.FightingError as err:
+        outcome.failure = conditions.Failure("FightingAnotherManager", str(err), retryable=False)
+        if _is_new_failure(obj, outcome.failure):
+            outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
+    _record_writes(result, outcome)
 
-    deployment = result.live.get(("Deployment", builders.stable_deployment_name(ps)))
+    deployment_name = builders.stable_deployment_name(ps)
+    deployment = result.live.get(("Deployment", deployment_name))
     if deployment is None and outcome.failure is not None:
-        deployment = kube.get(
-            resources.by_kind("apps/v1", "Deployment"), namespace,
-            builders.stable_deployment_name(ps),
-        )
+        try:
+            deployment = kube.get(resources.by_kind("apps/v1", "Deployment"), namespace,
+                                  deployment_name)
+        except KubeError:
+            deployment = None  # publish the failure without a workload view
     observation = conditions.Observation(
         generation=generation,
         desired_replicas=ps.spec.replicas,
@@ -198,6 +206,19 @@ def _reconcile(
     )
     _publish(kube, obj, observation, outcome, now)
     return outcome
+
+
+def _record_writes(result: apply.ApplyResult, outcome: Outcome) -> None:
+    for ref in result.created:
+        outcome.events.append(Event("Normal", "Created", f"created {ref}"))
+    for ref in result.updated:
+        outcome.events.append(Event("Normal", "Updated", f"updated {ref} (drifted or changed)"))
+    for ref in result.pruned:
+        outcome.events.append(Event("Normal", "Pruned", f"deleted {ref}: no longer wanted"))
+    for action, refs in (("create", result.created), ("update", result.updated),
+                         ("prune", result.pruned)):
+        if refs:
+            observability.WRITES.labels(action).inc(len(refs))
 
 
 def _is_new_failure(obj: Obj, failure: conditions.Failure) -> bool:
@@ -219,32 +240,20 @@ def _publish(
     outcome: Outcome,
     now: datetime,
 ) -> None:
-    before = (obj.get("status") or {}).get("phase")
-    if observation is None:
-        generation = int(obj["metadata"].get("generation", 1))
+    generation = int(obj["metadata"].get("generation", 1))
+
+    def compute(current: Obj) -> dict[str, Any]:
+        if int(current["metadata"].get("generation", 1)) != generation:
+            return {}  # the spec moved on while we worked: the next pass reports it
+        stored = current.get("status") or {}
+        if observation is not None:
+            return conditions.desired_status(observation, stored, now)
         failure = outcome.failure or conditions.Failure("Unknown", "unknown", False)
+        return conditions.failed_status(generation, failure, stored, now)
 
-        def compute(current: Obj) -> dict[str, Any]:
-            conds = conditions.keep_transition_times(
-                [
-                    {"type": "Ready", "status": "False", "observedGeneration": generation,
-                     "reason": failure.reason, "message": failure.message},
-                    {"type": "Stalled", "status": "True", "observedGeneration": generation,
-                     "reason": failure.reason, "message": failure.message},
-                ],
-                (current.get("status") or {}).get("conditions") or [],
-                now,
-            )
-            return {"observedGeneration": generation, "phase": "Degraded",
-                    "message": failure.message, "conditions": conds}
-    else:
-        def compute(current: Obj) -> dict[str, Any]:
-            return conditions.desired_status(observation, current.get("status") or {}, now)
-
+    before = (obj.get("status") or {}).get("phase")
     written, latest = status.write(kube, obj, compute)
-    outcome.status_written = written
     after = (latest.get("status") or {}).get("phase")
-    outcome.ready = after == "Healthy"
     if written and after != before:
         kind = "Warning" if after == "Degraded" else "Normal"
         message = (latest.get("status") or {}).get("message", "")

@@ -67,10 +67,15 @@ def test_full_sample_creates_every_child_and_becomes_ready(cluster, namespace, o
     # kubectl wait, as an SRE or a pipeline would use it.
     cluster.kubectl("wait", "--for=condition=Ready", f"paysvc/{name}", "-n", namespace,
                     "--timeout=30s")
-    events = cluster.kubectl("get", "events", "-n", namespace,
-                             f"--field-selector=involvedObject.name={name}",
-                             "-o", "jsonpath={.items[*].reason}").stdout.split()
-    assert "Created" in events and "PhaseHealthy" in events
+
+    def reasons() -> set[str]:
+        return set(cluster.kubectl("get", "events", "-n", namespace,
+                                   f"--field-selector=involvedObject.name={name}",
+                                   "-o", "jsonpath={.items[*].reason}").stdout.split())
+
+    # Kopf posts Events asynchronously, shortly after the status write that made it Ready.
+    wait_for(lambda: {"Created", "PhaseProgressing", "PhaseHealthy"} <= reasons(), 30,
+             "Created/PhaseProgressing/PhaseHealthy events", operator)
 
 
 def test_children_carry_no_cr_labels_and_spec_is_untouched(cluster, namespace, operator):

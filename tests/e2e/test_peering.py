@@ -15,6 +15,11 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _peers(cluster, namespace: str) -> int:
+    peering = get_json(cluster, "kopfpeering", "paydeck", "-n", namespace) or {}
+    return len(peering.get("status") or {})
+
+
 def test_lower_priority_replica_pauses_and_the_other_reconciles(cluster, namespace, operator):
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "kopf-peering.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev",
@@ -28,9 +33,10 @@ def test_lower_priority_replica_pauses_and_the_other_reconciles(cluster, namespa
     high = OperatorProcess(cluster.kubeconfig, ("-n", namespace), {"PAYDECK_PRIORITY": "200"})
     try:
         high.start()
+        wait_for(lambda: "Resuming operations" in high.log.read_text(), 60,
+                 "the high-priority replica to take the lead", high)
         low.start()
-        wait_for(lambda: "Pausing operations in favour of" in low.log.read_text(), 60,
-                 "the low-priority replica to pause", low)
+        wait_for(lambda: _peers(cluster, namespace) == 2, 60, "both replicas to register", low)
         ps = yaml.safe_load((ROOT / "manifests" / "samples" / "minimal.yaml").read_text())
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-",
                         input=json.dumps(ps))
@@ -39,6 +45,13 @@ def test_lower_priority_replica_pauses_and_the_other_reconciles(cluster, namespa
                                    "Ready").get("status") == "True", 120, "Ready", high)
         assert high.reconciles() > 0
         assert low.reconciles() == 0
+
+        # The leader goes away (it unregisters on a clean stop): the other one takes over.
+        high.stop()
+        cluster.kubectl("scale", "paysvc", name, "-n", namespace, "--replicas=3")
+        wait_for(lambda: get_json(cluster, "deployment", name, "-n", namespace)["spec"][
+            "replicas"] == 3, 60, "the remaining replica to reconcile", low)
+        assert low.reconciles() > 0
     finally:
         low.stop()
         high.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,32 +39,63 @@ def apply_all(kube: Kube, desired: Sequence[dict[str, Any]]) -> ApplyResult:
         meta = stamped["metadata"]
         live = kube.get(resource, meta.get("namespace"), meta["name"])
         if drift.needs_apply(live, stamped):
+            if live is not None:
+                BUDGET.spend(f"{meta.get('namespace')}/{_ref(stamped)}", time.monotonic())
             fresh = _apply_or_repair(kube, resource, live, stamped)
             (result.created if live is None else result.updated).append(_ref(stamped))
             live = fresh
-        assert live is not None
-        result.live[(stamped["kind"], meta["name"])] = live
+        if live is not None:
+            result.live[(stamped["kind"], meta["name"])] = live
     return result
 
 
 def _apply_or_repair(
     kube: Kube, resource: resources.Resource, live: Obj | None, stamped: dict[str, Any]
 ) -> Obj:
-    """Apply; if another manager's list items block the desired state, reset those lists."""
+    """Apply; if the result is rejected because another manager's list items stay beside
+    ours, reset those lists to the desired ones and apply again (errors propagate)."""
     try:
-        fresh = kube.apply(stamped, resource)
+        return kube.apply(stamped, resource)
     except KubeError as err:
         if live is None or err.status != 422:
             raise
-        fresh = live
-    if live is None or not drift.needs_apply(fresh, stamped):
-        return fresh
-    ops = drift.list_repairs(fresh, stamped)
-    if not ops:
-        return fresh
+        ops = drift.list_repairs(live, stamped)
+        if not ops:
+            raise
     meta = stamped["metadata"]
     kube.json_patch(resource, meta.get("namespace"), meta["name"], ops)
     return kube.apply(stamped, resource)
+
+
+class FightingError(Exception):
+    """A child was rewritten too often: something else keeps changing it back."""
+
+
+@dataclass
+class UpdateBudget:
+    """At most ``limit`` updates of one child per ``window`` seconds, then stop and report.
+
+    A mutating webhook or another controller that rewrites a field we set would otherwise
+    make every reconcile write again, and every write trigger another reconcile.
+    """
+
+    limit: int = 10
+    window: float = 300.0
+    _history: dict[str, deque[float]] = field(default_factory=dict)
+
+    def spend(self, key: str, now: float) -> None:
+        recent = self._history.setdefault(key, deque())
+        while recent and now - recent[0] > self.window:
+            recent.popleft()
+        if len(recent) >= self.limit:
+            raise FightingError(
+                f"{key} was updated {len(recent)} times in {self.window:.0f}s and drifted again:"
+                " another controller or webhook keeps changing fields this operator sets"
+            )
+        recent.append(now)
+
+
+BUDGET = UpdateBudget()
 
 
 def prune(

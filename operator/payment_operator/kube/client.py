@@ -61,13 +61,19 @@ class Kube:
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
+        """In-cluster credentials, else the kubeconfig named (or $KUBECONFIG)."""
+        configuration = k8s.Configuration()
         if kubeconfig:
-            return cls(k8s_config.new_client_from_config(config_file=kubeconfig))
-        try:
-            k8s_config.load_incluster_config()
-        except k8s_config.ConfigException:
-            k8s_config.load_kube_config()
-        return cls(k8s.ApiClient())
+            k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            try:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            except k8s_config.ConfigException:
+                k8s_config.load_kube_config(client_configuration=configuration)
+        # Fail fast and let the caller's back-off decide: urllib3's own retries would hold a
+        # worker thread (and the object's lock) for minutes while the API server is down.
+        configuration.retries = False
+        return cls(k8s.ApiClient(configuration))
 
     def request(
         self,
@@ -77,7 +83,7 @@ class Kube:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float = 30,
+        timeout: float | tuple[float, float] = (5, 30),
     ) -> Obj:
         try:
             response = self.api_client.call_api(

@@ -45,8 +45,9 @@ def _same_quantity(live: Any, desired: Any) -> bool:
 def contains(live: Any, desired: Any, *, quantities: bool = False) -> bool:
     """True when every field of ``desired`` is present in ``live`` with an equal value.
 
-    Maps compare key by key (extra live keys, such as server defaults, are fine); lists
-    compare item by item and must have the same length; numbers compare numerically;
+    Maps compare key by key (extra live keys, such as server defaults, are fine); lists of
+    named items match by name (extra live items are fine), other lists item by item with the
+    same length; numbers compare numerically;
     resource quantities compare by value (the server turns ``0.5`` into ``500m``).
     """
     if isinstance(desired, Mapping):
@@ -58,16 +59,28 @@ def contains(live: Any, desired: Any, *, quantities: bool = False) -> bool:
     if quantities and live != desired:
         return _same_quantity(live, desired)
     if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(desired)
-            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        if not isinstance(live, list):
+            return False
+        if _named(desired) and all(isinstance(item, Mapping) for item in live):
+            # Containers, env, ports, volumes: match by name; items another manager added
+            # (a sidecar injected by a webhook) are not ours and are not drift.
+            by_name = {item.get("name"): item for item in live}
+            return all(
+                want["name"] in by_name and contains(by_name[want["name"]], want)
+                for want in desired
+            )
+        return len(live) == len(desired) and all(
+            contains(a, b) for a, b in zip(live, desired, strict=True)
         )
     if isinstance(desired, bool) or isinstance(live, bool):
         return live is desired
     if isinstance(desired, int | float) and isinstance(live, int | float):
         return float(live) == float(desired)
     return bool(live == desired)
+
+
+def _named(items: list[Any]) -> bool:
+    return bool(items) and all(isinstance(i, Mapping) and "name" in i for i in items)
 
 
 def needs_apply(live: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
@@ -88,8 +101,8 @@ def list_repairs(live: Any, desired: Any, path: list[str] | None = None) -> list
     """JSON-patch operations that reset every drifted list of ``live`` to the desired one.
 
     Server-side apply cannot remove a list item another manager owns (a port renumbered by
-    ``kubectl patch`` stays beside ours and the Service becomes invalid), so before
-    re-applying, the reconciler replaces such lists wholesale.
+    ``kubectl patch`` stays beside ours and the Service becomes invalid), so when an apply
+    is rejected, the reconciler replaces such lists wholesale and applies again.
     """
     path = path or []
     ops: list[dict[str, Any]] = []

@@ -9,12 +9,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Resource:
-    """An API resource: enough to build its REST paths without discovery."""
+    """An API resource: enough to build its REST paths without discovery.
+
+    ``child`` marks kinds the operator creates (and so may prune and watches for drift);
+    ``capability`` names the :class:`~payment_operator.builders.Capabilities` flag an
+    optional API depends on (None: served by every cluster).
+    """
 
     api_version: str
     kind: str
     plural: str
     namespaced: bool = True
+    child: bool = False
+    capability: str | None = None
 
     @property
     def group(self) -> str:
@@ -34,23 +41,39 @@ PAYMENT_SERVICE = Resource("paydeck.dev/v1alpha1", "PaymentService", "paymentser
 
 KNOWN: tuple[Resource, ...] = (
     PAYMENT_SERVICE,
-    Resource("v1", "ServiceAccount", "serviceaccounts"),
-    Resource("v1", "ConfigMap", "configmaps"),
-    Resource("v1", "Service", "services"),
-    Resource("v1", "Event", "events"),
-    Resource("apps/v1", "Deployment", "deployments"),
-    Resource("batch/v1", "Job", "jobs"),
-    Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-    Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
-    Resource("networking.k8s.io/v1", "Ingress", "ingresses"),
-    Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-    Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
-    Resource("external-secrets.io/v1beta1", "ExternalSecret", "externalsecrets"),
-    Resource("external-secrets.io/v1beta1", "SecretStore", "secretstores"),
-    Resource("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass", "secretproviderclasses"),
-    Resource("kafka.strimzi.io/v1beta2", "KafkaTopic", "kafkatopics"),
+    Resource("v1", "ServiceAccount", "serviceaccounts", child=True),
+    Resource("v1", "ConfigMap", "configmaps", child=True),
+    Resource("v1", "Service", "services", child=True),
+    Resource("apps/v1", "Deployment", "deployments", child=True),
+    Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", child=True),
+    Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", child=True),
+    Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", child=True),
+    Resource("networking.k8s.io/v1", "Ingress", "ingresses", child=True),
+    Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors",
+             child=True, capability="prometheus_operator"),
+    Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules",
+             child=True, capability="prometheus_operator"),
+    Resource("external-secrets.io/v1beta1", "ExternalSecret", "externalsecrets",
+             child=True, capability="external_secrets"),
+    Resource("external-secrets.io/v1beta1", "SecretStore", "secretstores",
+             child=True, capability="external_secrets"),
+    Resource("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass", "secretproviderclasses",
+             child=True, capability="secrets_store_csi"),
+    Resource("kafka.strimzi.io/v1beta2", "KafkaTopic", "kafkatopics",
+             child=True, capability="strimzi"),
 )
+
+#: Children every cluster serves: watched for drift through child events.
+CORE_CHILDREN = tuple(r for r in KNOWN if r.child and r.capability is None)
+
+
+def children(capabilities: object) -> tuple[Resource, ...]:
+    """Child kinds the cluster serves, given its capabilities (an object with bool flags)."""
+    return tuple(
+        r for r in KNOWN
+        if r.child and (r.capability is None or getattr(capabilities, r.capability, False))
+    )
+
 
 _BY_KIND = {(r.api_version, r.kind): r for r in KNOWN}
 

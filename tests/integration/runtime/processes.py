@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -259,10 +258,3 @@ class StripeProxy:
         self._server.server_close()
         self._client.close()
         self._thread.join(5)
-
-
-def wait_port_free(port: int, timeout: float = 5.0) -> None:
-    """Wait until nothing listens on ``port`` any more."""
-    deadline = time.monotonic() + timeout
-    while _process.port_open(port) and time.monotonic() < deadline:
-        time.sleep(0.05)

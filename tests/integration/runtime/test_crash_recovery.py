@@ -66,8 +66,8 @@ def test_killed_between_stripe_call_and_commit_then_retried_charges_once(
         # stripe-mock has processed the call; the runtime dies before it hears back.
         if processes.creates_intent(request) and not killed.is_set():
             assert first is not None
-            first.kill()
             killed.set()
+            first.kill()
             return True
         return False
 

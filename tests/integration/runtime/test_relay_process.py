@@ -98,7 +98,9 @@ def consume_events(bootstrap: str, payment_ids: set[str], timeout: float) -> dic
 def outbox(dsn: str) -> tuple[dict[str, str], int]:
     """The outbox's event id -> payment id, and how many rows are still unpublished."""
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT event_id::text, message_key, published_at FROM outbox").fetchall()
+        rows = conn.execute(
+            "SELECT event_id::text, message_key, published_at FROM outbox"
+        ).fetchall()
     return {r[0]: r[1] for r in rows}, sum(1 for r in rows if r[2] is None)
 
 

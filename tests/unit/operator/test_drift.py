@@ -69,3 +69,21 @@ def test_lists_must_match_in_length():
 def test_bools_are_not_numbers():
     assert not drift.contains(1, True)
     assert drift.contains(2, 2.0)
+
+
+def test_named_lists_match_by_name_and_tolerate_foreign_items():
+    desired = {"containers": [{"name": "app", "image": "a:1"}]}
+    injected = {"containers": [{"name": "istio-proxy", "image": "proxy"},
+                               {"name": "app", "image": "a:1", "imagePullPolicy": "IfNotPresent"}]}
+    assert drift.contains(injected, desired)
+    assert not drift.contains({"containers": [{"name": "app", "image": "a:2"}]}, desired)
+    assert not drift.contains({"containers": [{"name": "other", "image": "a:1"}]}, desired)
+
+
+def test_list_repairs_reset_only_drifted_lists():
+    live = {"spec": {"ports": [{"name": "http", "port": 81}], "selector": {"a": "b"},
+                     "extra": [1, 2]}}
+    desired = {"spec": {"ports": [{"name": "http", "port": 80}], "selector": {"a": "b"}}}
+    assert drift.list_repairs(live, desired) == [
+        {"op": "replace", "path": "/spec/ports", "value": [{"name": "http", "port": 80}]}]
+    assert drift.list_repairs(desired, desired) == []
