@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,16 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hack import certs, tools
+from hack.net import free_port
 
 NODE_COUNT = 2
 SERVICE_CIDR = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def default_dir(name: str) -> Path:
@@ -149,7 +143,7 @@ class Cluster:
         (d / "logs").mkdir(parents=True, exist_ok=True)
         pki = d / "pki"
         certs.generate(pki)
-        ports = {k: _free_port() for k in ("etcd", "peer", "api", "kcm", "sched", "kwok")}
+        ports = {k: free_port() for k in ("etcd", "peer", "api", "kcm", "sched", "kwok")}
         self.server = f"https://127.0.0.1:{ports['api']}"
         self._write_kubeconfig(pki)
         kube = tools.TOOLS["kubernetes"].bin

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hack.net import free_port
+
 KAFKA_VERSION = os.environ.get("PAYDECK_KAFKA_VERSION", "3.9.1")
 SCALA_VERSION = "2.13"
 SLF4J_SIMPLE_VERSION = "1.7.36"
@@ -120,13 +122,6 @@ def _fetch_locked(version: str) -> None:
         (home(version) / ".complete").write_text(version + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hack import cluster as local_cluster
 from hack import tools
+from hack.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "payments"
@@ -31,10 +32,6 @@ SAMPLE_SECRETS = {
 def _kubectl(kubeconfig: Path, *args: str, input: str | None = None) -> str:
     cmd = [str(tools.binary("kubectl")), f"--kubeconfig={kubeconfig}", *args]
     return subprocess.run(cmd, input=input, text=True, check=True, capture_output=True).stdout
-
-
-def _free_port() -> int:
-    return local_cluster._free_port()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +67,7 @@ metadata:
         _kubectl(kubeconfig, "apply", "--server-side", "-f", "-", input=manifest)
 
     env = {**os.environ, "KUBECONFIG": str(kubeconfig),
-           "PAYDECK_METRICS_PORT": str(_free_port()), "PAYDECK_LIVENESS_PORT": str(_free_port())}
+           "PAYDECK_METRICS_PORT": str(free_port()), "PAYDECK_LIVENESS_PORT": str(free_port())}
     operator = subprocess.Popen(
         [str(Path(sys.executable).parent / "payment-operator"), "--standalone"], env=env
     )

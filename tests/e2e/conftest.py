@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hack.cluster import _free_port
+from hack.net import free_port
 from tests.fixtures.cluster import KubeCluster
 
 #: The session operator's drift timer is slow on purpose: drift must be undone by child events.
@@ -32,8 +32,10 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.args = args
         self.extra_env = env or {}
-        self.log = Path(tempfile.mkstemp(prefix="paydeck-operator-", suffix=".log")[1])
-        self.metrics_port = _free_port()
+        fd, log = tempfile.mkstemp(prefix="paydeck-operator-", suffix=".log")
+        os.close(fd)
+        self.log = Path(log)
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -42,7 +44,7 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "PAYDECK_RESYNC_SECONDS": str(SESSION_RESYNC_SECONDS),
             "PAYDECK_METRICS_PORT": str(self.metrics_port),
-            "PAYDECK_LIVENESS_PORT": str(_free_port()),
+            "PAYDECK_LIVENESS_PORT": str(free_port()),
             "PAYDECK_DISCOVERY_TTL_SECONDS": "2",
             **self.extra_env,
         }
@@ -63,19 +65,25 @@ class OperatorProcess:
                 self.proc.wait()
         self.proc = None
 
-    def reconciles(self) -> float:
-        """Total reconcile passes this process has run, from its own /metrics."""
+    def reconciles(self, *label_filters: str) -> float:
+        """Reconcile passes this process has run (those whose labels contain every filter,
+        such as 'trigger="resync"'), from its own /metrics."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("paydeck_reconcile_total{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("paydeck_reconcile_total{")
+            and all(f in line for f in label_filters)
+        )
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
+# Package scope: the operator stops when the e2e tests are done, so later tests that write a
+# PaymentService's status by hand (tests/integration/api) have no operator competing with them.
+@pytest.fixture(scope="package")
 def operator(cluster: KubeCluster, crd: Path) -> Iterator[OperatorProcess]:
     op = OperatorProcess(cluster.kubeconfig)
     op.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,19 +51,9 @@ def _check_idle_writes(cluster, namespace, operator):
     def metrics() -> str:
         return cluster.kubectl("get", "--raw", "/metrics").stdout
 
-    resyncs_before = resync_count(operator.metrics_port)
+    resyncs_before = operator.reconciles('trigger="resync"', 'result="ok"')
     writes = writes_between(metrics, lambda: time.sleep(RESYNC_SECONDS * 3 + 1))
     assert not writes, f"idle resyncs wrote: {dict(writes)}"
     # ...and the timers really ran in that window: they reconciled and found nothing to do.
-    assert resync_count(operator.metrics_port) - resyncs_before >= len(names) * 2
-
-
-def resync_count(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if (line.startswith("paydeck_reconcile_total{")
-                and 'trigger="resync"' in line and 'result="ok"' in line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    resyncs = operator.reconciles('trigger="resync"', 'result="ok"') - resyncs_before
+    assert resyncs >= len(names) * 2

@@ -157,9 +157,6 @@ class Kube:
             if err.status not in (404, 409):
                 raise
 
-    def create(self, resource: Resource, namespace: str | None, body: Obj) -> Obj:
-        return self.request("POST", resource.collection(namespace), body=body)
-
     def has_api(self, api_version: str) -> bool:
         """Whether the cluster serves a group/version (e.g. monitoring.coreos.com/v1)."""
         path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
