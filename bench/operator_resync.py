@@ -54,7 +54,7 @@ def main(count: int = 100) -> None:
     with local_cluster.running(state) as lc:
         crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
         lc.kubectl("apply", "--server-side", "-f", str(crd))
-        lc.kubectl("wait", "--for=condition=Established", "crd/paymentservices.paydeck.dev")
+        local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
         lc.kubectl("create", "namespace", NAMESPACE)
         sample = yaml.safe_load((ROOT / "manifests" / "samples" / "minimal.yaml").read_text())
         docs = []

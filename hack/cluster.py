@@ -24,9 +24,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from hack import certs, tools
 from hack.net import free_port
@@ -315,6 +316,31 @@ def _stray_pids(directory: Path) -> Iterator[int]:
             yield int(entry.name)
 
 
+class Kubectl(Protocol):
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def wait_established(kubectl: Kubectl, crds: Iterable[str], timeout: float = 60) -> None:
+    """Wait until each CRD (by name) is Established.
+
+    ``kubectl wait --for=condition=Established`` fails at once, instead of waiting, when it
+    reads a CRD whose status has no conditions yet — which is what a fresh CRD looks like.
+    """
+    path = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + timeout
+    pending = list(crds)
+    while pending:
+        result = kubectl("get", "crd", pending[0], "-o", f"jsonpath={path}", check=False)
+        if result.returncode == 0 and result.stdout.strip() == "True":
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"CRD {pending[0]} not Established after {timeout}s")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running(directory: Path) -> Iterator[Cluster]:
     """A cluster for the duration of a with-block; torn down on exit, errors and Ctrl-C."""
@@ -350,11 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        with running(cluster.directory):
+        # Ctrl-C at any moment (even while starting) ends in running()'s teardown.
+        with contextlib.suppress(KeyboardInterrupt), running(cluster.directory):
             print(f"cluster running; KUBECONFIG={cluster.kubeconfig}; Ctrl-C stops it", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
+            while True:
+                time.sleep(3600)
     return 0
 
 

@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     print(_kubectl(kubeconfig, "get", "nodes"))
 
     _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    _kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-             "crd/paymentservices.paydeck.dev")
+    def kubectl(*args: str, input: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(tools.binary("kubectl")), f"--kubeconfig={kubeconfig}", *args]
+        return subprocess.run(cmd, input=input, text=True, check=check, capture_output=True)
+
+    local_cluster.wait_established(kubectl, ["paymentservices.paydeck.dev"])
     namespace_doc = f"""apiVersion: v1
 kind: Namespace
 metadata:

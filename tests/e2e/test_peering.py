@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hack.cluster import wait_established
 from tests.e2e.conftest import OperatorProcess, condition, get_json, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -22,8 +23,7 @@ def _peers(cluster, namespace: str) -> int:
 
 def test_lower_priority_replica_pauses_and_the_other_reconciles(cluster, namespace, operator):
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "kopf-peering.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev",
-                    "--timeout=60s")
+    wait_established(cluster.kubectl, ["kopfpeerings.kopf.dev"])
     peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
                "metadata": {"name": "paydeck", "namespace": namespace}}
     cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(peering))

@@ -47,8 +47,7 @@ def _widget(name: str, size: object) -> str:
 
 def test_crd_schema_accepts_valid_and_rejects_invalid(cluster, namespace):
     cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(WIDGET_CRD))
-    cluster.kubectl("wait", "--for=condition=Established",
-                    "crd/widgets.smoke.paydeck.dev", "--timeout=60s")
+    local_cluster.wait_established(cluster.kubectl, ["widgets.smoke.paydeck.dev"])
     cluster.kubectl("create", "-n", namespace, "-f", "-", input=_widget("good", 3))
     got = cluster.kubectl("get", "widget", "good", "-n", namespace, "-o", "json")
     assert json.loads(got.stdout)["spec"]["size"] == 3

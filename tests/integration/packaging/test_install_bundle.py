@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client
 
 from hack import tools
+from hack.cluster import wait_established
 from tests.fixtures.cluster import KubeCluster
 from tests.unit.packaging import bundle as b
 from tests.unit.packaging.test_install_bundle import assert_restricted_operator_pod
@@ -54,8 +55,7 @@ def render(helm: Path, *sets: str, namespace: str = b.NAMESPACE) -> str:
 def crds(cluster: KubeCluster) -> None:
     """Every CRD of crds/, applied for real and Established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(b.CRDS))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    *(f"crd/{name}" for name in CRD_NAMES))
+    wait_established(cluster.kubectl, CRD_NAMES)
 
 
 @pytest.fixture(scope="module")
