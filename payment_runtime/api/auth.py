@@ -46,8 +46,8 @@ class KeySource:
     """Where signing keys come from; with neither a URL nor a key set, nowhere.
 
     An unconfigured source keeps the service up (health, metrics, webhooks) while the
-    payment API refuses every call with 503 ``auth_not_configured``: the PaymentService API
-    has no auth settings, so a pod gets a JWKS URL only through ``spec.env``.
+    payment API refuses every call with 503 ``auth_not_configured``. A pod deployed by the
+    operator gets its JWKS URL, issuer and audience from the PaymentService's ``spec.auth``.
     """
 
     def __init__(self, *, url: str | None = None, jwks: dict[str, Any] | None = None) -> None:

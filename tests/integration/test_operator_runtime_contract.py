@@ -8,10 +8,14 @@ Overrides, each through the very setting name the builders emit:
 - ``PAYMENT_STRIPE_API_BASE``: stripe-mock (the samples set none).
 - ``PAYMENT_KAFKA_BOOTSTRAP_SERVERS``: the test broker, for samples with Kafka (the sample's
   brokers do not exist here; the in-process relay then really connects).
+- ``PAYMENT_JWKS_URL``: a ``file://`` JWKS of a test key, for samples with ``spec.auth`` (the
+  sample's identity provider is not reachable here). The issuer and audience stay the
+  sample's: a token minted for them must be accepted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,14 +26,18 @@ from typing import Any
 
 import httpx
 import pytest
+from payment_operator import api
 
 from tests.fixtures._process import free_port, tail, wait_until
+from tests.integration.runtime.helpers import Signer
+from tests.unit.builders.cases import sample as sample_body
 from tests.unit.runtime import operator_env
 
 pytestmark = pytest.mark.integration
 
 RUNTIME = str(Path(sys.executable).parent / "payment-runtime")
 START_TIMEOUT = 60.0
+PROVIDERS = "/api/v1/payments/providers/NL"
 
 
 def _with_password(dsn: str, password: str) -> str:
@@ -76,6 +84,20 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
     env["HOME"] = str(tmp_path)
     has_webhook_secret = "PAYMENT_STRIPE_WEBHOOK_SECRET" in env
     assert has_webhook_secret == (sample == "aws")
+    auth = api.parse(sample_body(sample)).spec.auth
+    assert (auth is not None) == (sample == "aws")
+    signer = Signer()
+    if auth is not None:
+        assert env["PAYMENT_JWKS_URL"] == auth.jwks_url
+        assert (env["PAYMENT_JWT_ISSUER"], env["PAYMENT_JWT_AUDIENCE"]) == (
+            auth.issuer,
+            auth.audience,
+        )
+        jwks = tmp_path / "jwks.json"
+        jwks.write_text(json.dumps(signer.jwks))
+        env["PAYMENT_JWKS_URL"] = f"file://{jwks}"
+    else:
+        assert "PAYMENT_JWKS_URL" not in env
 
     log = tmp_path / "runtime.log"
     migrate = _run(["migrate"], env, log, timeout=120)
@@ -114,6 +136,24 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
             assert webhook.status_code == 404
             assert webhook.json()["error"]["code"] == "webhooks_disabled"
 
+        if auth is None:
+            token = signer.token("payment_viewer")
+            refused = httpx.get(f"{main}{PROVIDERS}", headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "auth_not_configured"
+        else:
+            anonymous = httpx.get(f"{main}{PROVIDERS}")
+            assert anonymous.status_code == 401
+            assert anonymous.json()["error"]["code"] == "unauthenticated"
+            good = signer.token("payment_viewer", iss=auth.issuer, aud=auth.audience)
+            accepted = httpx.get(f"{main}{PROVIDERS}", headers={"Authorization": f"Bearer {good}"})
+            assert accepted.status_code == 200, accepted.text
+            assert accepted.json()["country"] == "NL"
+            other = signer.token("payment_viewer", iss=auth.issuer, aud="someone-else")
+            refused = httpx.get(f"{main}{PROVIDERS}", headers={"Authorization": f"Bearer {other}"})
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "invalid_token"
+
         scraped = httpx.get(f"{metrics}/metrics", timeout=5)
         assert scraped.status_code == 200
         assert scraped.headers["content-type"].startswith("text/plain")
@@ -136,6 +176,7 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
     assert "Uvicorn running" in output
     if not has_webhook_secret:
         assert "webhooks are disabled" in output
+    assert ("the payment API is disabled" in output) == (auth is None)
     secret_values = [*test_secrets.values(), f"pw-contract-{token}"]
     for value in secret_values:
         assert value not in output, "a secret value reached the runtime's log"

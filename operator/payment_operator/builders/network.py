@@ -54,12 +54,14 @@ def kafka_ports(bootstrap_servers: str) -> list[int]:
 
 
 def egress_tcp_ports(ps: PaymentService) -> list[int]:
-    """TCP ports the runtime calls out to: PostgreSQL, Kafka brokers, Stripe."""
+    """TCP ports the runtime calls out to: PostgreSQL, Kafka brokers, Stripe, the JWKS."""
     ports = {POSTGRES_PORT, HTTPS_PORT}
     if ps.spec.kafka is not None:
         ports.update(kafka_ports(ps.spec.kafka.bootstrap_servers))
     if ps.spec.stripe.api_base is not None:
         ports.add(url_port(ps.spec.stripe.api_base))
+    if ps.spec.auth is not None:
+        ports.add(url_port(ps.spec.auth.jwks_url))
     return sorted(ports)
 
 

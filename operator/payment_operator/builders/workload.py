@@ -85,6 +85,12 @@ def config_data(ps: PaymentService) -> dict[str, str]:
         data["PAYMENT_STRIPE_API_VERSION"] = spec.stripe.api_version
     if spec.stripe.api_base is not None:
         data["PAYMENT_STRIPE_API_BASE"] = spec.stripe.api_base
+    if spec.auth is not None:
+        # Without these the runtime serves health, metrics and webhooks but refuses every
+        # payment call with 503 auth_not_configured.
+        data["PAYMENT_JWKS_URL"] = spec.auth.jwks_url
+        data["PAYMENT_JWT_ISSUER"] = spec.auth.issuer
+        data["PAYMENT_JWT_AUDIENCE"] = spec.auth.audience
     if spec.kafka is not None:
         data["PAYMENT_KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrap_servers
         data["PAYMENT_RELAY_IN_PROCESS"] = "true"

@@ -251,6 +251,15 @@ def specs(draw: st.DrawFn) -> api.PaymentServiceSpec:
                 backoff_limit=draw(st.integers(0, 10)),
             ),
         ),
+        auth=draw(
+            st.none()
+            | _model(
+                api.Auth,
+                jwks_url=url.map(lambda u: "https" + u.removeprefix("http").removeprefix("s")),
+                issuer=st.one_of(url, st.from_regex(r"\A[A-Za-z0-9:/._-]{1,30}\Z")),
+                audience=st.from_regex(r"\A[A-Za-z0-9:/._-]{1,30}\Z"),
+            )
+        ),
         kafka=draw(st.none() | kafkas()),
         secret_store=store,
         rollout=api.Rollout(

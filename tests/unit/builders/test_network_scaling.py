@@ -77,6 +77,16 @@ def test_network_policy_egress_covers_dns_postgres_kafka_stripe() -> None:
     assert [x["port"] for x in tcp["ports"]] == [443, 5432, 9092, 9093, 12111]
 
 
+def test_network_policy_egress_reaches_the_jwks_port() -> None:
+    auth = {"issuer": "https://idp/realms/pay", "audience": "payments"}
+    default = ps(auth={**auth, "jwksUrl": "https://idp/realms/pay/certs"})
+    custom = ps(auth={**auth, "jwksUrl": "https://keycloak.idp:8443/realms/pay/certs"})
+    for p, ports in ((default, [443, 5432]), (custom, [443, 5432, 8443])):
+        policy = network.network_policy(p, Context())
+        assert policy is not None
+        assert [x["port"] for x in policy["spec"]["egress"][1]["ports"]] == ports
+
+
 def test_network_policy_can_be_disabled() -> None:
     assert network.network_policy(ps(networkPolicy={"enabled": False}), Context()) is None
     assert network.network_policy(ps(), Context()) is not None

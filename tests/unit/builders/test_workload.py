@@ -99,6 +99,30 @@ def test_config_map_holds_settings_from_the_spec() -> None:
     assert "PAYMENT_KAFKA_TOPIC" not in workload.config_data(ps())
 
 
+AUTH = {
+    "jwksUrl": "https://idp.example.com/.well-known/jwks.json",
+    "issuer": "https://idp.example.com/",
+    "audience": "api://payments",
+}
+
+
+def test_auth_settings_reach_the_config_map_only_when_set() -> None:
+    data = workload.config_data(ps(auth=AUTH))
+    assert data["PAYMENT_JWKS_URL"] == AUTH["jwksUrl"]
+    assert data["PAYMENT_JWT_ISSUER"] == AUTH["issuer"]
+    assert data["PAYMENT_JWT_AUDIENCE"] == AUTH["audience"]
+    # Without spec.auth the runtime keeps its own defaults and disables the payment API.
+    assert not {"PAYMENT_JWKS_URL", "PAYMENT_JWT_ISSUER", "PAYMENT_JWT_AUDIENCE"} & set(
+        workload.config_data(ps())
+    )
+
+
+def test_an_auth_change_rolls_the_pods() -> None:
+    other = {**AUTH, "audience": "api://payments-2"}
+    assert workload.revision(ps(auth=AUTH)) != workload.revision(ps(auth=other))
+    assert workload.revision(ps(auth=AUTH)) != workload.revision(ps())
+
+
 def test_a_config_change_changes_the_template_hash_and_the_revision() -> None:
     a, b = ps(), ps(database={"url": {"secretRef": {"name": "db", "key": "url"}}, "poolSize": 5})
     annotations = [workload.pod_template(p)["metadata"]["annotations"] for p in (a, b)]

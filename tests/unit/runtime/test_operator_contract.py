@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from payment_operator import builders
+from payment_operator import api, builders
 from starlette.testclient import TestClient
 
 from payment_runtime.adapters import secrets
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.api.app import ROUTES, MetricsPortDispatch, create_app
+from payment_runtime.api.auth import KeySource
 from payment_runtime.settings import Settings
-from tests.integration.runtime.helpers import settings_for
-from tests.unit.builders.cases import CASE_IDS, CASES
+from tests.integration.runtime.helpers import Signer, settings_for
+from tests.unit.builders.cases import CASE_IDS, CASES, sample
 from tests.unit.runtime import operator_env
 
 pytestmark = pytest.mark.unit
@@ -124,13 +125,69 @@ def test_webhooks_are_disabled_cleanly_without_a_webhook_secret():
     assert r.json()["error"]["code"] == "invalid_signature"
 
 
-def test_without_a_jwks_url_the_payment_api_is_refused_but_the_service_runs():
-    # The PaymentService API has no auth settings: the builders emit no PAYMENT_JWKS_URL.
-    client = TestClient(_app(None))
-    r = client.get("/api/v1/payments/providers/NL", headers={"Authorization": "Bearer a.b.c"})
+PROVIDERS = "/api/v1/payments/providers/NL"
+
+
+def _sample_app(sample: str, monkeypatch, key_source: KeySource | None = None):
+    """The runtime app with exactly the settings the builders give a sample's pod."""
+    env = operator_env.resolve_env(operator_env.build_sample(sample), TEST_SECRETS)
+    settings = operator_env.settings_from(env, monkeypatch)
+    secrets_ = RuntimeSecrets("postgresql://x", "sk_test_x", None)
+    return settings, env, TestClient(create_app(settings, secrets_, key_source=key_source))
+
+
+def test_the_samples_cover_auth_on_and_off():
+    # The integration contract test runs minimal (no spec.auth) and aws (with it).
+    assert api.parse(sample("minimal")).spec.auth is None
+    assert api.parse(sample("aws")).spec.auth is not None
+
+
+def test_without_spec_auth_the_payment_api_is_refused_but_the_service_runs(monkeypatch):
+    # minimal has no spec.auth: the builders emit no PAYMENT_JWKS_URL.
+    settings, env, client = _sample_app("minimal", monkeypatch)
+    assert "PAYMENT_JWKS_URL" not in env
+    assert settings.jwks_url is None
+    r = client.get(PROVIDERS, headers={"Authorization": "Bearer a.b.c"})
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "auth_not_configured"
     assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["aws", "full"])
+def test_with_spec_auth_the_runtime_verifies_tokens_against_the_spec(name, monkeypatch):
+    auth = api.parse(sample(name)).spec.auth
+    assert auth is not None
+    settings, _, client = _sample_app(name, monkeypatch)
+    assert (settings.jwks_url, settings.jwt_issuer, settings.jwt_audience) == (
+        auth.jwks_url,
+        auth.issuer,
+        auth.audience,
+    )
+    # Auth is configured: no more 503, a call without a token is unauthenticated.
+    # (No request here reaches the https JWKS: the token is refused before any key lookup.)
+    r = client.get(PROVIDERS)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthenticated"
+    r = client.get(PROVIDERS, headers={"Authorization": "Bearer a.b.c"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_token"
+
+    # The same settings with the identity provider's keys injected: a token for the spec's
+    # issuer and audience is accepted; one for another issuer or audience is not.
+    signer = Signer()
+    _, _, client = _sample_app(name, monkeypatch, key_source=KeySource(jwks=signer.jwks))
+
+    def call(**claims: str) -> Any:
+        token = signer.token("payment_viewer", **claims)
+        return client.get(PROVIDERS, headers={"Authorization": f"Bearer {token}"})
+
+    accepted = call(iss=auth.issuer, aud=auth.audience)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["country"] == "NL"
+    for claims in ({"iss": auth.issuer}, {"aud": auth.audience}):  # the test's defaults
+        refused = call(**claims)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_token"
 
 
 def test_the_metrics_port_serves_only_metrics():

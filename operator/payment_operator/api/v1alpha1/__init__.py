@@ -38,6 +38,7 @@ from payment_operator.api.v1alpha1.rollout import (
     ThresholdRange,
 )
 from payment_operator.api.v1alpha1.spec import (
+    Auth,
     Autoscaling,
     AwsSecretsManager,
     AzureKeyVault,
@@ -96,6 +97,7 @@ __all__ = [
     "AnalysisPhase",
     "AnalysisStatus",
     "ApiModel",
+    "Auth",
     "Autoscaling",
     "AwsSecretsManager",
     "AzureKeyVault",

@@ -147,6 +147,49 @@ class Stripe(ApiModel):
     )
 
 
+class Auth(ApiModel):
+    """OIDC JWT bearer authentication of the payment API.
+
+    Every payment call must carry a token signed by a key of the JWKS, issued by ``issuer``
+    for ``audience``; without this block the runtime refuses payment calls with 503.
+    """
+
+    __rules__ = (
+        Rule(
+            rule="self.jwksUrl.startsWith('https://')",
+            message="jwksUrl must be an https:// URL",
+            check=lambda a: a.jwks_url.startswith("https://"),
+            field_path=".jwksUrl",
+        ),
+    )
+
+    jwks_url: Url = Field(
+        description=(
+            "HTTPS URL of the identity provider's JSON Web Key Set (the jwks_uri of its OIDC "
+            "discovery document), such as "
+            "https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys."
+        ),
+    )
+    issuer: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^\S+$",
+        description=(
+            "Issuer (iss claim) tokens must carry, exactly as the identity provider writes it, "
+            "such as https://login.microsoftonline.com/<tenant>/v2.0."
+        ),
+    )
+    audience: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=r"^\S+$",
+        description=(
+            "Audience (aud claim) tokens must be issued for, such as api://payments or an "
+            "app client ID."
+        ),
+    )
+
+
 class Migrations(ApiModel):
     """The schema migration Job run with the new image before any new pod starts."""
 
@@ -553,6 +596,13 @@ class PaymentServiceSpec(ApiModel):
     )
     stripe: Stripe = Field(description="Stripe account settings.")
     database: Database = Field(description="PostgreSQL database and its migrations.")
+    auth: Auth | None = Field(
+        default=None,
+        description=(
+            "OIDC JWT authentication of the payment API; without it the runtime refuses "
+            "every payment call with 503 auth_not_configured (health and webhooks still work)."
+        ),
+    )
     kafka: Kafka | None = Field(
         default=None, description="Kafka for payment events; events stay in the outbox without it."
     )
