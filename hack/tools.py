@@ -233,7 +233,13 @@ def ensure(names: list[str] | None = None) -> None:
                 continue
             print(f"{name} {tool.version}: building (cold)", file=sys.stderr, flush=True)
             started = time.monotonic()
-            BUILDERS[name](tool)
+            scratch = set(Path(tempfile.gettempdir()).glob(f"paydeck-build-{name}-*"))
+            try:
+                BUILDERS[name](tool)
+            finally:  # a failed build leaves no scratch module behind
+                for leftover in set(Path(tempfile.gettempdir()).glob(f"paydeck-build-{name}-*")):
+                    if leftover not in scratch:
+                        shutil.rmtree(leftover, ignore_errors=True)
             took = time.monotonic() - started
             print(f"{name} {tool.version}: built in {took:.0f}s", file=sys.stderr, flush=True)
 
