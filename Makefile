@@ -8,7 +8,7 @@ CLUSTER ?= dev
 KUBECTL = $(shell $(PY) -m hack.tools path kubectl)
 PYTEST_ARGS ?=
 
-.PHONY: run down test test-unit test-integration test-e2e lint manifests bench tools deps venv \
+.PHONY: run down test test-unit test-integration test-e2e lint manifests bench tools deps sysdeps venv \
         docker-build helm-lint clean
 
 ## run: local control plane + CRDs + operator in the foreground + a sample PaymentService
@@ -54,13 +54,15 @@ docker-build:
 bench: deps tools
 	$(PY) -m bench
 
-## deps: system packages, the Python virtualenv
+## deps: system packages, then the Python virtualenv
 deps: venv
+
+sysdeps:
 	hack/system-deps.sh
 
 venv: $(STAMP)
 
-$(STAMP):
+$(STAMP): | sysdeps
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'

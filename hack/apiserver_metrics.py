@@ -10,6 +10,8 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "CREATE", "U
 OPERATOR_RESOURCES = frozenset({
     "paymentservices", "deployments", "services", "configmaps", "serviceaccounts",
     "networkpolicies", "poddisruptionbudgets", "ingresses", "horizontalpodautoscalers",
+    "servicemonitors", "prometheusrules", "externalsecrets", "secretstores",
+    "secretproviderclasses", "kafkatopics",
 })
 _LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')

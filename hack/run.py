@@ -80,14 +80,20 @@ metadata:
         name = _kubectl(kubeconfig, "get", "-n", NAMESPACE, "-f", str(args.sample),
                         "-o", "jsonpath={.metadata.name}").strip()
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and operator.poll() is None:
+        ready = False
+        while not ready and time.monotonic() < deadline and operator.poll() is None:
             with contextlib.suppress(subprocess.CalledProcessError):
                 _kubectl(kubeconfig, "wait", "--for=condition=Ready", f"paysvc/{name}",
                          "-n", NAMESPACE, "--timeout=10s")
-                break
+                ready = True
+        if not ready:
+            print(_kubectl(kubeconfig, "get", "paysvc", name, "-n", NAMESPACE, "-o", "yaml"))
+            print(f"paysvc/{name} did not become Ready", file=sys.stderr)
+            return 1
         print(_kubectl(kubeconfig, "get", "paysvc,deploy,pods,svc,hpa,pdb,networkpolicy",
                        "-n", NAMESPACE), flush=True)
-        print(f"\nThe operator runs in the foreground; Ctrl-C stops it (the cluster stays up).\n"
+        print(f"paysvc/{name} is Ready.\n"
+              f"The operator runs in the foreground; Ctrl-C stops it (the cluster stays up).\n"
               f"  export KUBECONFIG={kubeconfig}\n  make down   # removes the cluster\n",
               flush=True)
         operator.wait()

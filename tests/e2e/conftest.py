@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from hack.cluster import wait_established
 from hack.net import free_port
 from tests.fixtures.cluster import KubeCluster
 
@@ -90,6 +92,18 @@ def operator(cluster: KubeCluster, crd: Path) -> Iterator[OperatorProcess]:
     yield op
     op.stop()
     op.log.unlink(missing_ok=True)
+
+
+STANDINS = Path(__file__).resolve().parents[1] / "data" / "crds" / "third-party-standins.yaml"
+
+
+@pytest.fixture(scope="package")
+def third_party_crds(cluster: KubeCluster) -> None:
+    """Stand-ins for the Prometheus Operator, External Secrets, CSI and Strimzi CRDs."""
+    cluster.kubectl("apply", "--server-side", "-f", str(STANDINS))
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(STANDINS.read_text())]
+    wait_established(cluster.kubectl, names)
+    time.sleep(3)  # past the e2e operators' discovery cache TTL (2 s)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str,

@@ -17,12 +17,13 @@ RESYNC_SECONDS = 3
 pytestmark = pytest.mark.e2e
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "manifests" / "samples"
-# Every sample: HPA, PDB, Ingress, NetworkPolicy and secret wiring all get checked for
-# false drift (a field the API server normalises differently would show up as writes).
+# Every sample, with the optional APIs served: HPA, PDB, Ingress, NetworkPolicy, ServiceMonitor,
+# PrometheusRule, ExternalSecret/SecretStore and SecretProviderClass all get checked for false
+# drift (a field the API server normalises differently would show up as writes).
 SAMPLES = ("minimal", "aws", "full")
 
 
-def test_idle_resync_makes_zero_writes(cluster, namespace, operator):
+def test_idle_resync_makes_zero_writes(cluster, namespace, operator, third_party_crds):
     operator.stop()  # replaced by one with a fast drift timer, watching only this namespace
     fast = OperatorProcess(cluster.kubeconfig, ("--standalone", "-n", namespace),
                            {"PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS)})

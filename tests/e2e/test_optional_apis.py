@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hack.cluster import wait_established
 from tests.e2e.conftest import condition, get_json, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDINS = ROOT / "tests" / "data" / "crds" / "third-party-standins.yaml"
-
-
-@pytest.fixture(scope="module")
-def third_party_crds(cluster):
-    cluster.kubectl("apply", "--server-side", "-f", str(STANDINS))
-    names = [d["metadata"]["name"] for d in yaml.safe_load_all(STANDINS.read_text())]
-    wait_established(cluster.kubectl, names)
-    time.sleep(3)  # past the e2e operator's discovery cache TTL (2 s)
 
 
 def _owned_by(obj: dict, name: str) -> bool:

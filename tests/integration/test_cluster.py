@@ -147,6 +147,8 @@ def test_up_is_fast_and_down_leaves_nothing_behind(capsys):
         lc.down()
     with capsys.disabled():
         print(f"\nwarm cluster up: {elapsed:.1f}s")
+    # Issue 2's acceptance bound for a warm start (it takes ~5 s here; the figure is printed).
+    assert elapsed < 30
     assert not state.exists()
     assert not [pid for pid in pids.values() if local_cluster._alive(pid)]
     assert not list(local_cluster._stray_pids(state))

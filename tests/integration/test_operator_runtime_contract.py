@@ -1,8 +1,11 @@
-"""The operator's pod, for real: ``payment-runtime migrate`` then ``serve`` as subprocesses with
-exactly the environment the builders give the container (ConfigMap + env, secretKeyRefs
+"""The operator's pod, for real: its ``migrate`` init container, then its runtime container, as
+subprocesses of the command (the image's entrypoint, ``payment-runtime``, with the container's
+args) and environment the builders give each container (ConfigMap + env, secretKeyRefs
 replaced by test values), plus PATH and HOME.
 
-Overrides, each through the very setting name the builders emit:
+The init container runs with exactly that environment: it is what brings the schema to the
+version ``/health/ready`` requires. The runtime container's has overrides, each through the
+very setting name the builders emit:
 - ``PAYMENT_PORT`` / ``PAYMENT_METRICS_PORT``: the builders hard-code 8080 / 9090; the test
   uses free ports instead, so parallel runs cannot collide.
 - ``PAYMENT_STRIPE_API_BASE``: stripe-mock (the samples set none).
@@ -60,9 +63,11 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
     sample, request, postgres, stripe_mock, tmp_path
 ):
     manifests = operator_env.build_sample(sample)
+    init = operator_env.migrate_container(manifests)
     container = operator_env.runtime_container(manifests)
-    assert "command" not in container  # the image's entrypoint, payment-runtime, runs
-    assert container["args"] == ["serve"]
+    for c in (init, container):
+        assert "command" not in c  # the image's entrypoint, payment-runtime, runs
+    assert (init["args"], container["args"]) == (["migrate"], ["serve"])
     assert operator_env.port(container, "metrics") is not None
 
     token = uuid.uuid4().hex[:12]
@@ -72,6 +77,8 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
         "PAYMENT_STRIPE_SECRET_KEY": f"sk_test_contract_{token}",
         "PAYMENT_STRIPE_WEBHOOK_SECRET": f"whsec_contract_{token}",
     }
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    init_env = {**operator_env.resolve_env(manifests, test_secrets, init), **base}
     env = operator_env.resolve_env(manifests, test_secrets)
     http_port, metrics_port = free_port(), free_port()
     assert env["PAYMENT_PORT"] == str(operator_env.port(container, "http"))
@@ -80,8 +87,7 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
     env.setdefault("PAYMENT_STRIPE_API_BASE", stripe_mock.api_base)
     if "PAYMENT_KAFKA_BOOTSTRAP_SERVERS" in env:
         env["PAYMENT_KAFKA_BOOTSTRAP_SERVERS"] = request.getfixturevalue("kafka").bootstrap_servers
-    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
-    env["HOME"] = str(tmp_path)
+    env.update(base)
     has_webhook_secret = "PAYMENT_STRIPE_WEBHOOK_SECRET" in env
     assert has_webhook_secret == (sample == "aws")
     auth = api.parse(sample_body(sample)).spec.auth
@@ -100,7 +106,8 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
         assert "PAYMENT_JWKS_URL" not in env
 
     log = tmp_path / "runtime.log"
-    migrate = _run(["migrate"], env, log, timeout=120)
+    # The kubelet starts the runtime container only once the init container exited 0.
+    migrate = _run(init["args"], init_env, log, timeout=120)
     assert migrate.returncode == 0, tail(log)
 
     with log.open("ab") as out:

@@ -4,6 +4,8 @@ The pod template passes the ``restricted`` Pod Security Standard.  Secrets never
 it: each secret is an env var with ``valueFrom.secretKeyRef``, pointing either at the
 user's Secret (``secretRef``) or at ``<name>-secrets`` (``storeObject``), the Secret the
 secret store binding syncs.  The runtime reads them with its ``env`` secret provider.
+Unless ``spec.database.migrations.enabled`` is false, an init container runs
+``payment-runtime migrate`` with the same image and environment before the runtime starts.
 
 :func:`revision` is the hash of the rendered pod template (without the revision label
 itself): it changes exactly when the pods would change -- image, settings, secrets
@@ -27,6 +29,8 @@ REVISION_HISTORY_LIMIT = 3
 #: Where the Secrets Store CSI volume is mounted (only with backend csi).
 CSI_MOUNT_PATH = "/mnt/secrets-store"
 CSI_DRIVER = "secrets-store.csi.k8s.io"
+#: The init container that applies the schema migrations before the runtime starts.
+MIGRATE_CONTAINER_NAME = "migrate"
 
 AZURE_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 AZURE_TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
@@ -171,11 +175,26 @@ def _probe(path: str, *, period: int, failures: int, timeout: int = 2) -> dict[s
     }
 
 
-def container(ps: PaymentService) -> dict[str, Any]:
-    """The ``payment-runtime`` container: restricted, read-only root, probed."""
+def _volume_mounts(ps: PaymentService) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
     if _uses_csi(ps):
         mounts.append({"name": "secrets-store", "mountPath": CSI_MOUNT_PATH, "readOnly": True})
+    return mounts
+
+
+def _security_context() -> dict[str, Any]:
+    """Every container's: no privilege, no capabilities, read-only root, non-root."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+
+
+def container(ps: PaymentService) -> dict[str, Any]:
+    """The ``payment-runtime`` container: restricted, read-only root, probed."""
     return {
         "name": meta.CONTAINER_NAME,
         "image": ps.spec.image,
@@ -194,14 +213,35 @@ def container(ps: PaymentService) -> dict[str, Any]:
         "startupProbe": _probe("/health", period=5, failures=30),
         "livenessProbe": _probe("/health", period=10, failures=3),
         "readinessProbe": _probe("/health/ready", period=5, failures=3),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
-        "volumeMounts": mounts,
+        "securityContext": _security_context(),
+        "volumeMounts": _volume_mounts(ps),
+    }
+
+
+def migrate_container(ps: PaymentService) -> dict[str, Any] | None:
+    """The ``migrate`` init container, or None when ``spec.database.migrations`` is disabled.
+
+    ``payment-runtime migrate`` with the runtime container's image, environment (the
+    ConfigMap and the same secret env vars: it reads the database URL exactly as ``serve``
+    does), mounts and security context, so a pod starts only once the schema is at the
+    version its readiness requires.  Every pod runs it: the runner holds a
+    ``pg_advisory_lock``, so concurrent pods apply each migration once, and as long as the
+    migrations only expand the schema the previous revision keeps serving meanwhile.
+    (A migration Job gating the rollout is the later design.)  It takes the main container's
+    resources: a pod's effective request is the larger of its init and app containers',
+    so that costs no scheduling or quota and keeps the pod's QoS class.
+    """
+    if not ps.spec.database.migrations.enabled:
+        return None
+    return {
+        "name": MIGRATE_CONTAINER_NAME,
+        "image": ps.spec.image,
+        "args": ["migrate"],
+        "envFrom": [{"configMapRef": {"name": meta.config_map_name(ps)}}],
+        "env": container_env(ps),
+        "resources": resources(ps),
+        "securityContext": _security_context(),
+        "volumeMounts": _volume_mounts(ps),
     }
 
 
@@ -239,6 +279,7 @@ def _pod_template(ps: PaymentService, track: str) -> dict[str, Any]:
                 },
             }
         )
+    migrate = migrate_container(ps)
     return {
         "metadata": {
             "labels": _pod_labels(ps, track),
@@ -256,6 +297,7 @@ def _pod_template(ps: PaymentService, track: str) -> dict[str, Any]:
                 "fsGroup": RUN_AS,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            **({"initContainers": [migrate]} if migrate is not None else {}),
             "containers": [container(ps)],
             "volumes": volumes,
             "topologySpreadConstraints": _topology_spread(ps),

@@ -122,7 +122,8 @@ def test_children_have_unique_kind_and_name(case: Case) -> None:
 @cases
 def test_env_values_come_only_from_spec_env(case: Case) -> None:
     allowed = {(e.name, e.value) for e in case.ps.spec.env or ()}
-    for container in _pod_spec(case)["containers"]:
+    pod = _pod_spec(case)
+    for container in pod.get("initContainers", []) + pod["containers"]:
         for var in container["env"]:
             if "valueFrom" in var:
                 assert set(var) == {"name", "valueFrom"}
@@ -195,8 +196,10 @@ def test_pod_template_passes_the_restricted_pod_security_standard(case: Case) ->
     pod = _pod_spec(case)
     assert restricted_violations(pod) == []
     [container] = pod["containers"]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    [migrate] = pod["initContainers"]  # every case runs migrations (the default)
+    for c in (container, migrate):
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
 
 
 def test_the_restricted_check_catches_violations() -> None:
@@ -205,7 +208,19 @@ def test_the_restricted_check_catches_violations() -> None:
     bad["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
     bad["securityContext"]["seccompProfile"] = {"type": "Unconfined"}
     bad["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
-    assert len(restricted_violations(bad)) == 3
+    assert sorted(restricted_violations(bad)) == [
+        "migrate: seccomp Unconfined",
+        "payment-runtime: allowPrivilegeEscalation",
+        "payment-runtime: seccomp Unconfined",
+        "volume host: {'hostPath'}",
+    ]
+    # The init container is checked as well as the main one.
+    bad = json.loads(json.dumps(pod))
+    bad["initContainers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    assert restricted_violations(bad) == [
+        "migrate: capabilities not dropped",
+        "migrate: capabilities added",
+    ]
 
 
 @cases
@@ -241,3 +256,6 @@ def test_revision_follows_the_pods_not_the_scale(case: Case) -> None:
     assert revision(_spec_variant(body, image="ghcr.io/paydeck/payment-runtime:9.9.9")) != base
     assert revision(_spec_variant(body, env=[{"name": "NEW", "value": "1"}])) != base
     assert revision(_spec_variant(body, resources={"requests": {"cpu": "2"}})) != base
+    database = body["spec"]["database"]
+    no_migrations = {**database, "migrations": {"enabled": False}}
+    assert revision(_spec_variant(body, database=no_migrations)) != base

@@ -180,3 +180,70 @@ def test_probes_ports_and_container_shape() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert container["startupProbe"]["httpGet"]["path"] == "/health"
     assert container["envFrom"] == [{"configMapRef": {"name": "pay-config"}}]
+
+
+def _pod(p: PaymentService) -> dict[str, Any]:
+    pod: dict[str, Any] = workload.deployment(p)["spec"]["template"]["spec"]
+    return pod
+
+
+def test_migrations_run_in_an_init_container_with_the_runtime_image() -> None:
+    p = ps(image="ghcr.io/paydeck/payment-runtime:2.0.0")
+    [migrate] = _pod(p)["initContainers"]
+    assert migrate == workload.migrate_container(p)
+    assert migrate["name"] == "migrate" != meta.CONTAINER_NAME
+    assert migrate["image"] == "ghcr.io/paydeck/payment-runtime:2.0.0"
+    assert "command" not in migrate  # the image's entrypoint, payment-runtime
+    assert migrate["args"] == ["migrate"]
+    # It runs to completion: no ports, no probes.
+    assert not {"ports", "startupProbe", "livenessProbe", "readinessProbe"} & set(migrate)
+
+
+def test_without_migrations_there_is_no_init_container() -> None:
+    p = ps(
+        database={
+            "url": {"secretRef": {"name": "db", "key": "url"}},
+            "migrations": {"enabled": False},
+        }
+    )
+    assert workload.migrate_container(p) is None
+    assert "initContainers" not in _pod(p)
+    assert workload.revision(p) != workload.revision(ps())
+
+
+def test_migration_job_settings_do_not_roll_the_pods() -> None:
+    # timeoutSeconds and backoffLimit belong to the later migration Job, not to the pods.
+    url = {"secretRef": {"name": "db", "key": "url"}}
+    tuned = ps(database={"url": url, "migrations": {"timeoutSeconds": 60, "backoffLimit": 3}})
+    assert workload.revision(tuned) == workload.revision(ps())
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {
+            "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "EMPTY", "value": ""}],
+            "stripe": {
+                "secretKey": {"storeObject": "STRIPE"},
+                "webhookSecret": {"secretRef": {"name": "hook", "key": "secret"}},
+            },
+            "database": {"url": {"storeObject": "DB"}},
+            "secretStore": _store("STRIPE", "DB", backend="csi"),
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+        },
+    ],
+    ids=["minimal", "store-csi-env-resources"],
+)
+def test_the_init_container_gets_the_runtime_containers_environment(spec: dict[str, Any]) -> None:
+    pod = _pod(ps(**spec))
+    [migrate], [runtime] = pod["initContainers"], pod["containers"]
+    # The same ConfigMap and the same secretKeyRefs: migrate finds PAYMENT_DATABASE_URL
+    # (and everything else) exactly where serve does.
+    assert migrate["envFrom"] == runtime["envFrom"]
+    assert migrate["env"] == runtime["env"]
+    assert "PAYMENT_DATABASE_URL" in {var["name"] for var in migrate["env"]}
+    assert migrate["securityContext"] == runtime["securityContext"]
+    assert migrate["volumeMounts"] == runtime["volumeMounts"]
+    # Never more than the runtime: the pod's effective request and QoS class are unchanged.
+    assert migrate["resources"] == runtime["resources"]

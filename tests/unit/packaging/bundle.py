@@ -19,11 +19,10 @@ CRDS = ROOT / "crds"
 NAMESPACE = "paydeck-system"
 SERVICE_ACCOUNT = "paydeck-operator"
 
-CHILD_VERBS = ("get", "list", "watch", "create", "patch", "update", "delete")
+CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 CHILDREN = {
     "": ("serviceaccounts", "configmaps", "services"),
     "apps": ("deployments",),
-    "batch": ("jobs",),
     "autoscaling": ("horizontalpodautoscalers",),
     "policy": ("poddisruptionbudgets",),
     "networking.k8s.io": ("networkpolicies", "ingresses"),
@@ -41,8 +40,8 @@ def _expand(group: str, resources: tuple[str, ...], verbs: tuple[str, ...]) -> s
 
 
 EXPECTED_RULES: set[Permission] = (
-    _expand("paydeck.dev", ("paymentservices",), ("get", "list", "watch", "patch", "update"))
-    | _expand("paydeck.dev", ("paymentservices/status",), ("get", "patch", "update"))
+    _expand("paydeck.dev", ("paymentservices",), ("get", "list", "watch", "patch"))
+    | _expand("paydeck.dev", ("paymentservices/status",), ("get", "patch"))
     | set().union(*(_expand(g, rs, CHILD_VERBS) for g, rs in CHILDREN.items()))
     | _expand("", ("events",), ("create", "patch"))
     | _expand("events.k8s.io", ("events",), ("create", "patch"))

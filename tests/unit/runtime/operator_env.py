@@ -1,6 +1,7 @@
-"""The environment the operator's builders give the runtime container, resolved as the kubelet
-would: the ConfigMap named by ``envFrom`` first, then ``env`` entries (which win), with each
-``secretKeyRef`` replaced by a test value chosen per env var name.
+"""The environment the operator's builders give the runtime container (or the ``migrate`` init
+container), resolved as the kubelet would: the ConfigMap named by ``envFrom`` first, then
+``env`` entries (which win), with each ``secretKeyRef`` replaced by a test value chosen per
+env var name.
 
 Shared by the unit contract test (names and parsing) and the integration contract test (a
 real ``payment-runtime`` process started with exactly this environment).
@@ -25,10 +26,20 @@ def build_sample(name: str, ctx: builders.Context | None = None) -> list[dict[st
     return builders.build_all(api.parse(sample(name)), ctx or builders.Context())
 
 
+def _pod_spec(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
+    return dict(deployment["spec"]["template"]["spec"])
+
+
 def runtime_container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """The payment-runtime container of the stable Deployment."""
-    (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = _pod_spec(manifests)["containers"]
+    return dict(container)
+
+
+def migrate_container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stable Deployment's one init container, which applies the migrations."""
+    (container,) = _pod_spec(manifests).get("initContainers", ())
     return dict(container)
 
 
@@ -36,13 +47,19 @@ def config_maps(manifests: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return {m["metadata"]["name"]: m.get("data", {}) for m in manifests if m["kind"] == "ConfigMap"}
 
 
-def resolve_env(manifests: list[dict[str, Any]], secrets: dict[str, str]) -> dict[str, str]:
-    """The container's environment; ``secrets`` maps env var name -> value of its secretKeyRef.
+def resolve_env(
+    manifests: list[dict[str, Any]],
+    secrets: dict[str, str],
+    container: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """A container's environment (the runtime container's unless ``container`` is given);
+    ``secrets`` maps env var name -> value of its secretKeyRef.
 
     Anything this does not understand (another ``valueFrom`` kind, a Secret in ``envFrom``,
     a secretKeyRef without a test value) raises, so a builder change cannot slip past.
     """
-    container = runtime_container(manifests)
+    if container is None:
+        container = runtime_container(manifests)
     maps = config_maps(manifests)
     env: dict[str, str] = {}
     for source in container.get("envFrom", ()):

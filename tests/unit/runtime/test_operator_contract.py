@@ -13,6 +13,7 @@ import pytest
 from payment_operator import api, builders
 from starlette.testclient import TestClient
 
+from payment_runtime import cli, logs, migrations
 from payment_runtime.adapters import secrets
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.api.app import ROUTES, MetricsPortDispatch, create_app
@@ -89,6 +90,20 @@ def test_the_env_provider_finds_every_secret_the_pod_carries(case, monkeypatch):
         assert loaded.stripe_webhook_secret is None
     else:
         assert loaded.stripe_webhook_secret == TEST_SECRETS["PAYMENT_STRIPE_WEBHOOK_SECRET"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_migrate_init_container_runs_migrate_on_the_pods_database(case, monkeypatch):
+    manifests = _built(case)
+    migrate = operator_env.migrate_container(manifests)
+    env = operator_env.resolve_env(manifests, TEST_SECRETS, migrate)
+    assert env == operator_env.resolve_env(manifests, TEST_SECRETS)
+    operator_env.settings_from(env, monkeypatch)  # the process environment of the container
+    applied_to: list[str] = []
+    monkeypatch.setattr(logs, "configure", lambda level: None)  # keep pytest's handlers
+    monkeypatch.setattr(migrations, "migrate", lambda dsn: applied_to.append(dsn) or [])
+    assert cli.main(migrate["args"]) == 0
+    assert applied_to == [TEST_SECRETS["PAYMENT_DATABASE_URL"]]
 
 
 def test_the_samples_cover_webhooks_on_and_off():
