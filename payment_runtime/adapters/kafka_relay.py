@@ -93,7 +93,6 @@ class OutboxRelay:
                     self._producer.poll(0)
                 if rows:
                     self._producer.flush(self._flush_timeout)
-                delivered = [r[0] for r in rows]  # MUTATION: mark published regardless
                 if delivered:
                     conn.execute(
                         "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,)

@@ -108,14 +108,15 @@ class HealthWatch:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
 
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
-def test_kafka_stopped_mid_burst_loses_no_event(
-    dsn, stripe_mock, kafka, signer, tmp_path: Path
-):
+
+def test_kafka_stopped_mid_burst_loses_no_event(dsn, stripe_mock, kafka, signer, tmp_path: Path):
     topic = f"payment.events.outage.{uuid.uuid4().hex[:8]}"
     kafka.create_topic(topic, partitions=3)
     port = _process.free_port()
@@ -214,7 +215,7 @@ def test_kafka_stopped_mid_burst_loses_no_event(
             time.sleep(0.2)
         assert outbox(dsn)[1] == 0, runtime.log()
 
-        health.__exit__()
+        health.stop()
         assert health.checks > 0
         assert not health.failures, (health.failures[:5], runtime.log())
         runtime.terminate()
