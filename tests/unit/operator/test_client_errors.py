@@ -1,0 +1,34 @@
+"""API failures are classified for conditions: unreachable, forbidden, invalid, server errors."""
+
+import socket
+
+import pytest
+from kubernetes import client as k8s
+from payment_operator import reconcile
+from payment_operator.kube import resources
+from payment_operator.kube.client import Kube, KubeError
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_closed_port_is_unreachable_and_retryable():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configuration = k8s.Configuration(host=f"http://127.0.0.1:{port}")
+    configuration.retries = False
+    kube = Kube(k8s.ApiClient(configuration))
+    with pytest.raises(KubeError) as caught:
+        kube.get(resources.PAYMENT_SERVICE, "ns", "x")
+    assert caught.value.status == 0 and caught.value.retryable
+    assert reconcile.failure_of(caught.value).reason == "APIUnreachable"
+
+
+@pytest.mark.parametrize(("status", "reason", "retryable"), [
+    (403, "Forbidden", False), (422, "InvalidChild", False), (409, "Conflict", True),
+    (429, "Throttled", True), (500, "APIServerError", True), (503, "APIServerError", True),
+])
+def test_http_failures_are_named(status, reason, retryable):
+    failure = reconcile.failure_of(KubeError(status, "x", "message"))
+    assert (failure.reason, failure.retryable) == (reason, retryable)
+    assert "message" in failure.message
