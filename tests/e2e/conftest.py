@@ -90,6 +90,12 @@ def operator(cluster: KubeCluster, crd: Path) -> Iterator[OperatorProcess]:
     op = OperatorProcess(cluster.kubeconfig)
     op.start()
     yield op
+    # Let the tests' namespaces finish terminating while the operator can still release its
+    # finalizers: otherwise they would hang in Terminating (on kind, say) after the suite.
+    deadline = time.monotonic() + 120
+    while ("Terminating" in cluster.kubectl("get", "namespaces").stdout
+           and time.monotonic() < deadline):
+        time.sleep(1)
     op.stop()
     op.log.unlink(missing_ok=True)
 

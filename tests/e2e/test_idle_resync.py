@@ -24,6 +24,11 @@ SAMPLES = ("minimal", "aws", "full")
 
 
 def test_idle_resync_makes_zero_writes(cluster, namespace, operator, third_party_crds):
+    # apiserver_request_total is cluster-wide: first let earlier tests' namespaces go (their
+    # garbage collection deletes objects of the same kinds; the session operator must still
+    # run to release their PaymentServices' finalizers).
+    wait_for(lambda: "Terminating" not in cluster.kubectl("get", "namespaces").stdout, 180,
+             "earlier tests' namespaces to finish terminating", operator)
     operator.stop()  # replaced by one with a fast drift timer, watching only this namespace
     fast = OperatorProcess(cluster.kubeconfig, ("--standalone", "-n", namespace),
                            {"PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS)})
