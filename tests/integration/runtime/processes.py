@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from confluent_kafka import Consumer
 
 from tests.fixtures import _process
 from tests.integration.runtime.helpers import AUDIENCE, ISSUER, STRIPE_KEY, WEBHOOK_SECRET, Signer
@@ -258,3 +262,54 @@ class StripeProxy:
         self._server.server_close()
         self._client.close()
         self._thread.join(5)
+
+
+def outbox(dsn: str) -> tuple[dict[str, str], int]:
+    """The outbox's event id -> payment id, and how many rows are still unpublished."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT event_id::text, message_key, published_at FROM outbox"
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}, sum(1 for r in rows if r[2] is None)
+
+
+def consume_events(
+    bootstrap: str,
+    topic: str,
+    payment_ids: set[str],
+    timeout: float,
+    expected_ids: set[str] | None = None,
+) -> dict[str, str]:
+    """Event id -> payment id of every message on ``topic`` for ``payment_ids``.
+
+    Reads until every payment (and every id of ``expected_ids``) has been seen or ``timeout``
+    passes, then lingers a second so a duplicate or stray event would show up too.  Every
+    message must be keyed by its payment id and carry its event id as a header.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"runtime-test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    linger_until: float | None = None
+    try:
+        while time.monotonic() < (linger_until or deadline):
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                payload = json.loads(msg.value())
+                if payload["payment_id"] in payment_ids:
+                    assert msg.key().decode() == payload["payment_id"]
+                    assert dict(msg.headers())["event_id"].decode() == payload["id"]
+                    seen[payload["id"]] = payload["payment_id"]
+            complete = set(seen.values()) >= payment_ids and seen.keys() >= (expected_ids or set())
+            if linger_until is None and complete:
+                linger_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return seen

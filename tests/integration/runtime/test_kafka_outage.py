@@ -19,9 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from confluent_kafka import Consumer
 
 from tests.fixtures import _process
 from tests.integration.runtime import processes
@@ -35,47 +33,6 @@ WORKERS = 3
 #: relay must also cope with batches that timed out while Kafka was away and produce again.
 MESSAGE_TIMEOUT_MS = 4000
 DELIVERY_TIMEOUT = 45.0
-
-
-def outbox(dsn: str) -> tuple[dict[str, str], int]:
-    """The outbox's event id -> payment id, and how many rows are still unpublished."""
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT event_id::text, message_key, published_at FROM outbox"
-        ).fetchall()
-    return {r[0]: r[1] for r in rows}, sum(1 for r in rows if r[2] is None)
-
-
-def consume(bootstrap: str, topic: str, expected: dict[str, str], timeout: float) -> dict[str, str]:
-    """Event id -> payment id of every message on ``topic`` for the expected payments."""
-    payment_ids = set(expected.values())
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"outage-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    seen: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        linger_until: float | None = None
-        while time.monotonic() < (linger_until or deadline):
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                payload = json.loads(msg.value())
-                if payload["payment_id"] in payment_ids:
-                    assert msg.key().decode() == payload["payment_id"]
-                    assert dict(msg.headers())["event_id"].decode() == payload["id"]
-                    seen[payload["id"]] = payload["payment_id"]
-            if linger_until is None and seen.keys() >= expected.keys():
-                # Linger a moment: a stray event (one not in the outbox) would show up here.
-                linger_until = time.monotonic() + 1.0
-    finally:
-        consumer.close()
-    return seen
 
 
 class HealthWatch:
@@ -172,7 +129,7 @@ def test_kafka_stopped_mid_burst_loses_no_event(dsn, stripe_mock, kafka, signer,
                         assert done.wait_for(lambda: finished >= BURST // 3, 60), runtime.log()
                     # The relay is at work when Kafka goes: it has published events already.
                     _process.wait_until(
-                        lambda: outbox(dsn)[1] < BURST // 3,
+                        lambda: processes.outbox(dsn)[1] < BURST // 3,
                         what="the relay publishing before the outage",
                         timeout=30,
                         process=runtime.process,
@@ -193,7 +150,7 @@ def test_kafka_stopped_mid_burst_loses_no_event(dsn, stripe_mock, kafka, signer,
             ids = {json.loads(text)["id"] for _, text in results}
             assert len(ids) == BURST
 
-            expected, unpublished = outbox(dsn)
+            expected, unpublished = processes.outbox(dsn)
             assert set(expected.values()) == ids  # one event per payment, all in the outbox
             assert len(expected) == BURST
             # The payments made with the broker gone cannot have been published yet.
@@ -201,19 +158,22 @@ def test_kafka_stopped_mid_burst_loses_no_event(dsn, stripe_mock, kafka, signer,
             # Keep Kafka away for longer than the producer's message timeout, so batches the
             # relay produced during the outage time out and must be produced again.
             time.sleep(MESSAGE_TIMEOUT_MS / 1000 + 1)
-            assert outbox(dsn)[1] == unpublished
+            assert processes.outbox(dsn)[1] == unpublished
         finally:
             kafka.start()  # later tests use the session broker
 
-        seen = consume(kafka.bootstrap_servers, topic, expected, DELIVERY_TIMEOUT)
+        seen = processes.consume_events(
+            kafka.bootstrap_servers, topic, set(expected.values()), DELIVERY_TIMEOUT,
+            expected_ids=set(expected),
+        )
         missing = expected.keys() - seen.keys()
         assert not missing, (f"{len(missing)} of {len(expected)} events lost", runtime.log())
         assert seen == expected, runtime.log()
 
         deadline = time.monotonic() + 15
-        while outbox(dsn)[1] and time.monotonic() < deadline:
+        while processes.outbox(dsn)[1] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert outbox(dsn)[1] == 0, runtime.log()
+        assert processes.outbox(dsn)[1] == 0, runtime.log()
 
         health.stop()
         assert health.checks > 0

@@ -8,15 +8,12 @@ outbox's event ids; on SIGTERM each process stops and exits 0.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from tests.fixtures import _process
 from tests.integration.runtime import processes
@@ -59,51 +56,6 @@ def make_payments(runtime: processes.RuntimeProcess, token: str) -> list[str]:
     return ids
 
 
-def consume_events(bootstrap: str, payment_ids: set[str], timeout: float) -> dict[str, str]:
-    """Event id -> payment id of every message on the topic for ``payment_ids``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"relay-test-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([TOPIC])
-    seen: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and set(seen.values()) != payment_ids:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            payload = json.loads(msg.value())
-            if payload["payment_id"] in payment_ids:
-                assert msg.key().decode() == payload["payment_id"]
-                assert dict(msg.headers())["event_id"].decode() == payload["id"]
-                seen[payload["id"]] = payload["payment_id"]
-        # Linger a moment: a duplicate or stray event would show up here.
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                payload = json.loads(msg.value())
-                if payload["payment_id"] in payment_ids:
-                    seen[payload["id"]] = payload["payment_id"]
-    finally:
-        consumer.close()
-    return seen
-
-
-def outbox(dsn: str) -> tuple[dict[str, str], int]:
-    """The outbox's event id -> payment id, and how many rows are still unpublished."""
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT event_id::text, message_key, published_at FROM outbox"
-        ).fetchall()
-    return {r[0]: r[1] for r in rows}, sum(1 for r in rows if r[2] is None)
-
-
 def serve(dsn: str, stripe_mock, signer, tmp_path: Path, name: str, **settings: object):
     port = _process.free_port()
     env = processes.runtime_env(
@@ -123,7 +75,7 @@ def test_relay_process_publishes_every_outbox_event(
     runtime = serve(dsn, stripe_mock, signer, tmp_path, "serve")
     with processes.running(runtime):
         ids = make_payments(runtime, signer.token("payment_operator"))
-    expected, unpublished = outbox(dsn)
+    expected, unpublished = processes.outbox(dsn)
     assert len(expected) == PAYMENTS and unpublished == PAYMENTS  # no relay ran yet
 
     relay = processes.RuntimeProcess(
@@ -138,12 +90,12 @@ def test_relay_process_publishes_every_outbox_event(
         tmp_path / "relay.log",
     )
     with processes.running(relay, wait_healthy=False):
-        seen = consume_events(kafka.bootstrap_servers, set(ids), timeout=45)
+        seen = processes.consume_events(kafka.bootstrap_servers, TOPIC, set(ids), timeout=45)
         assert seen == expected, relay.log()
         deadline = time.monotonic() + 10
-        while outbox(dsn)[1] and time.monotonic() < deadline:
+        while processes.outbox(dsn)[1] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert outbox(dsn)[1] == 0, relay.log()
+        assert processes.outbox(dsn)[1] == 0, relay.log()
         relay.terminate()
         assert relay.wait(20) == 0, relay.log()
 
@@ -165,13 +117,13 @@ def test_in_process_relay_publishes_every_outbox_event(
     )
     with processes.running(runtime):
         ids = make_payments(runtime, signer.token("payment_operator"))
-        seen = consume_events(kafka.bootstrap_servers, set(ids), timeout=45)
-        expected, _ = outbox(dsn)
+        seen = processes.consume_events(kafka.bootstrap_servers, TOPIC, set(ids), timeout=45)
+        expected, _ = processes.outbox(dsn)
         assert len(expected) == PAYMENTS
         assert seen == expected, runtime.log()
         deadline = time.monotonic() + 10
-        while outbox(dsn)[1] and time.monotonic() < deadline:
+        while processes.outbox(dsn)[1] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert outbox(dsn)[1] == 0, runtime.log()
+        assert processes.outbox(dsn)[1] == 0, runtime.log()
         runtime.terminate()
         assert runtime.wait(20) == 0, runtime.log()
