@@ -1,11 +1,13 @@
-"""Pure status decisions: from what was observed to the status the operator should publish.
+"""Pure status decisions: from what was observed and decided to the status to publish.
 
-Conditions follow metav1.Condition and kstatus: ``Ready`` (all wanted pods of the newest
-revision are ready), ``Reconciling`` (work in progress, with ``Progressing`` as its
-Argo-friendly twin), ``Stalled`` (cannot make progress without a change from a human),
-``Degraded`` (something failed; the service may still serve).  A condition keeps its
-``lastTransitionTime`` while its status does not change, so an unchanged world produces an
-identical status and the status writer can skip the write.
+Conditions follow metav1.Condition and kstatus: ``Ready`` (the spec's revision is stable and
+all its pods are ready), ``Reconciling`` (work in progress, with ``Progressing`` as its
+Argo-friendly twin), ``Stalled`` (cannot make progress without a human: an aborted rollout,
+a permanent API failure), ``Degraded`` (something failed; the stable revision may still
+serve).  The gates ``SecretsReady``, ``TopicsReady`` and ``MigrationsApplied`` each say
+whether a new revision may get pods.  A condition keeps its ``lastTransitionTime`` while its
+status does not change, so an unchanged world produces an identical status and the status
+writer can skip the write.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from datetime import datetime
 from typing import Any
 
 Status = dict[str, Any]
+
+#: Conditions that must hold before a new revision gets its first pod.
+GATES = ("SecretsReady", "TopicsReady", "MigrationsApplied")
 
 
 @dataclass(frozen=True)
@@ -28,54 +33,24 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class WorkloadState:
-    """What the stable Deployment reports (all zeros when it does not exist yet)."""
-
-    exists: bool = False
-    generation: int = 0
-    observed_generation: int = 0
-    replicas: int = 0
-    ready_replicas: int = 0
-    updated_replicas: int = 0
-    available_replicas: int = 0
-    progress_deadline_exceeded: bool = False
-    message: str = ""
-
-    @classmethod
-    def from_deployment(cls, deployment: Mapping[str, Any] | None) -> WorkloadState:
-        if not deployment:
-            return cls()
-        status = deployment.get("status", {})
-        stuck = next(
-            (
-                c for c in status.get("conditions", [])
-                if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-            ),
-            None,
-        )
-        return cls(
-            exists=True,
-            generation=int(deployment.get("metadata", {}).get("generation", 0)),
-            observed_generation=int(status.get("observedGeneration", 0)),
-            replicas=int(status.get("replicas", 0)),
-            ready_replicas=int(status.get("readyReplicas", 0)),
-            updated_replicas=int(status.get("updatedReplicas", 0)),
-            available_replicas=int(status.get("availableReplicas", 0)),
-            progress_deadline_exceeded=stuck is not None,
-            message=str(stuck.get("message", "")) if stuck else "",
-        )
-
-
-@dataclass(frozen=True)
 class Observation:
-    """Everything the status is computed from."""
+    """Everything the status is computed from: the rollout plan and the pods it counted."""
 
     generation: int
-    desired_replicas: int
     selector: str
-    revision: str
-    image: str
-    workload: WorkloadState = field(default_factory=WorkloadState)
+    phase: str  # the rollout engine's phase: Progressing | Healthy | Paused | Degraded
+    message: str
+    replicas: int = 0  # pods of every revision
+    ready_replicas: int = 0
+    updated_replicas: int = 0  # pods of the spec's revision
+    stable_image: str | None = None
+    canary_image: str | None = None
+    #: Fields the rollout state owns (stableRevision, canary, migration, ...).
+    rollout: Mapping[str, Any] = field(default_factory=dict)
+    #: Gate conditions: type -> (holds, reason, message).
+    gates: Mapping[str, tuple[bool, str, str]] = field(default_factory=dict)
+    #: Why the rollout is aborted ("Reason: details"), when it is.
+    abort_reason: str = ""
     failure: Failure | None = None
 
 
@@ -85,66 +60,58 @@ def _condition(type_: str, ok: bool, reason: str, message: str, generation: int)
         "status": "True" if ok else "False",
         "observedGeneration": generation,
         "reason": reason,
-        "message": message,
+        "message": message or reason,
     }
 
 
-def _rollout_done(obs: Observation) -> bool:
-    w = obs.workload
-    return (
-        w.exists
-        and w.observed_generation >= w.generation
-        and w.updated_replicas >= obs.desired_replicas
-        and w.ready_replicas >= obs.desired_replicas
-        and w.available_replicas >= obs.desired_replicas
-        and w.replicas == obs.desired_replicas
-    )
+def _reason_of(abort_reason: str) -> str:
+    head = abort_reason.split(":", 1)[0].strip()
+    return head if head.isalnum() and head[:1].isalpha() else "RolloutAborted"
 
 
 def conditions(obs: Observation) -> list[Status]:
     """The operator's conditions for this observation (without transition times)."""
-    gen, w, failure = obs.generation, obs.workload, obs.failure
-    ready_text = f"{w.ready_replicas}/{obs.desired_replicas} replicas ready"
-    done = _rollout_done(obs)
-    stalled = (failure is not None and not failure.retryable) or w.progress_deadline_exceeded
-
+    gen, failure = obs.generation, obs.failure
+    gates = [_condition(t, ok, reason, text, gen) for t, (ok, reason, text) in obs.gates.items()]
     if failure is not None:
         degraded = _condition("Degraded", True, failure.reason, failure.message, gen)
-    elif w.progress_deadline_exceeded:
-        degraded = _condition("Degraded", True, "ProgressDeadlineExceeded", w.message, gen)
+        stalled = not failure.retryable
+        why_reason, why = failure.reason, failure.message
+    elif obs.phase == "Degraded":
+        reason = _reason_of(obs.abort_reason)
+        degraded = _condition("Degraded", True, reason, obs.message, gen)
+        stalled, why_reason, why = True, reason, obs.message
     else:
         degraded = _condition("Degraded", False, "AsExpected", "no failures", gen)
+        stalled, why_reason, why = False, "", ""
 
     if stalled:
-        why = failure.message if failure is not None else w.message
-        stalled_c = _condition("Stalled", True, degraded["reason"], why, gen)
+        stalled_c = _condition("Stalled", True, why_reason, why, gen)
     else:
         stalled_c = _condition("Stalled", False, "AsExpected", "making progress", gen)
 
-    if done and failure is None:
-        reconciling = _condition("Reconciling", False, "Reconciled", ready_text, gen)
-        progressing = _condition("Progressing", False, "RolloutComplete", ready_text, gen)
-        ready = _condition("Ready", True, "AllReplicasReady", ready_text, gen)
+    if failure is None and obs.phase == "Healthy":
+        reconciling = _condition("Reconciling", False, "Reconciled", obs.message, gen)
+        progressing = _condition("Progressing", False, "RolloutComplete", obs.message, gen)
+        ready = _condition("Ready", True, "AllReplicasReady", obs.message, gen)
     else:
         if failure is not None:
-            reason, text = failure.reason, failure.message
-        elif not w.exists:
-            reason, text = "Creating", "creating the workload"
+            reason, text, busy = failure.reason, failure.message, not stalled
+        elif obs.phase == "Paused":
+            reason, text, busy = "Paused", obs.message, False
+        elif obs.phase == "Degraded":
+            reason, text, busy = why_reason, obs.message, False
         else:
-            reason, text = "RollingOut", f"rolling out revision {obs.revision}: {ready_text}"
-        reconciling = _condition("Reconciling", not stalled, reason, text, gen)
-        progressing = _condition("Progressing", not stalled, reason, text, gen)
+            reason, text, busy = "RollingOut", obs.message, True
+        reconciling = _condition("Reconciling", busy, reason, text, gen)
+        progressing = _condition("Progressing", busy, reason, text, gen)
         ready = _condition("Ready", False, reason, text, gen)
-    return [ready, reconciling, progressing, degraded, stalled_c]
+    return [ready, reconciling, progressing, degraded, stalled_c, *gates]
 
 
-def phase(conds: Sequence[Mapping[str, Any]]) -> str:
-    by_type = {c["type"]: c["status"] for c in conds}
-    if by_type.get("Degraded") == "True":
-        return "Degraded"
-    if by_type.get("Ready") == "True":
-        return "Healthy"
-    return "Progressing"
+def phase(obs: Observation) -> str:
+    """The one-word summary: an API failure degrades whatever the rollout says."""
+    return "Degraded" if obs.failure is not None else obs.phase
 
 
 def keep_transition_times(
@@ -160,7 +127,7 @@ def keep_transition_times(
         else:
             when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         stamped.append({**cond, "lastTransitionTime": when})
-    # Conditions owned by other parts of the operator (SecretsReady, ...) are kept as they are.
+    # Conditions this pass did not decide (a gate not relevant any more) are kept as they are.
     mine = {c["type"] for c in new}
     stamped.extend(dict(c) for c in old if c.get("type") not in mine)
     return stamped
@@ -169,27 +136,44 @@ def keep_transition_times(
 def desired_status(obs: Observation, current: Mapping[str, Any], now: datetime) -> Status:
     """The status to publish, given the observation and the status currently stored."""
     conds = keep_transition_times(conditions(obs), current.get("conditions") or [], now)
-    ph = phase(conds)
-    ready = next(c for c in conds if c["type"] == "Ready")
-    degraded = next(c for c in conds if c["type"] == "Degraded")
-    message = degraded["message"] if ph == "Degraded" else ready["message"]
+    ph = phase(obs)
+    message = obs.failure.message if obs.failure is not None else obs.message
     return {
         "observedGeneration": obs.generation,
         "phase": ph,
         "message": message,
         "conditions": conds,
-        "replicas": obs.workload.replicas,
-        "readyReplicas": obs.workload.ready_replicas,
-        "updatedReplicas": obs.workload.updated_replicas,
+        "replicas": obs.replicas,
+        "readyReplicas": obs.ready_replicas,
+        "updatedReplicas": obs.updated_replicas,
         "selector": obs.selector,
-        "stableRevision": obs.revision,
-        "stableImage": obs.image,
+        "stableImage": obs.stable_image,
+        "canaryImage": obs.canary_image,
+        **obs.rollout,
     }
+
+
+def flipped(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
+            types: Sequence[str] = GATES) -> list[Mapping[str, Any]]:
+    """Conditions of ``types`` whose status differs between two condition lists."""
+    before = {c.get("type"): c.get("status") for c in old}
+    return [c for c in new if c.get("type") in types and before.get(c.get("type")) != c["status"]]
+
+
+def without_nulls(value: Any) -> Any:
+    """``value`` with None entries dropped from maps (a merge patch deletes them)."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def differs(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     """Whether writing ``desired`` would change the stored status (other keys are ignored)."""
-    return any(current.get(key) != value for key, value in desired.items())
+    return any(
+        without_nulls(current.get(key)) != without_nulls(value) for key, value in desired.items()
+    )
 
 
 def failed_status(

@@ -1,4 +1,4 @@
-"""The operator's own Prometheus metrics: reconcile count, duration, errors, writes."""
+"""The operator's own Prometheus metrics: reconciles, errors, writes, rollouts and steps."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ DURATION = Histogram(
 )
 ERRORS = Counter("paydeck_reconcile_errors_total", "Failed reconcile passes by reason", ["reason"])
 WRITES = Counter("paydeck_child_writes_total", "Children created, updated or pruned", ["action"])
+ROLLOUTS = Counter(
+    "paydeck_rollouts_total", "Rollouts that ended, by outcome", ["outcome"]
+)
+STEP_SECONDS = Histogram(
+    "paydeck_rollout_step_duration_seconds", "Time canary steps took from start to done",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)

@@ -10,6 +10,7 @@ inside the per-object lock, so it never acts on a stale copy.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from typing import Any
 
 import pydantic
 
-from payment_operator import api, builders, conditions, observability
-from payment_operator.kube import apply, resources, status
+from payment_operator import api, builders, conditions, observability, providers
+from payment_operator.kube import apply, observe, resources, status
 from payment_operator.kube.client import Kube, KubeError, Obj
+from payment_operator.rollout import engine, split, state
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Outcome:
     failure: conditions.Failure | None = None
     obj: Obj | None = None
     coalesced: bool = False
+    requeue_after: float | None = None
 
 
 @dataclass
@@ -149,10 +152,9 @@ def _measured_pass(
 def _reconcile(
     kube: Kube, obj: Obj, ctx: builders.Context, prune_children: bool, now: datetime
 ) -> Outcome:
+    """One pass: observe -> decide -> build -> apply -> publish."""
     outcome = Outcome(obj=obj)
     meta = obj["metadata"]
-    namespace = meta["namespace"]
-    generation = int(meta.get("generation", 1))
     try:
         ps = api.parse(obj)
     except pydantic.ValidationError as err:
@@ -165,14 +167,30 @@ def _reconcile(
         _publish(kube, obj, None, outcome, now)
         return outcome
 
-    desired = builders.build_all(ps, ctx)
     result = apply.ApplyResult()
+    plan: state.Plan | None = None
+    observed: state.Observed | None = None
+    revs = observe.Revisions()
     try:
-        result = apply.apply_all(kube, desired)
-        if prune_children:
-            wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+        # Supporting children first: the gates are read from what was just applied.
+        supporting = builders.supporting(ps, ctx)
+        result = apply.apply_all(kube, supporting)
+        revs = observe.revisions(kube, ps, meta["uid"])
+        observed, plan = _decide(kube, ps, obj, ctx, result, revs, now)
+        if plan.delete_migration:
+            job = observe.migration_job(kube, ps, meta["uid"], observed.revision)
+            if job is not None:
+                _delete_job(kube, ps, job.name)
+        workloads = builders.workloads(ps, builders.Workloads(
+            replicas=plan.replicas, templates=revs.templates, migration=plan.run_migration))
+        _merge(result, apply.apply_all(kube, workloads))
+        if prune_children or plan.replicas.keys() != revs.workloads.keys():
+            wanted = {(m["kind"], m["metadata"]["name"]) for m in supporting + workloads}
+            # The current revision's Job stays until its TTL, even once not re-applied.
+            wanted.add(("Job", builders.migrations.job_name(ps, observed.revision)))
             kinds = resources.children(ctx.capabilities)
-            apply.prune(kube, namespace, meta["uid"], builders.selector(ps), kinds, wanted, result)
+            apply.prune(kube, meta["namespace"], meta["uid"], builders.selector(ps), kinds,
+                        wanted, result)
     except KubeError as err:
         if err.status == 403 and "being terminated" in err.message:
             return outcome  # the namespace is going away, and this object with it
@@ -186,26 +204,83 @@ def _reconcile(
         if _is_new_failure(obj, outcome.failure):
             outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
     _record_writes(result, outcome)
-
-    deployment_name = builders.stable_deployment_name(ps)
-    deployment = result.live.get(("Deployment", deployment_name))
-    if deployment is None and outcome.failure is not None:
-        try:
-            deployment = kube.get(resources.by_kind("apps/v1", "Deployment"), namespace,
-                                  deployment_name)
-        except KubeError:
-            deployment = None  # publish the failure without a workload view
-    observation = conditions.Observation(
-        generation=generation,
-        desired_replicas=ps.spec.replicas,
-        selector=builders.selector(ps),
-        revision=builders.revision(ps),
-        image=ps.spec.image,
-        workload=conditions.WorkloadState.from_deployment(deployment),
-        failure=outcome.failure,
-    )
-    _publish(kube, obj, observation, outcome, now)
+    if plan is None or observed is None:
+        _publish(kube, obj, None, outcome, now)
+        return outcome
+    outcome.events.extend(Event(e.type, e.reason, e.message) for e in plan.events)
+    outcome.requeue_after = plan.requeue_after
+    if plan.outcome is not None:
+        observability.ROLLOUTS.labels(plan.outcome).inc()
+    if plan.step_seconds is not None:
+        observability.STEP_SECONDS.observe(plan.step_seconds)
+    _publish(kube, obj, _observation(ps, obj, observed, plan, outcome.failure), outcome, now)
     return outcome
+
+
+def _decide(
+    kube: Kube, ps: api.PaymentService, obj: Obj, ctx: builders.Context,
+    result: apply.ApplyResult, revs: observe.Revisions, now: datetime,
+) -> tuple[state.Observed, state.Plan]:
+    """Observe what the engine needs, decide; measure and decide again when analysis is due."""
+    uid = obj["metadata"]["uid"]
+    rev = builders.revision(ps)
+    observed = state.Observed(
+        revision=rev, image=ps.spec.image, replicas=ps.spec.replicas,
+        job_name=builders.migrations.job_name(ps, rev), workloads=revs.workloads,
+        job=observe.migration_job(kube, ps, uid, rev),
+        gates=observe.gate_states(ps, ctx.capabilities, result.live),
+        command=observe.command(obj.get("status")),
+    )
+    current = state.RolloutState.from_status(obj.get("status"))
+    plan = engine.decide(current, ps.spec, observed, now)
+    if plan.measure and ps.spec.rollout.canary and ps.spec.rollout.canary.analysis:
+        variables = providers.variables(
+            revision=rev, stable_revision=current.stable_revision or "",
+            namespace=str(ps.metadata.namespace), name=str(ps.metadata.name))
+        measurements = tuple(providers.measure_all(ps.spec.rollout.canary.analysis, variables))
+        observed = dataclasses.replace(observed, measurements=measurements)
+        plan = engine.decide(current, ps.spec, observed, now)
+    return observed, plan
+
+
+def _delete_job(kube: Kube, ps: api.PaymentService, name: str) -> None:
+    live = kube.get(observe.JOB, ps.metadata.namespace, name)
+    if live is not None:
+        kube.delete(observe.JOB, ps.metadata.namespace, name, live["metadata"]["uid"])
+
+
+def _merge(into: apply.ApplyResult, more: apply.ApplyResult) -> None:
+    into.created.extend(more.created)
+    into.updated.extend(more.updated)
+    into.live.update(more.live)
+
+
+def _observation(
+    ps: api.PaymentService, obj: Obj, observed: state.Observed, plan: state.Plan,
+    failure: conditions.Failure | None,
+) -> conditions.Observation:
+    st = plan.state
+    stable = observed.pods(st.stable_revision)
+    canary = observed.pods(st.canary_revision) if st.canary_revision else None
+    ready_canary = canary.ready if canary is not None else 0
+    gate_conditions = {g.type: (g.open, g.reason, g.message) for g in observed.gates}
+    gate_conditions.update(plan.conditions)
+    return conditions.Observation(
+        generation=int(obj["metadata"].get("generation", 1)),
+        selector=builders.selector(ps),
+        phase=plan.phase,
+        message=plan.message,
+        replicas=sum(w.pods for w in observed.workloads.values()),
+        ready_replicas=sum(w.ready for w in observed.workloads.values()),
+        updated_replicas=observed.pods(observed.revision).pods,
+        stable_image=stable.image or (ps.spec.image if st.stable_revision == observed.revision
+                                      else None),
+        canary_image=ps.spec.image if st.canary_revision else None,
+        rollout=st.to_status(split.actual_weight(stable.ready, ready_canary)),
+        gates=gate_conditions,
+        abort_reason=st.abort_reason,
+        failure=failure,
+    )
 
 
 def _record_writes(result: apply.ApplyResult, outcome: Outcome) -> None:
@@ -254,7 +329,15 @@ def _publish(
     before = (obj.get("status") or {}).get("phase")
     written, latest = status.write(kube, obj, compute)
     after = (latest.get("status") or {}).get("phase")
-    if written and after != before:
+    if not written:
+        return
+    if after != before:
         kind = "Warning" if after == "Degraded" else "Normal"
         message = (latest.get("status") or {}).get("message", "")
         outcome.events.append(Event(kind, f"Phase{after}", f"phase {before} -> {after}: {message}"))
+    old = (obj.get("status") or {}).get("conditions") or []
+    for cond in conditions.flipped(old, (latest.get("status") or {}).get("conditions") or []):
+        opened = cond["status"] == "True"
+        outcome.events.append(Event("Normal" if opened else "Warning",
+                                    "GateOpened" if opened else "GateClosed",
+                                    f"{cond['type']}: {cond.get('message', '')}"))

@@ -4,8 +4,8 @@ A KafkaTopic is named ``<name>-<topic>`` (lower-cased, ``_`` as ``-``, plus a sh
 when that changed the name) and carries the real name in ``spec.topicName``, so two
 services or odd topic names never collide.  Only topics in the PaymentService's own
 namespace are built: an owner reference cannot cross namespaces (the garbage collector
-would delete the topic), so a Strimzi cluster watching another namespace is left to the
-``admin`` provisioner or to the platform team.
+would delete the topic), so a Strimzi cluster watching another namespace is reported by the
+``TopicsReady`` gate as unsupported (topics there are the platform team's).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Every child a builder emits carries the same metadata, made here and only here:
 * the PaymentService's namespace.
 
 Selectors are chosen once and never change: :func:`selector_labels` picks every pod of the
-service (stable and canary); a Deployment adds its track to it.
+service (stable and canary); a revision's Deployment adds the revision label to it.
 """
 
 from __future__ import annotations
@@ -32,14 +32,11 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 #: Names the PaymentService a child belongs to (the reconciler prunes by it).
 LABEL_PAYMENT_SERVICE = "paydeck.dev/paymentservice"
-#: ``stable`` or (later) ``canary``: which Deployment a pod belongs to.
-LABEL_TRACK = "paydeck.dev/track"
-#: The :func:`~payment_operator.builders.workload.revision` of a pod's template.
+#: The :func:`~payment_operator.builders.workload.revision` of a pod's template (and of the
+#: Deployment and migration Job of that revision).
 LABEL_REVISION = "paydeck.dev/revision"
 #: Hash of the ConfigMap's data on the pod template: a config change rolls the pods.
 ANNOTATION_CONFIG_HASH = "paydeck.dev/config-hash"
-
-TRACK_STABLE = "stable"
 
 #: Ports of the payment runtime container.
 HTTP_PORT = 8080
@@ -82,11 +79,6 @@ def namespace(ps: PaymentService) -> str:
     if not ps.metadata.namespace:
         raise ValueError("PaymentService has no metadata.namespace")
     return ps.metadata.namespace
-
-
-def stable_deployment_name(ps: PaymentService) -> str:
-    """Name of the Deployment running the stable revision."""
-    return name(ps)
 
 
 def config_map_name(ps: PaymentService) -> str:

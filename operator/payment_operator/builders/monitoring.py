@@ -64,10 +64,11 @@ def prometheus_rule(ps: PaymentService, ctx: meta.Context) -> dict[str, Any] | N
         f'sum(rate({requests},outcome="error"}}[5m]))'
         f" / sum(rate({requests}}}[5m])) > {ERROR_RATIO_THRESHOLD}"
     )
-    deployment = f'namespace="{ns}",deployment="{meta.stable_deployment_name(ps)}"'
+    # One Deployment per revision, <name>-<10 hex digits>: sum over all of them.
+    deployment = f'namespace="{ns}",deployment=~"{name}-[0-9a-f]{{10}}"'
     not_ready = (
-        f"kube_deployment_spec_replicas{{{deployment}}}"
-        f" - kube_deployment_status_replicas_available{{{deployment}}} > 0"
+        f"sum(kube_deployment_spec_replicas{{{deployment}}})"
+        f" - sum(kube_deployment_status_replicas_available{{{deployment}}}) > 0"
     )
     common = {"namespace": ns, "paymentservice": name}
     return {

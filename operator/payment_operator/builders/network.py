@@ -110,7 +110,8 @@ def network_policy(ps: PaymentService, ctx: meta.Context) -> dict[str, Any] | No
         "kind": "NetworkPolicy",
         "metadata": meta.object_meta(ps, meta.name(ps)),
         "spec": {
-            "podSelector": {"matchLabels": meta.selector_labels(ps)},
+            # Every pod of the service: each revision's, and the migration Job's.
+            "podSelector": {"matchLabels": {meta.LABEL_PAYMENT_SERVICE: meta.name(ps)}},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": ingress,
             "egress": egress,

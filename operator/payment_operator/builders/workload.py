@@ -1,11 +1,13 @@
-"""The workload: ServiceAccount, ConfigMap of settings, the pod template and the stable Deployment.
+"""The workload: ServiceAccount, ConfigMap of settings, the pod template, one Deployment per revision.
 
 The pod template passes the ``restricted`` Pod Security Standard.  Secrets never appear in
 it: each secret is an env var with ``valueFrom.secretKeyRef``, pointing either at the
 user's Secret (``secretRef``) or at ``<name>-secrets`` (``storeObject``), the Secret the
 secret store binding syncs.  The runtime reads them with its ``env`` secret provider.
-Unless ``spec.database.migrations.enabled`` is false, an init container runs
-``payment-runtime migrate`` with the same image and environment before the runtime starts.
+Schema migrations run in a Job per revision (:mod:`.migrations`), never in the pods.
+
+Each revision runs under its own Deployment ``<name>-<revision>``, selected by its revision
+label, so promoting a canary only changes replica counts: its pods are never rolled again.
 
 :func:`revision` is the hash of the rendered pod template (without the revision label
 itself): it changes exactly when the pods would change -- image, settings, secrets
@@ -25,11 +27,11 @@ DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 #: The non-root user, group and fsGroup of the pod.
 RUN_AS = 10001
 TERMINATION_GRACE_SECONDS = 30
-REVISION_HISTORY_LIMIT = 3
+REVISION_HISTORY_LIMIT = 1  # a revision's template never changes
 #: Where the Secrets Store CSI volume is mounted (only with backend csi).
 CSI_MOUNT_PATH = "/mnt/secrets-store"
 CSI_DRIVER = "secrets-store.csi.k8s.io"
-#: The init container that applies the schema migrations before the runtime starts.
+#: The container of the migration Job.
 MIGRATE_CONTAINER_NAME = "migrate"
 
 AZURE_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
@@ -218,21 +220,12 @@ def container(ps: PaymentService) -> dict[str, Any]:
     }
 
 
-def migrate_container(ps: PaymentService) -> dict[str, Any] | None:
-    """The ``migrate`` init container, or None when ``spec.database.migrations`` is disabled.
+def migrate_container(ps: PaymentService) -> dict[str, Any]:
+    """``payment-runtime migrate`` with the runtime container's image, environment and mounts.
 
-    ``payment-runtime migrate`` with the runtime container's image, environment (the
-    ConfigMap and the same secret env vars: it reads the database URL exactly as ``serve``
-    does), mounts and security context, so a pod starts only once the schema is at the
-    version its readiness requires.  Every pod runs it: the runner holds a
-    ``pg_advisory_lock``, so concurrent pods apply each migration once, and as long as the
-    migrations only expand the schema the previous revision keeps serving meanwhile.
-    (A migration Job gating the rollout is the later design.)  It takes the main container's
-    resources: a pod's effective request is the larger of its init and app containers',
-    so that costs no scheduling or quota and keeps the pod's QoS class.
+    It reads the database URL exactly as ``serve`` does (the ConfigMap and the same secret
+    env vars), and takes the main container's resources and security context.
     """
-    if not ps.spec.database.migrations.enabled:
-        return None
     return {
         "name": MIGRATE_CONTAINER_NAME,
         "image": ps.spec.image,
@@ -242,6 +235,34 @@ def migrate_container(ps: PaymentService) -> dict[str, Any] | None:
         "resources": resources(ps),
         "securityContext": _security_context(),
         "volumeMounts": _volume_mounts(ps),
+    }
+
+
+def volumes(ps: PaymentService) -> list[dict[str, Any]]:
+    """The pod's volumes: a small /tmp, and the CSI secrets volume with backend csi."""
+    out: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    if _uses_csi(ps):
+        out.append(
+            {
+                "name": "secrets-store",
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "readOnly": True,
+                    "volumeAttributes": {"secretProviderClass": meta.name(ps)},
+                },
+            }
+        )
+    return out
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Non-root user and group, fsGroup, the runtime's default seccomp profile."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
@@ -257,32 +278,19 @@ def _topology_spread(ps: PaymentService) -> list[dict[str, Any]]:
     ]
 
 
-def _pod_labels(ps: PaymentService, track: str) -> dict[str, str]:
-    labels = {**meta.child_labels(ps), meta.LABEL_TRACK: track}
+def _pod_labels(ps: PaymentService) -> dict[str, str]:
+    labels = dict(meta.child_labels(ps))
     store = ps.spec.secret_store
     if store is not None and store.azure is not None:
         labels[AZURE_USE_LABEL] = "true"
     return labels
 
 
-def _pod_template(ps: PaymentService, track: str) -> dict[str, Any]:
+def _pod_template(ps: PaymentService) -> dict[str, Any]:
     """The pod template without the revision label (the input of :func:`revision`)."""
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
-    if _uses_csi(ps):
-        volumes.append(
-            {
-                "name": "secrets-store",
-                "csi": {
-                    "driver": CSI_DRIVER,
-                    "readOnly": True,
-                    "volumeAttributes": {"secretProviderClass": meta.name(ps)},
-                },
-            }
-        )
-    migrate = migrate_container(ps)
     return {
         "metadata": {
-            "labels": _pod_labels(ps, track),
+            "labels": _pod_labels(ps),
             "annotations": {meta.ANNOTATION_CONFIG_HASH: meta.short_hash(config_data(ps))},
         },
         "spec": {
@@ -290,16 +298,9 @@ def _pod_template(ps: PaymentService, track: str) -> dict[str, Any]:
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": RUN_AS,
-                "runAsGroup": RUN_AS,
-                "fsGroup": RUN_AS,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            **({"initContainers": [migrate]} if migrate is not None else {}),
+            "securityContext": pod_security_context(),
             "containers": [container(ps)],
-            "volumes": volumes,
+            "volumes": volumes(ps),
             "topologySpreadConstraints": _topology_spread(ps),
         },
     }
@@ -307,45 +308,60 @@ def _pod_template(ps: PaymentService, track: str) -> dict[str, Any]:
 
 def revision(ps: PaymentService) -> str:
     """Short stable hash (10 hex chars) of everything that shapes the pods."""
-    return meta.short_hash(_pod_template(ps, meta.TRACK_STABLE))
+    return meta.short_hash(_pod_template(ps))
 
 
-def pod_template(ps: PaymentService, track: str = meta.TRACK_STABLE) -> dict[str, Any]:
-    """The pod template of a track, labelled with the revision of the current spec."""
-    template = _pod_template(ps, track)
+def pod_template(ps: PaymentService) -> dict[str, Any]:
+    """The pod template of the current spec, labelled with its revision."""
+    template = _pod_template(ps)
     template["metadata"]["labels"][meta.LABEL_REVISION] = revision(ps)
     return template
 
 
-def deployment_selector(ps: PaymentService, track: str = meta.TRACK_STABLE) -> dict[str, str]:
-    """The (immutable) selector of a track's Deployment: the service's pods of that track."""
-    return {**meta.selector_labels(ps), meta.LABEL_TRACK: track}
+def deployment_selector(ps: PaymentService, rev: str) -> dict[str, str]:
+    """The (immutable) selector of a revision's Deployment: the service's pods of that revision."""
+    return {**meta.selector_labels(ps), meta.LABEL_REVISION: rev}
+
+
+def deployment_name(ps: PaymentService, rev: str) -> str:
+    """Name of the Deployment that runs one revision."""
+    return f"{meta.name(ps)}-{rev}"
 
 
 def rolling_update(ps: PaymentService) -> dict[str, Any]:
     """maxSurge from the canary settings (1 without), maxUnavailable 0.
 
-    With ``maxSurge: 0`` (a fixed replica count) one pod at a time is replaced instead:
-    the API server rejects both limits at 0.
+    A revision's pods never change once created, so this only matters if someone edits a
+    revision's Deployment by hand. With ``maxSurge: 0`` one pod at a time is replaced
+    instead: the API server rejects both limits at 0.
     """
     canary = ps.spec.rollout.canary
     surge = canary.max_surge if canary is not None else 1
     return {"maxSurge": surge, "maxUnavailable": 0 if surge > 0 else 1}
 
 
-def deployment(ps: PaymentService) -> dict[str, Any]:
-    """The Deployment of the stable revision, ``<name>``."""
+def deployment(
+    ps: PaymentService, rev: str, replicas: int, template: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Deployment ``<name>-<rev>`` with ``replicas`` pods.
+
+    ``template`` is the pod template of an older revision, as its Deployment holds it (the
+    spec only describes the newest revision); the newest revision's comes from the spec.
+    """
+    if template is None:
+        template = pod_template(ps)
+    labels = {meta.LABEL_REVISION: rev}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": meta.object_meta(ps, meta.stable_deployment_name(ps)),
+        "metadata": meta.object_meta(ps, deployment_name(ps, rev), extra_labels=labels),
         "spec": {
-            "replicas": ps.spec.replicas,
-            "selector": {"matchLabels": deployment_selector(ps)},
+            "replicas": replicas,
+            "selector": {"matchLabels": deployment_selector(ps, rev)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling_update(ps)},
             "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
             "progressDeadlineSeconds": ps.spec.rollout.progress_deadline_seconds,
-            "template": pod_template(ps),
+            "template": template,
         },
     }
 

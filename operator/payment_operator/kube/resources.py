@@ -45,6 +45,7 @@ KNOWN: tuple[Resource, ...] = (
     Resource("v1", "ConfigMap", "configmaps", child=True),
     Resource("v1", "Service", "services", child=True),
     Resource("apps/v1", "Deployment", "deployments", child=True),
+    Resource("batch/v1", "Job", "jobs", child=True),
     Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", child=True),
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", child=True),
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", child=True),

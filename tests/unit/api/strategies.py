@@ -115,7 +115,7 @@ def secret_stores(draw: st.DrawFn) -> api.SecretStore:
 @st.composite
 def kafkas(draw: st.DrawFn) -> api.Kafka:
     """Kafka settings; a Strimzi block exactly when the provisioner is strimzi."""
-    provisioner = draw(st.sampled_from(["strimzi", "admin", "none"]))
+    provisioner = draw(st.sampled_from(["strimzi", "none"]))
     names = draw(st.lists(st.from_regex(r"\A[a-z][a-z0-9._-]{0,20}\Z"), max_size=4, unique=True))
     topics = [
         api.Topic(

@@ -29,7 +29,7 @@ from payment_operator.api.v1alpha1.base import (
 )
 from payment_operator.api.v1alpha1.rollout import Rollout
 
-TopicProvisioner = Literal["strimzi", "admin", "none"]
+TopicProvisioner = Literal["strimzi", "none"]
 SecretBackend = Literal["external-secrets", "csi"]
 SecretProvider = Literal["azure-keyvault", "aws-secrets-manager", "vault"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
@@ -297,8 +297,8 @@ class Kafka(ApiModel):
     topic_provisioner: TopicProvisioner = Field(
         default="none",
         description=(
-            "Who creates the topics: strimzi (KafkaTopic resources), admin (the operator "
-            "through the Kafka admin API) or none (they exist already)."
+            "Who creates the topics: strimzi (KafkaTopic resources in this namespace, "
+            "whose Ready condition gates a rollout) or none (they exist already; not checked)."
         ),
     )
     strimzi: StrimziCluster | None = Field(

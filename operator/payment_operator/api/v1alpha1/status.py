@@ -105,13 +105,19 @@ class CanaryStatus(StatusModel):
     )
     paused: bool = Field(default=False, description="The canary waits at a pause step.")
     aborted: bool = Field(default=False, description="The canary was aborted; stable serves alone.")
+    abort_reason: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Why the canary was aborted: the reason, then the metric, Job or deadline.",
+    )
     analysis: AnalysisStatus | None = Field(
         default=None, description="Analysis of the current step."
     )
 
 
 class MigrationStatus(StatusModel):
-    """The last schema migration Job."""
+    """The migration Job of the newest revision that needed one (success is remembered here
+    after the Job itself is garbage-collected, so it never runs twice)."""
 
     revision: str | None = Field(
         default=None, max_length=64, description="Revision the migration ran for."
@@ -119,6 +125,9 @@ class MigrationStatus(StatusModel):
     job: str | None = Field(default=None, max_length=253, description="Name of the migration Job.")
     phase: MigrationPhase | None = Field(default=None, description="State of the Job.")
     applied_at: datetime | None = Field(default=None, description="When the migration succeeded.")
+    message: str | None = Field(
+        default=None, max_length=4096, description="Why the Job failed, if it did."
+    )
 
 
 class Command(StatusModel):

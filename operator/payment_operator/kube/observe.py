@@ -1,0 +1,115 @@
+"""Read what the canary engine decides from: each revision's Deployment, the migration Job,
+the live secret-store binding and KafkaTopics, and the user's command in status.
+
+Only objects whose controller owner is this PaymentService count: a Deployment that merely
+carries our labels is not one of our revisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from payment_operator import builders
+from payment_operator.api.v1alpha1 import PaymentService
+from payment_operator.builders import migrations
+from payment_operator.kube import resources
+from payment_operator.kube.client import Kube, Obj
+from payment_operator.rollout import gates
+from payment_operator.rollout.state import Command, Gate, Job, Workload, parse_time
+
+DEPLOYMENT = resources.by_kind("apps/v1", "Deployment")
+JOB = resources.by_kind("batch/v1", "Job")
+
+
+@dataclass(frozen=True)
+class Revisions:
+    """The revisions' Deployments: their counts, and their pod templates as they run."""
+
+    workloads: dict[str, Workload] = field(default_factory=dict)
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """Whether ``uid`` is the controller owner of ``obj``."""
+    return any(o.get("uid") == uid and o.get("controller")
+               for o in obj.get("metadata", {}).get("ownerReferences") or [])
+
+
+def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
+    """Every revision's Deployment of this PaymentService."""
+    out = Revisions()
+    namespace = ps.metadata.namespace
+    for obj in kube.list_objects(DEPLOYMENT, namespace, builders.selector(ps)):
+        meta = obj["metadata"]
+        rev = (meta.get("labels") or {}).get(builders.meta.LABEL_REVISION)
+        if not rev or not owned_by(obj, uid) or meta.get("deletionTimestamp"):
+            continue
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        template = spec.get("template") or {}
+        containers = (template.get("spec") or {}).get("containers") or [{}]
+        out.workloads[rev] = Workload(
+            revision=rev,
+            replicas=int(spec.get("replicas", 0)),
+            pods=int(status.get("replicas", 0)),
+            ready=int(status.get("readyReplicas", 0)),
+            image=str(containers[0].get("image", "")),
+            created_at=parse_time(meta.get("creationTimestamp")),
+        )
+        out.templates[rev] = template
+    return out
+
+
+def job_state(obj: Obj | None) -> Job | None:
+    """A Job's phase from its conditions (Complete / Failed), else Running."""
+    if obj is None:
+        return None
+    name = obj["metadata"]["name"]
+    terminating = bool(obj["metadata"].get("deletionTimestamp"))
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return Job(name, "Succeeded", terminating=terminating)
+        if cond.get("type") == "Failed":
+            return Job(name, "Failed", str(cond.get("reason") or "Failed"),
+                       str(cond.get("message") or ""), terminating=terminating)
+    return Job(name, "Running", terminating=terminating)
+
+
+def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | None:
+    """The migration Job of revision ``rev``, if it exists and is ours."""
+    obj = kube.get(JOB, ps.metadata.namespace, migrations.job_name(ps, rev))
+    if obj is None or not owned_by(obj, uid):
+        return None
+    return job_state(obj)
+
+
+def gate_states(
+    ps: PaymentService, capabilities: builders.Capabilities, live: Mapping[tuple[str, str], Obj]
+) -> tuple[Gate, ...]:
+    """SecretsReady and TopicsReady from the children just applied (``live`` by kind, name)."""
+    store = ps.spec.secret_store
+    name = builders.meta.name(ps)
+    if store is not None and store.backend == "csi":
+        secrets = gates.secrets_gate(ps, api_served=capabilities.secrets_store_csi,
+                                     binding=live.get(("SecretProviderClass", name)))
+    else:
+        secrets = gates.secrets_gate(ps, api_served=capabilities.external_secrets,
+                                     binding=live.get(("ExternalSecret", name)))
+    kafka = ps.spec.kafka
+    expected = len(kafka.topics or ()) if kafka is not None else 0
+    topics = [obj for (kind, _), obj in live.items() if kind == "KafkaTopic"]
+    topic_gate = gates.topics_gate(ps, api_served=capabilities.strimzi, topics=topics,
+                                   expected=expected)
+    return secrets, topic_gate
+
+
+def command(status: Mapping[str, Any] | None) -> Command | None:
+    """The user's latest command from ``status.command``, if well-formed."""
+    raw = (status or {}).get("command") or {}
+    when = parse_time(raw.get("requestedAt")) if isinstance(raw, Mapping) else None
+    if not raw or when is None or not raw.get("action"):
+        return None
+    return Command(str(raw["action"]), when, str(raw.get("requestedBy") or ""))

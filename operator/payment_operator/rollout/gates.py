@@ -1,0 +1,116 @@
+"""The gates before a new revision's first pod: ``SecretsReady`` and ``TopicsReady``.
+
+Pure: each gate is decided from the spec, what the cluster serves and the live objects the
+reconciler read (passed in as plain dicts).  A gate never claims what the operator did not
+see: a secret store whose API the cluster does not serve, an ExternalSecret that has not
+synced, a KafkaTopic Strimzi has not made Ready, all keep the gate closed with a reason
+that says what to install or wait for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from payment_operator.api.v1alpha1 import PaymentService
+from payment_operator.rollout.state import Gate
+
+SECRETS_READY = "SecretsReady"
+TOPICS_READY = "TopicsReady"
+
+
+def _ready_condition(obj: Mapping[str, Any] | None) -> tuple[bool, str]:
+    """(Ready, message) from an object's ``status.conditions``."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True", str(cond.get("message") or cond.get("reason")
+                                                     or "")
+    return False, "no Ready condition yet"
+
+
+def _uses_store(ps: PaymentService) -> bool:
+    spec = ps.spec
+    refs = [spec.stripe.secret_key, spec.database.url]
+    if spec.stripe.webhook_secret is not None:
+        refs.append(spec.stripe.webhook_secret)
+    return any(ref.store_object is not None for ref in refs)
+
+
+def secrets_gate(
+    ps: PaymentService,
+    *,
+    api_served: bool,
+    binding: Mapping[str, Any] | None,
+) -> Gate:
+    """Whether the secrets the pods read exist.
+
+    ``binding`` is the ExternalSecret (backend external-secrets) or SecretProviderClass
+    (backend csi) the operator applied, as live; ``api_served`` whether the cluster serves
+    that kind at all.
+    """
+    store = ps.spec.secret_store
+    if store is None:
+        return Gate(SECRETS_READY, True, "SecretRefs",
+                    "pods read the Secrets named by secretRef; the operator cannot read "
+                    "Secrets, so it does not check them")
+    if store.backend == "external-secrets":
+        if not api_served:
+            return Gate(SECRETS_READY, False, "ExternalSecretsAPIMissing",
+                        "the cluster serves no ExternalSecret API: install the External "
+                        "Secrets Operator")
+        if binding is None:
+            return Gate(SECRETS_READY, False, "Pending", "the ExternalSecret does not exist yet")
+        ok, text = _ready_condition(binding)
+        if ok:
+            return Gate(SECRETS_READY, True, "Synced", f"ExternalSecret synced: {text}")
+        return Gate(SECRETS_READY, False, "NotSynced", f"ExternalSecret not synced: {text}")
+    if not api_served:
+        return Gate(SECRETS_READY, False, "SecretsStoreCSIAPIMissing",
+                    "the cluster serves no SecretProviderClass API: install the Secrets "
+                    "Store CSI driver and its provider")
+    if binding is None:
+        return Gate(SECRETS_READY, False, "Pending", "the SecretProviderClass does not exist yet")
+    what = "mounted by the CSI driver when pods start"
+    if _uses_store(ps):
+        what += " (and synced to a Secret for env vars)"
+    return Gate(SECRETS_READY, True, "ProviderClassPresent", f"SecretProviderClass present; "
+                f"secrets are {what}")
+
+
+def topics_gate(
+    ps: PaymentService,
+    *,
+    api_served: bool,
+    topics: Sequence[Mapping[str, Any]],
+    expected: int,
+) -> Gate:
+    """Whether the Kafka topics exist: Strimzi made every KafkaTopic Ready.
+
+    ``topics`` are the live KafkaTopics the operator applied; ``expected`` how many it wants.
+    """
+    kafka = ps.spec.kafka
+    if kafka is None or not kafka.topics:
+        return Gate(TOPICS_READY, True, "NoTopics", "the service declares no Kafka topics")
+    if kafka.topic_provisioner == "none":
+        return Gate(TOPICS_READY, True, "NotManaged",
+                    "topicProvisioner none: the topics must exist already (not checked)")
+    if not api_served:
+        return Gate(TOPICS_READY, False, "StrimziAPIMissing",
+                    "the cluster serves no KafkaTopic API: install Strimzi")
+    namespace = ps.metadata.namespace
+    assert kafka.strimzi is not None  # the CRD requires it with topicProvisioner strimzi
+    if kafka.strimzi.namespace not in (None, namespace):
+        return Gate(TOPICS_READY, False, "CrossNamespaceUnsupported",
+                    f"KafkaTopics in namespace {kafka.strimzi.namespace} cannot be owned by this "
+                    "PaymentService: create them there yourself and use topicProvisioner none")
+    waiting = []
+    for topic in topics:
+        ok, text = _ready_condition(topic)
+        if not ok:
+            waiting.append(f"{topic['metadata']['name']}: {text}")
+    missing = expected - len(topics)
+    if missing > 0:
+        waiting.append(f"{missing} KafkaTopic(s) not created yet")
+    if waiting:
+        return Gate(TOPICS_READY, False, "NotReady", "; ".join(waiting))
+    return Gate(TOPICS_READY, True, "Ready", f"{expected} KafkaTopic(s) Ready")
