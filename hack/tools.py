@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
@@ -74,8 +76,54 @@ def binary(name: str) -> Path:
                 raise FileNotFoundError(f"{name} is not built yet: run python -m hack.tools build")
             return path
     if name == "kwok-stages":
-        return TOOLS["kwok"].home / "stages.yaml"
+        return kwok_test_stages()
     raise KeyError(name)
+
+
+#: Job pods whose first container runs one of these images fail, or complete slowly: the
+#: test bed's way to make a migration Job fail or outlast an operator restart.
+KWOK_FAIL_IMAGE = "paydeck.invalid/payment-runtime:fail-migration"
+KWOK_SLOW_IMAGE = "paydeck.invalid/payment-runtime:slow-migration"
+KWOK_SLOW_MILLISECONDS = 12000
+
+
+def kwok_test_stages() -> Path:
+    """The standard stages plus two for the tests: failing and slow Job pods.
+
+    Derived from ``stages.yaml`` (written when kwok is built) and cached beside it.
+    """
+    home = TOOLS["kwok"].home
+    out = home / f"stages-paydeck-{KWOK_SLOW_MILLISECONDS}.yaml"
+    if out.is_file():
+        return out
+    docs = list(yaml.safe_load_all((home / "stages.yaml").read_text()))
+    special = {"key": ".spec.containers.[0].image", "operator": "In",
+               "values": [KWOK_FAIL_IMAGE, KWOK_SLOW_IMAGE]}
+    extra = []
+    for doc in docs:
+        if doc["metadata"]["name"] != "pod-complete":
+            continue
+        expressions = doc["spec"]["selector"]["matchExpressions"]
+        fail = json.loads(json.dumps(doc))
+        slow = json.loads(json.dumps(doc))
+        expressions.append({**special, "operator": "NotIn"})
+        fail["metadata"]["name"] = "paydeck-pod-fail"
+        fail["spec"]["selector"]["matchExpressions"].append({**special,
+                                                             "values": [KWOK_FAIL_IMAGE]})
+        template = fail["spec"]["next"]["statusTemplate"]
+        fail["spec"]["next"]["statusTemplate"] = (
+            template.replace("exitCode: 0", "exitCode: 1").replace("reason: Completed",
+                                                                  "reason: Error")
+            .replace("phase: Succeeded", "phase: Failed"))
+        slow["metadata"]["name"] = "paydeck-pod-complete-slow"
+        slow["spec"]["selector"]["matchExpressions"].append({**special,
+                                                             "values": [KWOK_SLOW_IMAGE]})
+        slow["spec"]["delay"] = {"durationMilliseconds": KWOK_SLOW_MILLISECONDS}
+        extra += [fail, slow]
+    staged = out.with_suffix(".tmp")
+    staged.write_text(yaml.safe_dump_all(docs + extra, sort_keys=False))
+    staged.rename(out)
+    return out
 
 
 def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -213,7 +213,9 @@ def can_i(cluster: KubeCluster, *args: str) -> bool:
         (("watch", "paymentservices.paydeck.dev", "-A"), True),
         (("create", "deployments.apps", "-n", "shop"), True),
         (("delete", "networkpolicies.networking.k8s.io", "-n", "shop"), True),
-        (("create", "jobs.batch", "-n", "shop"), False),
+        (("create", "jobs.batch", "-n", "shop"), True),  # the migration Job
+        (("delete", "jobs.batch", "-n", "shop"), True),  # retry of a failed one
+        (("update", "jobs.batch", "-n", "shop"), False),
         (("create", "events", "-n", "shop"), True),
         (("patch", "clusterkopfpeerings.kopf.dev"), True),
         (("get", "secrets", "-n", "shop"), False),

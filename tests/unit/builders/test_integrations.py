@@ -150,7 +150,7 @@ def test_kafka_topics_are_strimzi_resources_with_the_real_topic_name() -> None:
 
 def test_kafka_topics_only_with_strimzi_in_the_same_namespace() -> None:
     assert kafka.kafka_topics(_strimzi(), Context()) == []
-    assert kafka.kafka_topics(_strimzi(provisioner="admin"), FULL) == []
+    assert kafka.kafka_topics(_strimzi(provisioner="none"), FULL) == []
     assert kafka.kafka_topics(_strimzi(namespace="kafka"), FULL) == []
     assert len(kafka.kafka_topics(_strimzi(namespace="payments"), FULL)) == 3
 

@@ -17,8 +17,10 @@ from payment_operator.builders import (
     revision,
     selector,
     selector_labels,
-    stable_deployment_name,
+    workloads,
 )
+from payment_operator.builders import Workloads
+from payment_operator.builders.workload import deployment_name
 from payment_operator.builders.kafka import CLUSTER_LABEL
 from payment_operator.builders.workload import SECRET_ENV_NAMES
 
@@ -48,6 +50,13 @@ def _pod_spec(case: Case) -> dict[str, Any]:
     return spec
 
 
+def _job_pod_spec(case: Case) -> dict[str, Any]:
+    plan = Workloads(replicas={}, migration=True)
+    [job] = [c for c in workloads(case.ps, plan) if c["kind"] == "Job"]
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    return spec
+
+
 @cases
 def test_every_child_is_owned_by_the_payment_service_as_controller(case: Case) -> None:
     for child in build_all(case.ps, case.ctx):
@@ -73,6 +82,13 @@ def test_children_carry_the_child_labels_and_only_labels_the_spec_asks_for(case:
         allowed_extra[CLUSTER_LABEL] = ps.spec.kafka.strimzi.cluster_name
     for child in build_all(ps, case.ctx):
         labels = child["metadata"]["labels"]
+        if child["kind"] in ("Deployment", "Job"):  # per revision
+            allowed = {**allowed_extra, "paydeck.dev/revision": revision(ps)}
+            if child["kind"] == "Job":
+                allowed["app.kubernetes.io/component"] = "migration"
+            extra = {k: v for k, v in labels.items() if k not in child_labels(ps)}
+            assert extra.items() <= allowed.items(), child["kind"]
+            continue
         extra = {k: v for k, v in labels.items() if k not in child_labels(ps)}
         assert {k: labels[k] for k in child_labels(ps)} == child_labels(ps), child["kind"]
         assert extra.items() <= allowed_extra.items(), child["kind"]
@@ -194,9 +210,12 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
 @cases
 def test_pod_template_passes_the_restricted_pod_security_standard(case: Case) -> None:
     pod = _pod_spec(case)
+    job_pod = _job_pod_spec(case)
     assert restricted_violations(pod) == []
+    assert restricted_violations(job_pod) == []
+    assert "initContainers" not in pod  # migrations run in the Job, before any pod
     [container] = pod["containers"]
-    [migrate] = pod["initContainers"]  # every case runs migrations (the default)
+    [migrate] = job_pod["containers"]
     for c in (container, migrate):
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
@@ -209,14 +228,15 @@ def test_the_restricted_check_catches_violations() -> None:
     bad["securityContext"]["seccompProfile"] = {"type": "Unconfined"}
     bad["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
     assert sorted(restricted_violations(bad)) == [
-        "migrate: seccomp Unconfined",
         "payment-runtime: allowPrivilegeEscalation",
         "payment-runtime: seccomp Unconfined",
         "volume host: {'hostPath'}",
     ]
-    # The init container is checked as well as the main one.
+    # Init containers are checked as well as the main one.
     bad = json.loads(json.dumps(pod))
-    bad["initContainers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    migrate = json.loads(json.dumps(_job_pod_spec(CASES[0])["containers"][0]))
+    bad["initContainers"] = [migrate]
+    migrate["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
     assert restricted_violations(bad) == [
         "migrate: capabilities not dropped",
         "migrate: capabilities added",
@@ -228,9 +248,10 @@ def test_selectors_are_consistent(case: Case) -> None:
     ps = case.ps
     children = build_all(ps, case.ctx)
     deployment = _deployment(children)
-    assert deployment["metadata"]["name"] == stable_deployment_name(ps) == ps.metadata.name
+    assert deployment["metadata"]["name"] == deployment_name(ps, revision(ps))
+    assert deployment["metadata"]["name"] == f"{ps.metadata.name}-{revision(ps)}"
     match = deployment["spec"]["selector"]["matchLabels"]
-    assert match == {**selector_labels(ps), "paydeck.dev/track": "stable"}
+    assert match == {**selector_labels(ps), "paydeck.dev/revision": revision(ps)}
     template_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert match.items() <= template_labels.items()
     assert template_labels["paydeck.dev/revision"] == revision(ps)
@@ -258,4 +279,5 @@ def test_revision_follows_the_pods_not_the_scale(case: Case) -> None:
     assert revision(_spec_variant(body, resources={"requests": {"cpu": "2"}})) != base
     database = body["spec"]["database"]
     no_migrations = {**database, "migrations": {"enabled": False}}
-    assert revision(_spec_variant(body, database=no_migrations)) != base
+    # Migrations run in a Job, not in the pods: switching them off changes no pod.
+    assert revision(_spec_variant(body, database=no_migrations)) == base

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from payment_operator.api import PaymentService, parse
-from payment_operator.builders import meta, workload
+from payment_operator.builders import meta, migrations, workload
 
 from tests.unit.builders.cases import minimal_body, sample
 
@@ -18,7 +18,7 @@ def ps(**spec: Any) -> PaymentService:
 
 
 def env_of(p: PaymentService) -> dict[str, dict[str, Any]]:
-    container = workload.deployment(p)["spec"]["template"]["spec"]["containers"][0]
+    container = _deployment(p)["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e for e in container["env"]}
 
 
@@ -34,7 +34,7 @@ def test_azure_workload_identity_annotates_the_account_and_labels_the_pods() -> 
     assert sa["metadata"]["annotations"]["azure.workload.identity/client-id"] == (
         "0e3f1a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
     )
-    labels = workload.deployment(p)["spec"]["template"]["metadata"]["labels"]
+    labels = _deployment(p)["spec"]["template"]["metadata"]["labels"]
     assert labels["azure.workload.identity/use"] == "true"
 
 
@@ -44,7 +44,7 @@ def test_irsa_annotates_the_account_with_the_role() -> None:
     assert annotations == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/payments-us-secrets"
     }
-    labels = workload.deployment(p)["spec"]["template"]["metadata"]["labels"]
+    labels = _deployment(p)["spec"]["template"]["metadata"]["labels"]
     assert "azure.workload.identity/use" not in labels
 
 
@@ -147,24 +147,24 @@ def test_resources_default_to_small_requests_and_quantities_are_strings() -> Non
 @pytest.mark.parametrize(("surge", "unavailable"), [(0, 1), (1, 0), (3, 0)])
 def test_rolling_update_never_sets_both_limits_to_zero(surge: int, unavailable: int) -> None:
     p = ps(rollout={"canary": {"maxSurge": surge, "steps": [{"setWeight": 50}]}})
-    strategy = workload.deployment(p)["spec"]["strategy"]
+    strategy = _deployment(p)["spec"]["strategy"]
     assert strategy["rollingUpdate"] == {"maxSurge": surge, "maxUnavailable": unavailable}
 
 
 def test_deployment_takes_replicas_and_deadline_from_the_spec() -> None:
-    spec = workload.deployment(ps(replicas=5, rollout={"progressDeadlineSeconds": 120}))["spec"]
+    spec = _deployment(ps(replicas=5, rollout={"progressDeadlineSeconds": 120}))["spec"]
     assert (spec["replicas"], spec["progressDeadlineSeconds"]) == (5, 120)
-    assert workload.deployment(ps())["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1
+    assert _deployment(ps())["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1
 
 
 def test_csi_backend_mounts_the_secret_provider_class_volume() -> None:
     p = ps(database={"url": {"storeObject": "DB"}}, secretStore=_store("DB", backend="csi"))
-    pod = workload.deployment(p)["spec"]["template"]["spec"]
+    pod = _deployment(p)["spec"]["template"]["spec"]
     [csi] = [v for v in pod["volumes"] if "csi" in v]
     assert csi["csi"]["volumeAttributes"] == {"secretProviderClass": "pay"}
     mounts = pod["containers"][0]["volumeMounts"]
     assert {"name": csi["name"], "mountPath": "/mnt/secrets-store", "readOnly": True} in mounts
-    plain = workload.deployment(ps())["spec"]["template"]["spec"]
+    plain = _deployment(ps())["spec"]["template"]["spec"]
     assert all("csi" not in v for v in plain["volumes"])
 
 
@@ -182,14 +182,24 @@ def test_probes_ports_and_container_shape() -> None:
     assert container["envFrom"] == [{"configMapRef": {"name": "pay-config"}}]
 
 
+def _deployment(p: PaymentService) -> dict[str, Any]:
+    return workload.deployment(p, workload.revision(p), p.spec.replicas)
+
+
 def _pod(p: PaymentService) -> dict[str, Any]:
-    pod: dict[str, Any] = workload.deployment(p)["spec"]["template"]["spec"]
+    pod: dict[str, Any] = _deployment(p)["spec"]["template"]["spec"]
     return pod
 
 
-def test_migrations_run_in_an_init_container_with_the_runtime_image() -> None:
+def _job(p: PaymentService) -> dict[str, Any]:
+    return migrations.migration_job(p)
+
+
+def test_migrations_run_in_a_job_per_revision_with_the_runtime_image() -> None:
     p = ps(image="ghcr.io/paydeck/payment-runtime:2.0.0")
-    [migrate] = _pod(p)["initContainers"]
+    job = _job(p)
+    assert job["metadata"]["name"] == f"pay-migrate-{workload.revision(p)}"
+    [migrate] = job["spec"]["template"]["spec"]["containers"]
     assert migrate == workload.migrate_container(p)
     assert migrate["name"] == "migrate" != meta.CONTAINER_NAME
     assert migrate["image"] == "ghcr.io/paydeck/payment-runtime:2.0.0"
@@ -197,22 +207,25 @@ def test_migrations_run_in_an_init_container_with_the_runtime_image() -> None:
     assert migrate["args"] == ["migrate"]
     # It runs to completion: no ports, no probes.
     assert not {"ports", "startupProbe", "livenessProbe", "readinessProbe"} & set(migrate)
-
-
-def test_without_migrations_there_is_no_init_container() -> None:
-    p = ps(
-        database={
-            "url": {"secretRef": {"name": "db", "key": "url"}},
-            "migrations": {"enabled": False},
-        }
-    )
-    assert workload.migrate_container(p) is None
     assert "initContainers" not in _pod(p)
-    assert workload.revision(p) != workload.revision(ps())
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "pay"
+    # The Job's pods are never selected by the Service (or counted by the PDB).
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert not set(meta.selector_labels(p).items()) <= set(labels.items())
+
+
+def test_job_takes_its_limits_from_the_spec() -> None:
+    url = {"secretRef": {"name": "db", "key": "url"}}
+    spec = _job(ps(database={"url": url, "migrations": {"timeoutSeconds": 60,
+                                                         "backoffLimit": 3}}))["spec"]
+    assert spec["backoffLimit"] == 3 and spec["activeDeadlineSeconds"] == 60
+    assert spec["ttlSecondsAfterFinished"] == migrations.TTL_SECONDS_AFTER_FINISHED
 
 
 def test_migration_job_settings_do_not_roll_the_pods() -> None:
-    # timeoutSeconds and backoffLimit belong to the later migration Job, not to the pods.
+    # timeoutSeconds and backoffLimit belong to the migration Job, not to the pods.
     url = {"secretRef": {"name": "db", "key": "url"}}
     tuned = ps(database={"url": url, "migrations": {"timeoutSeconds": 60, "backoffLimit": 3}})
     assert workload.revision(tuned) == workload.revision(ps())
@@ -235,9 +248,10 @@ def test_migration_job_settings_do_not_roll_the_pods() -> None:
     ],
     ids=["minimal", "store-csi-env-resources"],
 )
-def test_the_init_container_gets_the_runtime_containers_environment(spec: dict[str, Any]) -> None:
-    pod = _pod(ps(**spec))
-    [migrate], [runtime] = pod["initContainers"], pod["containers"]
+def test_the_migration_job_gets_the_runtime_containers_environment(spec: dict[str, Any]) -> None:
+    p = ps(**spec)
+    [migrate] = _job(p)["spec"]["template"]["spec"]["containers"]
+    [runtime] = _pod(p)["containers"]
     # The same ConfigMap and the same secretKeyRefs: migrate finds PAYMENT_DATABASE_URL
     # (and everything else) exactly where serve does.
     assert migrate["envFrom"] == runtime["envFrom"]
@@ -245,5 +259,5 @@ def test_the_init_container_gets_the_runtime_containers_environment(spec: dict[s
     assert "PAYMENT_DATABASE_URL" in {var["name"] for var in migrate["env"]}
     assert migrate["securityContext"] == runtime["securityContext"]
     assert migrate["volumeMounts"] == runtime["volumeMounts"]
-    # Never more than the runtime: the pod's effective request and QoS class are unchanged.
+    # The runtime's resources: quota fits it whenever it fits one more pod.
     assert migrate["resources"] == runtime["resources"]
