@@ -14,9 +14,11 @@ from typing import Any, cast
 import kopf
 
 from payment_operator import builders, reconcile
+from payment_operator.coalesce import Coalescer
 from payment_operator.kube import resources
 from payment_operator.kube.client import Kube, KubeError
 from payment_operator.kube.discovery import CapabilityCache
+from payment_operator.kube.errors import failure_of
 from payment_operator.settings import Settings
 
 GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
@@ -33,6 +35,7 @@ class Runtime:
     settings: Settings = Settings()
     kube: Kube | None = None
     capabilities = CapabilityCache()
+    coalescer: Coalescer[reconcile.Outcome] = Coalescer()
 
     @classmethod
     def client(cls) -> Kube:
@@ -89,12 +92,13 @@ def _run(
 ) -> reconcile.Outcome:
     try:
         outcome = reconcile.reconcile(
-            Runtime.client(), str(meta["namespace"]), str(meta["name"]), Runtime.context(),
+            Runtime.client(), Runtime.coalescer, str(meta["namespace"]), str(meta["name"]),
+            Runtime.context(),
             trigger=trigger, prune_children=prune, wait=wait,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
-        raise kopf.TemporaryError(f"{reconcile.failure_of(err).reason}: {err}", delay=10) from err
+        raise kopf.TemporaryError(f"{failure_of(err).reason}: {err}", delay=10) from err
     _post(body, outcome)
     return outcome
 
@@ -130,7 +134,7 @@ def resync(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 def on_delete(meta: kopf.Meta, **_: Any) -> None:
     """Children go through garbage collection (owner references); only forget the object."""
-    reconcile.forget(str(meta.namespace), str(meta.name))
+    Runtime.coalescer.forget((str(meta.namespace), str(meta.name)))
     log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
 
 

@@ -13,3 +13,10 @@ DURATION = Histogram(
 )
 ERRORS = Counter("paydeck_reconcile_errors_total", "Failed reconcile passes by reason", ["reason"])
 WRITES = Counter("paydeck_child_writes_total", "Children created, updated or pruned", ["action"])
+
+
+def count_writes(*, created: int, updated: int, pruned: int) -> None:
+    """Count the children one pass created, updated and pruned."""
+    for action, count in (("create", created), ("update", updated), ("prune", pruned)):
+        if count:
+            WRITES.labels(action).inc(count)
