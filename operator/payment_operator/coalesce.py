@@ -54,17 +54,22 @@ class Coalescer(Generic[R]):
         while self._acquire(slot, wait):
             try:
                 with self._guard:
-                    idle = not slot.pending
-                    if not idle:
-                        slot.pending = False
-                        flag, slot.prune = slot.prune, False
-                if idle:
-                    self._trace("idle")
-                    break
-                results.append(work(flag))
+                    run_now, slot.pending = slot.pending, False
+                    flag = slot.prune
+                    if run_now:
+                        slot.prune = False
+                if run_now:
+                    results.append(work(flag))
             finally:
                 slot.lock.release()
             wait = False  # go round again only for triggers that arrived during this pass
+            # A trigger that came before the release found the lock taken and left its work
+            # to the holder: look again now that the lock is free (whoever takes it runs it).
+            with self._guard:
+                again = slot.pending
+            if not again:
+                self._trace("idle")
+                break
         return results
 
     def forget(self, key: Hashable) -> None:

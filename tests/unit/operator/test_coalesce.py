@@ -52,7 +52,6 @@ def _work(log: Log, hold: Callable[[int], None] = lambda n: None) -> Callable[[b
     return work
 
 
-@pytest.mark.xfail(strict=True, reason="race: a trigger during the last pending check is lost")
 def test_a_trigger_at_the_last_pending_check_is_run_by_someone():
     """B arrives just as A has found nothing more to do: A must not leave B's trigger behind."""
     log = Log()
