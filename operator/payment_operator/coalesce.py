@@ -44,25 +44,30 @@ class Coalescer(Generic[R]):
 
         ``prune`` is sticky: the next pass that starts prunes.  With ``wait=False`` a caller
         that finds a pass running only marks the key pending and returns ``[]``; the running
-        pass goes round again.
+        pass goes round again.  With ``wait=True`` the caller waits for the lock and then
+        always runs a pass of its own (with its own ``prune``), even if another thread has
+        meanwhile done its work: its first result is from a pass that started after its
+        trigger, so a failure it reports is real.  Either way the caller goes round again for
+        triggers that arrived during its pass; the last result is the newest.
         """
         slot = self._slot(key)
         with self._guard:
             slot.pending = True
             slot.prune = slot.prune or prune
         results: list[R] = []
+        own = wait  # a blocking caller's first pass runs whatever the pending flag says
         while self._acquire(slot, wait):
             try:
                 with self._guard:
-                    run_now, slot.pending = slot.pending, False
-                    flag = slot.prune
+                    run_now, slot.pending = slot.pending or own, False
+                    flag = slot.prune or (own and prune)
                     if run_now:
                         slot.prune = False
                 if run_now:
                     results.append(work(flag))
             finally:
                 slot.lock.release()
-            wait = False  # go round again only for triggers that arrived during this pass
+            own = wait = False  # go round again only for triggers that came during this pass
             # A trigger that came before the release found the lock taken and left its work
             # to the holder: look again now that the lock is free (whoever takes it runs it).
             with self._guard:

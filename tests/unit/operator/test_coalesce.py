@@ -82,7 +82,6 @@ def test_a_trigger_at_the_last_pending_check_is_run_by_someone():
     assert results["A"] + results["B"] == log.passes()
 
 
-@pytest.mark.xfail(strict=True, reason="race: a blocking caller gets a coalesced outcome")
 def test_a_blocking_caller_gets_a_pass_that_started_after_its_trigger():
     """C waits for the lock while A does C's work: C must still get a pass of its own, with
     its real result (on_change raises for a failure, so Kopf retries it with back-off)."""
