@@ -133,8 +133,7 @@ def resync(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 def on_delete(meta: kopf.Meta, **_: Any) -> None:
-    """Children go through garbage collection (owner references); only forget the object."""
-    Runtime.coalescer.forget((str(meta.namespace), str(meta.name)))
+    """Children go through garbage collection (owner references): nothing to do but log."""
     log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
 
 

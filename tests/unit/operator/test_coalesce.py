@@ -124,3 +124,81 @@ def test_a_blocking_caller_gets_a_pass_that_started_after_its_trigger():
     own = log.lines.index(results["C"][-1])
     assert own > trigger
     assert results["C"][-1].endswith("by C prune=True")  # C's own pass does what C asked
+
+
+def _during_first_pass(log: Log, calls: list[Callable[[], None]]) -> Callable[[bool], str]:
+    """A fake pass that, the first time, makes ``calls`` (other triggers) and then finishes."""
+
+    def hold(n: int) -> None:
+        if n == 1:
+            for call in calls:
+                call()
+
+    return _work(log, hold)
+
+
+def test_a_burst_during_a_pass_costs_one_more_pass_with_the_sticky_prune():
+    log = Log()
+    coalescer: Coalescer[str] = Coalescer()
+    burst: list[list[str]] = []
+
+    def trigger(prune: bool) -> Callable[[], None]:
+        def call() -> None:
+            t = _thread("child", lambda: burst.append(
+                coalescer.run(KEY, work, prune=prune, wait=False)))
+            t.join(TIMEOUT)
+        return call
+
+    work = _during_first_pass(log, [trigger(False), trigger(True), trigger(False)])
+    results = coalescer.run(KEY, work, prune=False, wait=False)
+
+    assert burst == [[], [], []]  # each found the pass running and left its work to it
+    assert results == log.passes() == ["pass 1 by MainThread prune=False",
+                                       "pass 2 by MainThread prune=True"]
+    assert len(coalescer) == 0  # nothing kept once nobody is inside
+
+
+def test_a_trigger_during_a_pass_that_raises_is_still_run():
+    log = Log()
+    coalescer: Coalescer[str] = Coalescer()
+
+    def work(prune: bool) -> str:
+        n = len(log.passes()) + 1
+        log.add(f"pass {n}")
+        if n == 1:
+            _thread("child", lambda: coalescer.run(KEY, work, prune=False, wait=False)).join(
+                TIMEOUT)
+            raise RuntimeError("API down")
+        return f"pass {n}"
+
+    # The newer pass succeeded, so the caller gets its result rather than the older error.
+    assert coalescer.run(KEY, work, prune=False, wait=True) == ["pass 2"]
+
+
+def test_the_error_of_the_last_pass_is_raised():
+    coalescer: Coalescer[str] = Coalescer()
+
+    def work(prune: bool) -> str:
+        raise RuntimeError("API down")
+
+    with pytest.raises(RuntimeError, match="API down"):
+        coalescer.run(KEY, work, prune=False, wait=True)
+    assert len(coalescer) == 0
+
+
+def test_other_keys_do_not_wait():
+    coalescer: Coalescer[str] = Coalescer()
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(prune: bool) -> str:
+        inside.set()
+        release.wait(TIMEOUT)
+        return "slow"
+
+    t = _thread("A", lambda: coalescer.run(KEY, slow, prune=False, wait=True))
+    assert inside.wait(TIMEOUT)
+    assert coalescer.run(("ns", "other"), lambda prune: "other", prune=False, wait=True) == [
+        "other"]
+    assert coalescer.run(KEY, lambda prune: "never", prune=False, wait=False) == []
+    release.set()
+    t.join(TIMEOUT)
