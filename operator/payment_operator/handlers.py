@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
+from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
@@ -51,6 +52,9 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
     kopf.timer(GROUP, VERSION, PLURAL, interval=every, initial_delay=every, sharp=False,
                registry=registry)(partial(resync, state))
     kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)(partial(on_delete, state))
+    kopf.on.event(GROUP, VERSION, PLURAL, when=_command_waiting, registry=registry)(
+        partial(on_command, state)
+    )
     # Drift on children every cluster serves is seen at once; children on optional APIs
     # (ServiceMonitor, ExternalSecret, ...) are checked by the drift timer.
     for resource in resources.CORE_CHILDREN:
@@ -171,6 +175,44 @@ def on_delete(state: OperatorState, meta: kopf.Meta, **_: Any) -> None:
     """Children go through garbage collection (owner references); drop the pending requeue."""
     state.scheduler.cancel((str(meta.namespace), str(meta.name)))
     log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
+
+
+def command_pending(status: Mapping[str, Any] | None) -> bool:
+    """Whether ``status.command`` is one the operator has not carried out yet.
+
+    Users write ``status.command`` through the status subresource, so no spec change (and no
+    update handler) follows; the command is new while its ``requestedAt`` differs from
+    ``lastHandledCommandAt`` (compared as instants, not as strings).
+    """
+    status = status or {}
+    requested = (status.get("command") or {}).get("requestedAt")
+    if not requested:
+        return False
+    handled = status.get("lastHandledCommandAt")
+    return handled is None or _instant(requested) != _instant(handled)
+
+
+def _instant(value: Any) -> datetime | str:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+
+
+def _command_waiting(status: kopf.Status, **_: Any) -> bool:
+    return command_pending(status)
+
+
+def on_command(
+    state: OperatorState, body: kopf.Body, meta: kopf.Meta, type: str | None, **_: Any
+) -> None:
+    """A user command waits in status: reconcile without waiting (the pass carries it out)."""
+    if type == "DELETED" or meta.get("deletionTimestamp"):
+        return
+    try:
+        _run(state, meta, body, trigger="command", prune=False, wait=False)
+    except kopf.TemporaryError as err:
+        log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
 
 
 def on_child_event(state: OperatorState, body: kopf.Body, **_: Any) -> None:

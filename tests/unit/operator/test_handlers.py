@@ -1,4 +1,4 @@
-"""Kopf glue: handlers registered from the state built at start-up, and requeues.
+"""Kopf glue: handlers registered from the state built at start-up, commands and requeues.
 
 The handlers are called directly (as Kopf would, with keyword arguments) against an
 :class:`OperatorState` over the in-memory API server; Kopf's Event posting is replaced by a
@@ -69,6 +69,7 @@ def test_register_binds_every_handler_with_the_settings_of_the_run(state):
     by_id = {}
     for handler in watching:
         by_id.setdefault(handler.id, []).append(handler)
+    assert len(by_id["on_command"]) == 1 and by_id["on_command"][0].when is not None
     assert len(by_id["on_child_event"]) == len(handlers.resources.CORE_CHILDREN)
 
 
@@ -115,6 +116,35 @@ def test_on_change_reconciles_and_raises_for_a_failure(state, posted):
     with pytest.raises(kopf.TemporaryError) as caught:
         handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=2))
     assert caught.value.delay == handlers.retry_delay(2)
+
+
+@pytest.mark.parametrize(("status", "pending"), [
+    (None, False),
+    ({}, False),
+    ({"command": {"action": "promote"}}, False),
+    ({"command": {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z"}}, True),
+    ({"command": {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z"},
+      "lastHandledCommandAt": "2025-01-01T00:00:00Z"}, False),
+    ({"command": {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z"},
+      "lastHandledCommandAt": "2025-01-01T00:00:00+00:00"}, False),  # the same instant
+    ({"command": {"action": "abort", "requestedAt": "2025-01-01T00:05:00Z"},
+      "lastHandledCommandAt": "2025-01-01T00:00:00Z"}, True),
+])
+def test_a_command_is_pending_until_its_time_is_handled(status, pending):
+    assert handlers.command_pending(status) is pending
+
+
+def test_a_pending_command_triggers_a_pass_without_waiting(state, posted):
+    command = {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z", "requestedBy": "me"}
+    obj = _add_ps(state, status={"command": command})
+    assert handlers._command_waiting(**_kopf_kwargs(obj))
+
+    handlers.on_command(state, **_kopf_kwargs(obj, type="MODIFIED"))
+
+    assert ("apply", "Deployment") in {(verb, kind) for verb, kind, _ in state.kube.writes()}
+    state.kube.calls.clear()
+    handlers.on_command(state, **_kopf_kwargs(obj, type="DELETED"))
+    assert state.kube.calls == []
 
 
 def test_a_pass_that_asks_for_a_requeue_is_run_again_then(state, posted, monkeypatch):
