@@ -125,3 +125,16 @@ def test_a_failing_action_is_logged_and_later_wake_ups_still_run(scheduler, capl
     assert "requeue of ('ns', 'svc') failed" in caplog.text
     scheduler.schedule(KEY, SHORT, fired.action("after"))
     assert fired.wait(1)
+
+
+def test_a_timer_that_loses_the_race_with_cancel_or_replace_does_nothing(scheduler):
+    """A timer thread may already be firing when its wake-up is cancelled or replaced."""
+    fired = Fired()
+    scheduler.schedule(KEY, 10, fired.action("cancelled"))
+    stale = scheduler._wakeups[KEY]
+    scheduler.cancel(KEY)
+    scheduler._fire(KEY, stale)
+    scheduler.schedule(KEY, 10, fired.action("pending"))
+    scheduler._fire(KEY, stale)
+    assert fired.names() == []
+    assert scheduler.due_in(KEY) is not None  # the pending wake-up is untouched
