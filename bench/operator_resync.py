@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 from payment_operator import api, builders, reconcile
+from payment_operator.coalesce import Coalescer
 from payment_operator.kube import drift, resources
 from payment_operator.kube.client import Kube
 
@@ -66,11 +67,12 @@ def main(count: int = 100) -> None:
                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
         kube = Kube.from_environment(str(lc.kubeconfig))
         ctx = builders.Context()
+        coalescer: Coalescer[reconcile.Outcome] = Coalescer()
 
         def ours() -> None:
             for obj in _objects(kube):
                 meta = obj["metadata"]
-                reconcile.reconcile(kube, meta["namespace"], meta["name"], ctx,
+                reconcile.reconcile(kube, coalescer, meta["namespace"], meta["name"], ctx,
                                     trigger="bench", prune_children=False)
 
         def naive() -> None:

@@ -1,7 +1,10 @@
 """Kopf glue: configure Kopf for GitOps, and route every trigger to :func:`reconcile.reconcile`.
 
-Kopf keeps its progress and diff base in ``status.kopf`` (never in annotations, never in
-spec), uses the finalizer ``paydeck.dev/finalizer``, and posts only the Events we mean.
+:func:`register` binds every handler to the process's :class:`OperatorState` and registers it
+in the registry ``main()`` passes to ``kopf.run``, so values such as the drift-timer interval
+come from the settings read at start-up.  Kopf keeps its progress and diff base in
+``status.kopf`` (never in annotations, never in spec), uses the finalizer
+``paydeck.dev/finalizer``, and posts only the Events we mean.
 """
 
 from __future__ import annotations
@@ -9,49 +12,61 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import kopf
 
-from payment_operator import builders, reconcile
+from payment_operator import reconcile
 from payment_operator.kube import resources
-from payment_operator.kube.client import Kube, KubeError
-from payment_operator.kube.discovery import CapabilityCache
-from payment_operator.settings import Settings
+from payment_operator.kube.client import KubeError
+from payment_operator.kube.errors import failure_of
+from payment_operator.state import OperatorState
 
 GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
 FINALIZER = "paydeck.dev/finalizer"
 MANAGED = {"app.kubernetes.io/managed-by": "paydeck-operator"}
 OWNER_LABEL = "paydeck.dev/paymentservice"
+#: Seconds before a requeue that failed to reach the API server is tried again.
+REQUEUE_RETRY_SECONDS = 10.0
 
 log = logging.getLogger("paydeck.handlers")
 
 
-class Runtime:
-    """Process-wide state set up at start-up: settings, API client, discovery cache."""
+def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
+    """Register every handler of the operator in ``registry``, bound to ``state``.
 
-    settings: Settings = Settings()
-    kube: Kube | None = None
-    capabilities = CapabilityCache()
-
-    @classmethod
-    def client(cls) -> Kube:
-        if cls.kube is None:
-            cls.kube = Kube.from_environment()
-        return cls.kube
-
-    @classmethod
-    def context(cls) -> builders.Context:
-        cls.capabilities.ttl = cls.settings.discovery_ttl_seconds
-        return builders.Context(
-            capabilities=cls.capabilities.get(cls.client()),
-            gateway_namespace=cls.settings.gateway_namespace,
+    Handlers are module functions taking ``state`` first (bound with ``functools.partial``),
+    so their Kopf ids (``on_change``, ``resync`` ...) stay the function names.
+    """
+    # A registry of our own has none of the default registry's fallback logins: log in the
+    # way Kopf would by default here (in-cluster credentials, else the kubeconfig).
+    kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(kopf.login_via_client)
+    kopf.on.startup(registry=registry)(partial(configure, state))
+    kopf.on.cleanup(registry=registry)(partial(stop, state))
+    change = partial(on_change, state)
+    for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        on(GROUP, VERSION, PLURAL, registry=registry)(change)
+    every = state.settings.resync_seconds
+    kopf.timer(GROUP, VERSION, PLURAL, interval=every, initial_delay=every, sharp=False,
+               registry=registry)(partial(resync, state))
+    kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)(partial(on_delete, state))
+    kopf.on.event(GROUP, VERSION, PLURAL, when=_command_waiting, registry=registry)(
+        partial(on_command, state)
+    )
+    # Drift on children every cluster serves is seen at once; children on optional APIs
+    # (ServiceMonitor, ExternalSecret, ...) are checked by the drift timer.
+    for resource in resources.CORE_CHILDREN:
+        group, _, version = resource.api_version.rpartition("/")
+        kopf.on.event(group, version, resource.plural, labels=MANAGED, registry=registry)(
+            partial(on_child_event, state)
         )
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    own = Runtime.settings
+def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Kopf's own settings, at start-up: storage in status, finalizer, Events, peering."""
+    own = state.settings
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
@@ -73,6 +88,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.mandatory = not own.standalone
 
 
+def stop(state: OperatorState, **_: Any) -> None:
+    """The operator stops: no requeue fires any more."""
+    state.scheduler.close()
+
+
 def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Post one Kubernetes Event about a PaymentService (Kopf batches and posts it)."""
     kopf.event(cast(kopf.Body, dict(body)), type=type_, reason=reason, message=message)
@@ -85,25 +105,38 @@ def _post(body: Mapping[str, Any], outcome: reconcile.Outcome) -> None:
 
 
 def _run(
-    meta: Mapping[str, Any], body: Mapping[str, Any], trigger: str, prune: bool, wait: bool = True
+    state: OperatorState, meta: Mapping[str, Any], body: Mapping[str, Any], trigger: str,
+    prune: bool, wait: bool = True,
 ) -> reconcile.Outcome:
+    """One reconcile of the object; post its Events and schedule the requeue it asks for."""
+    namespace, name = str(meta["namespace"]), str(meta["name"])
     try:
         outcome = reconcile.reconcile(
-            Runtime.client(), str(meta["namespace"]), str(meta["name"]), Runtime.context(),
+            state.kube, state.coalescer, namespace, name, state.context(),
             trigger=trigger, prune_children=prune, wait=wait,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
-        raise kopf.TemporaryError(f"{reconcile.failure_of(err).reason}: {err}", delay=10) from err
+        raise kopf.TemporaryError(f"{failure_of(err).reason}: {err}", delay=10) from err
     _post(body, outcome)
+    if outcome.requeue_after is not None:
+        state.scheduler.schedule(
+            (namespace, name), outcome.requeue_after, partial(requeue, state, namespace, name)
+        )
     return outcome
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def on_change(body: kopf.Body, meta: kopf.Meta, reason: str, retry: int, **_: Any) -> None:
-    outcome = _run(meta, body, trigger=str(reason), prune=True)
+def _parent(namespace: str, name: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The meta and a minimal body of a PaymentService known only by name (Events need one)."""
+    meta = {"name": name, "namespace": namespace}
+    return meta, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PaymentService", "metadata": meta}
+
+
+def on_change(
+    state: OperatorState, body: kopf.Body, meta: kopf.Meta, reason: str, retry: int, **_: Any
+) -> None:
+    """Create, update (of spec) and resume: reconcile, waiting for a pass of our own."""
+    outcome = _run(state, meta, body, trigger=str(reason), prune=True)
     if outcome.failure is not None:
         # Even "permanent" failures (a quota, missing RBAC) get fixed by humans: keep trying,
         # backing off, while the status says Stalled.
@@ -115,26 +148,74 @@ def retry_delay(retry: int) -> float:
     return float(min(5 * 2 ** min(retry, 10), 120))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=Runtime.settings.resync_seconds,
-            initial_delay=Runtime.settings.resync_seconds, sharp=False)
-def resync(body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+def resync(state: OperatorState, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
     """Drift check: writes nothing when nothing drifted."""
     if meta.get("deletionTimestamp"):
         return
     try:
-        _run(meta, body, trigger="resync", prune=False, wait=False)
+        _run(state, meta, body, trigger="resync", prune=False, wait=False)
     except kopf.TemporaryError as err:
         log.warning("resync of %s/%s failed: %s", meta.namespace, meta.name, err)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
-def on_delete(meta: kopf.Meta, **_: Any) -> None:
-    """Children go through garbage collection (owner references); only forget the object."""
-    reconcile.forget(str(meta.namespace), str(meta.name))
+def requeue(state: OperatorState, namespace: str, name: str) -> None:
+    """A pass asked to run again now (the end of a pause, say): reconcile without waiting."""
+    meta, body = _parent(namespace, name)
+    try:
+        _run(state, meta, body, trigger="requeue", prune=False, wait=False)
+    except kopf.TemporaryError as err:
+        log.warning("requeue of %s/%s failed, again in %.0fs: %s",
+                    namespace, name, REQUEUE_RETRY_SECONDS, err)
+        state.scheduler.schedule(
+            (namespace, name), REQUEUE_RETRY_SECONDS, partial(requeue, state, namespace, name)
+        )
+
+
+def on_delete(state: OperatorState, meta: kopf.Meta, **_: Any) -> None:
+    """Children go through garbage collection (owner references); drop the pending requeue."""
+    state.scheduler.cancel((str(meta.namespace), str(meta.name)))
     log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
 
 
-def on_child_event(body: kopf.Body, **_: Any) -> None:
+def command_pending(status: Mapping[str, Any] | None) -> bool:
+    """Whether ``status.command`` is one the operator has not carried out yet.
+
+    Users write ``status.command`` through the status subresource, so no spec change (and no
+    update handler) follows; the command is new while its ``requestedAt`` differs from
+    ``lastHandledCommandAt`` (compared as instants, not as strings).
+    """
+    status = status or {}
+    requested = (status.get("command") or {}).get("requestedAt")
+    if not requested:
+        return False
+    handled = status.get("lastHandledCommandAt")
+    return handled is None or _instant(requested) != _instant(handled)
+
+
+def _instant(value: Any) -> datetime | str:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+
+
+def _command_waiting(status: kopf.Status, **_: Any) -> bool:
+    return command_pending(status)
+
+
+def on_command(
+    state: OperatorState, body: kopf.Body, meta: kopf.Meta, type: str | None, **_: Any
+) -> None:
+    """A user command waits in status: reconcile without waiting (the pass carries it out)."""
+    if type == "DELETED" or meta.get("deletionTimestamp"):
+        return
+    try:
+        _run(state, meta, body, trigger="command", prune=False, wait=False)
+    except kopf.TemporaryError as err:
+        log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
+
+
+def on_child_event(state: OperatorState, body: kopf.Body, **_: Any) -> None:
     """A child changed or vanished: reconcile its owner now instead of at the next resync.
 
     Never waits: if a pass for the owner is running, it is told to go round once more.
@@ -143,16 +224,8 @@ def on_child_event(body: kopf.Body, **_: Any) -> None:
     owner, namespace = meta.get("labels", {}).get(OWNER_LABEL), meta.get("namespace")
     if not owner or not namespace:
         return
-    parent_meta = {"name": owner, "namespace": namespace}
-    parent = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PaymentService", "metadata": parent_meta}
+    parent_meta, parent = _parent(namespace, owner)
     try:
-        _run(parent_meta, parent, trigger="child", prune=False, wait=False)
+        _run(state, parent_meta, parent, trigger="child", prune=False, wait=False)
     except kopf.TemporaryError as err:
         log.warning("reconcile of %s/%s after a child event failed: %s", namespace, owner, err)
-
-
-# Drift on children every cluster serves is seen at once; children on optional APIs
-# (ServiceMonitor, ExternalSecret, ...) are checked by the drift timer.
-for _resource in resources.CORE_CHILDREN:
-    _group, _, _version = _resource.api_version.rpartition("/")
-    kopf.on.event(_group, _version, _resource.plural, labels=MANAGED)(on_child_event)

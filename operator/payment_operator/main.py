@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 
 from payment_operator import handlers
 from payment_operator.settings import Settings
+from payment_operator.state import OperatorState
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.standalone:
         overrides["standalone"] = True
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    handlers.Runtime.settings = settings
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # Kopf logs every successful handler call at INFO; keep successes quiet, not failures.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    state = OperatorState.from_settings(settings)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, state)
     start_http_server(settings.metrics_port)
     kopf.run(
+        registry=registry,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         standalone=settings.standalone,

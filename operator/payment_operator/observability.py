@@ -20,3 +20,10 @@ STEP_SECONDS = Histogram(
     "paydeck_rollout_step_duration_seconds", "Time canary steps took from start to done",
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
 )
+
+
+def count_writes(*, created: int, updated: int, pruned: int) -> None:
+    """Count the children one pass created, updated and pruned."""
+    for action, count in (("create", created), ("update", updated), ("prune", pruned)):
+        if count:
+            WRITES.labels(action).inc(count)

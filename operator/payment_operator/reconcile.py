@@ -1,96 +1,51 @@
-"""Reconcile one PaymentService from current state: read, build, apply, prune, observe, status.
+"""Reconcile one PaymentService: observe -> decide -> build -> apply -> publish.
 
-Every trigger (create, update, resume, the drift timer, a change to a child) runs the same
-:func:`reconcile`.  It is synchronous (the official client is) and runs in Kopf's thread
-pool.  Triggers for one object are coalesced: while a pass runs, further triggers only mark
-the object dirty and return, and the running pass goes round once more — so a burst of child
-events costs one extra pass, not one blocked thread each.  Each pass re-reads the object
-inside the per-object lock, so it never acts on a stale copy.
+Every trigger (create, update, resume, the drift timer, a change to a child, a user command, a
+requeue) runs the same :func:`reconcile`.  It is synchronous (the official client is) and runs
+in Kopf's thread pool.  Triggers for one object are coalesced (:mod:`payment_operator.coalesce`)
+and each pass re-reads the object while it holds the object's lock, so it never acts on a stale
+copy.  Which Events a pass posts is decided in :mod:`payment_operator.events`; how API failures
+are named, in :mod:`payment_operator.kube.errors`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
 
-from payment_operator import api, builders, conditions, observability, providers
+from payment_operator import api, builders, conditions, events, observability, providers
+from payment_operator.coalesce import Coalescer
+from payment_operator.events import Event
 from payment_operator.kube import apply, observe, resources, status
 from payment_operator.kube.client import Kube, KubeError, Obj
+from payment_operator.kube.errors import failure_of
 from payment_operator.rollout import engine, split, state
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post about the PaymentService."""
-
-    type: str
-    reason: str
-    message: str
 
 
 @dataclass
 class Outcome:
-    """What a reconcile pass did and found (``obj`` is the object it acted on)."""
+    """What a reconcile pass did and found (``obj`` is the object it acted on).
+
+    ``requeue_after``: seconds until the object must be reconciled again even if nothing
+    changes (the end of a timed pause, say); None when only a change should trigger a pass.
+    ``coalesced``: this caller ran no pass, another one (running or about to) does its work.
+    """
 
     events: list[Event] = field(default_factory=list)
     failure: conditions.Failure | None = None
     obj: Obj | None = None
-    coalesced: bool = False
     requeue_after: float | None = None
-
-
-@dataclass
-class _Slot:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    pending: bool = False
-    prune: bool = False
-
-
-_slots: dict[tuple[str, str], _Slot] = {}
-_guard = threading.Lock()
-
-
-def _slot(namespace: str, name: str) -> _Slot:
-    with _guard:
-        return _slots.setdefault((namespace, name), _Slot())
-
-
-def forget(namespace: str, name: str) -> None:
-    """Drop the bookkeeping of a deleted object (unless a pass still runs for it)."""
-    with _guard:
-        slot = _slots.get((namespace, name))
-        if slot is not None and not slot.lock.locked():
-            del _slots[(namespace, name)]
-
-
-# Failures that will not go away by retrying the same request.  They still get retried with
-# back-off (a quota is raised, RBAC is fixed), but the status says Stalled meanwhile.
-_NON_RETRYABLE = {400: "InvalidChild", 403: "Forbidden", 404: "NotFound", 422: "InvalidChild"}
-
-
-def failure_of(err: KubeError) -> conditions.Failure:
-    """Name an API failure for conditions and Events."""
-    if err.status == 0:
-        reason = "APIUnreachable"
-    elif err.status in _NON_RETRYABLE:
-        reason = _NON_RETRYABLE[err.status]
-    elif err.status == 409:
-        reason = "Conflict"
-    elif err.status == 429:
-        reason = "Throttled"
-    else:
-        reason = "APIServerError"
-    return conditions.Failure(reason, str(err)[:1024], err.retryable)
+    coalesced: bool = False
 
 
 def reconcile(
     kube: Kube,
+    coalescer: Coalescer[Outcome],
     namespace: str,
     name: str,
     ctx: builders.Context,
@@ -102,29 +57,19 @@ def reconcile(
 ) -> Outcome:
     """Reconcile one PaymentService, coalescing with a pass already running for it.
 
-    With ``wait=False`` a caller that finds a pass running only marks the object dirty and
-    returns an outcome with ``coalesced=True``; the running pass goes round again.
+    With ``wait=False`` a caller that finds a pass running only marks the object pending and
+    returns an outcome with ``coalesced=True``; the running pass goes round again.  When a
+    caller runs several passes, the outcome carries every pass's Events and the last pass's
+    failure, object and requeue time.
     """
-    slot = _slot(namespace, name)
-    with _guard:
-        slot.pending = True
-        slot.prune = slot.prune or prune_children
-    outcome = Outcome(coalesced=True)
-    events: list[Event] = []  # every pass's Events; the failure and object are the last pass's
-    while slot.lock.acquire(blocking=wait):
-        try:
-            with _guard:
-                if not slot.pending:
-                    break
-                slot.pending = False
-                prune, slot.prune = slot.prune, False
-            outcome = _measured_pass(kube, namespace, name, ctx, trigger, prune, now)
-            events.extend(outcome.events)
-        finally:
-            slot.lock.release()
-        wait = False  # go round again only for triggers that arrived during this pass
-    outcome.events = events
-    return outcome
+
+    def one_pass(prune: bool) -> Outcome:
+        return _measured_pass(kube, namespace, name, ctx, trigger, prune, now)
+
+    outcomes = coalescer.run((namespace, name), one_pass, prune=prune_children, wait=wait)
+    if not outcomes:
+        return Outcome(coalesced=True)
+    return replace(outcomes[-1], events=[e for o in outcomes for e in o.events])
 
 
 def _measured_pass(
@@ -195,15 +140,16 @@ def _reconcile(
         if err.status == 403 and "being terminated" in err.message:
             return outcome  # the namespace is going away, and this object with it
         outcome.failure = failure_of(err)
-        if _is_new_failure(obj, outcome.failure):
-            outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
+        outcome.events.extend(events.new_failure(obj, outcome.failure))
         if err.status == 0:
             raise  # nothing to write status to; Kopf retries with backoff
     except apply.FightingError as err:
         outcome.failure = conditions.Failure("FightingAnotherManager", str(err), retryable=False)
-        if _is_new_failure(obj, outcome.failure):
-            outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
-    _record_writes(result, outcome)
+        outcome.events.extend(events.new_failure(obj, outcome.failure))
+    outcome.events.extend(events.writes(result))
+    observability.count_writes(
+        created=len(result.created), updated=len(result.updated), pruned=len(result.pruned)
+    )
     if plan is None or observed is None:
         _publish(kube, obj, None, outcome, now)
         return outcome
@@ -283,31 +229,6 @@ def _observation(
     )
 
 
-def _record_writes(result: apply.ApplyResult, outcome: Outcome) -> None:
-    for ref in result.created:
-        outcome.events.append(Event("Normal", "Created", f"created {ref}"))
-    for ref in result.updated:
-        outcome.events.append(Event("Normal", "Updated", f"updated {ref} (drifted or changed)"))
-    for ref in result.pruned:
-        outcome.events.append(Event("Normal", "Pruned", f"deleted {ref}: no longer wanted"))
-    for action, refs in (("create", result.created), ("update", result.updated),
-                         ("prune", result.pruned)):
-        if refs:
-            observability.WRITES.labels(action).inc(len(refs))
-
-
-def _is_new_failure(obj: Obj, failure: conditions.Failure) -> bool:
-    """Whether this failure is not already reported (one Event per failure, not per retry)."""
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Degraded":
-            return not (
-                cond.get("status") == "True"
-                and cond.get("reason") == failure.reason
-                and cond.get("message") == failure.message
-            )
-    return True
-
-
 def _publish(
     kube: Kube,
     obj: Obj,
@@ -326,18 +247,8 @@ def _publish(
         failure = outcome.failure or conditions.Failure("Unknown", "unknown", False)
         return conditions.failed_status(generation, failure, stored, now)
 
-    before = (obj.get("status") or {}).get("phase")
     written, latest = status.write(kube, obj, compute)
-    after = (latest.get("status") or {}).get("phase")
-    if not written:
-        return
-    if after != before:
-        kind = "Warning" if after == "Degraded" else "Normal"
-        message = (latest.get("status") or {}).get("message", "")
-        outcome.events.append(Event(kind, f"Phase{after}", f"phase {before} -> {after}: {message}"))
-    old = (obj.get("status") or {}).get("conditions") or []
-    for cond in conditions.flipped(old, (latest.get("status") or {}).get("conditions") or []):
-        opened = cond["status"] == "True"
-        outcome.events.append(Event("Normal" if opened else "Warning",
-                                    "GateOpened" if opened else "GateClosed",
-                                    f"{cond['type']}: {cond.get('message', '')}"))
+    if written:
+        before, after = obj.get("status") or {}, latest.get("status") or {}
+        outcome.events.extend(events.phase_change(before, after))
+        outcome.events.extend(events.gate_changes(before, after))

@@ -2,41 +2,27 @@
 
 It speaks the verbs the operator needs (get, list, server-side apply, merge-patch of
 status, delete with preconditions, create) on raw dicts, and turns API errors into
-:class:`KubeError` with the HTTP status and the server's reason.  Handlers call it from
-Kopf's thread pool, never from the event loop.
+:class:`~payment_operator.kube.errors.KubeError` (re-exported here) with the HTTP status
+and the server's reason.  Handlers call it from Kopf's thread pool, never from the event loop.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from payment_operator.kube.errors import KubeError
 from payment_operator.kube.resources import Resource
+
+__all__ = ["FIELD_MANAGER", "Kube", "KubeError", "Obj"]
 
 FIELD_MANAGER = "paydeck-operator"
 Obj = dict[str, Any]
-
-
-@dataclass
-class KubeError(Exception):
-    """An API call that failed: HTTP status (0 when unreachable), reason and message."""
-
-    status: int
-    reason: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.reason}: {self.message}"
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in (0, 409, 429) or self.status >= 500
 
 
 def _error(exc: Exception) -> KubeError:

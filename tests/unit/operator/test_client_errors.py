@@ -4,9 +4,9 @@ import socket
 
 import pytest
 from kubernetes import client as k8s
-from payment_operator import reconcile
 from payment_operator.kube import resources
 from payment_operator.kube.client import Kube, KubeError
+from payment_operator.kube.errors import failure_of
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +21,7 @@ def test_a_closed_port_is_unreachable_and_retryable():
     with pytest.raises(KubeError) as caught:
         kube.get(resources.PAYMENT_SERVICE, "ns", "x")
     assert caught.value.status == 0 and caught.value.retryable
-    assert reconcile.failure_of(caught.value).reason == "APIUnreachable"
+    assert failure_of(caught.value).reason == "APIUnreachable"
 
 
 @pytest.mark.parametrize(("status", "reason", "retryable"), [
@@ -29,6 +29,6 @@ def test_a_closed_port_is_unreachable_and_retryable():
     (429, "Throttled", True), (500, "APIServerError", True), (503, "APIServerError", True),
 ])
 def test_http_failures_are_named(status, reason, retryable):
-    failure = reconcile.failure_of(KubeError(status, "x", "message"))
+    failure = failure_of(KubeError(status, "x", "message"))
     assert (failure.reason, failure.retryable) == (reason, retryable)
     assert "message" in failure.message

@@ -1,0 +1,48 @@
+"""The state of one operator process: settings, API client, discovery cache, coalescer, scheduler.
+
+``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
+at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf
+handler to it.  Nothing here is set at import time, so tests build their own with a fake
+client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from payment_operator import builders
+from payment_operator.coalesce import Coalescer
+from payment_operator.kube.client import Kube
+from payment_operator.kube.discovery import CapabilityCache
+from payment_operator.reconcile import Outcome
+from payment_operator.scheduler import Scheduler
+from payment_operator.settings import Settings
+
+
+@dataclass
+class OperatorState:
+    """Everything the handlers share, for the lifetime of the process."""
+
+    settings: Settings
+    kube: Kube
+    capabilities: CapabilityCache
+    coalescer: Coalescer[Outcome]
+    scheduler: Scheduler
+
+    @classmethod
+    def from_settings(cls, settings: Settings, kube: Kube | None = None) -> OperatorState:
+        """The state for ``settings``; the client from the environment unless one is given."""
+        return cls(
+            settings=settings,
+            kube=kube if kube is not None else Kube.from_environment(),
+            capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
+            coalescer=Coalescer(),
+            scheduler=Scheduler(),
+        )
+
+    def context(self) -> builders.Context:
+        """What the builders need to know about the cluster (optional APIs are cached)."""
+        return builders.Context(
+            capabilities=self.capabilities.get(self.kube),
+            gateway_namespace=self.settings.gateway_namespace,
+        )

@@ -1,0 +1,193 @@
+"""Kopf glue: handlers registered from the state built at start-up, commands and requeues.
+
+The handlers are called directly (as Kopf would, with keyword arguments) against an
+:class:`OperatorState` over the in-memory API server; Kopf's Event posting is replaced by a
+list, since it needs the running operator's queues.
+"""
+
+import threading
+import time
+
+import kopf
+import pytest
+from payment_operator import handlers, reconcile
+from payment_operator.kube.errors import KubeError
+from payment_operator.settings import Settings
+from payment_operator.state import OperatorState
+
+from tests.unit.builders.cases import NAMESPACE, minimal_body
+from tests.unit.operator.fake_kube import FakeKube
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
+
+NAME = "pay"
+KEY = (NAMESPACE, NAME)
+
+
+@pytest.fixture
+def posted(monkeypatch):
+    events: list[tuple[str, str]] = []
+    monkeypatch.setattr(handlers, "_event",
+                        lambda body, type_, reason, message: events.append((type_, reason)))
+    return events
+
+
+@pytest.fixture
+def state():
+    s = OperatorState.from_settings(Settings(resync_seconds=7, standalone=True), FakeKube())
+    yield s
+    s.scheduler.close()
+
+
+def _add_ps(state: OperatorState, status: dict | None = None) -> dict:
+    body = minimal_body()
+    body["metadata"].pop("uid")
+    if status is not None:
+        body["status"] = status
+    return state.kube.add(body)
+
+
+def _kopf_kwargs(obj: dict, **extra) -> dict:
+    body = kopf.Body(obj)
+    return {"body": body, "meta": body.meta, "status": body.status, **extra}
+
+
+# ---- registration -----------------------------------------------------------------------
+
+
+def test_register_binds_every_handler_with_the_settings_of_the_run(state):
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, state)
+
+    timers = list(registry._spawning.get_all_handlers())
+    assert [(t.id, t.interval, t.initial_delay) for t in timers] == [("resync", 7, 7)]
+    activities = {h.id for h in registry._activities.get_all_handlers()}
+    assert activities == {"login_via_client", "configure", "stop"}
+    changing = {(h.id, str(h.reason)) for h in registry._changing.get_all_handlers()}
+    assert {hid for hid, _ in changing} == {"on_change", "on_delete"}
+    watching = list(registry._watching.get_all_handlers())
+    by_id = {}
+    for handler in watching:
+        by_id.setdefault(handler.id, []).append(handler)
+    assert len(by_id["on_command"]) == 1 and by_id["on_command"][0].when is not None
+    assert len(by_id["on_child_event"]) == len(handlers.resources.CORE_CHILDREN)
+
+
+def test_two_runs_do_not_share_handlers_or_state():
+    one = OperatorState.from_settings(Settings(resync_seconds=3), FakeKube())
+    two = OperatorState.from_settings(Settings(resync_seconds=90), FakeKube())
+    first, second = kopf.OperatorRegistry(), kopf.OperatorRegistry()
+    handlers.register(first, one)
+    handlers.register(second, two)
+    assert [t.interval for t in first._spawning.get_all_handlers()] == [3]
+    assert [t.interval for t in second._spawning.get_all_handlers()] == [90]
+    assert one.coalescer is not two.coalescer and one.scheduler is not two.scheduler
+
+
+def test_configure_applies_kopf_settings(state):
+    settings = kopf.OperatorSettings()
+    handlers.configure(state, settings=settings)
+    assert settings.persistence.finalizer == handlers.FINALIZER
+    assert isinstance(settings.persistence.progress_storage, kopf.StatusProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.StatusDiffBaseStorage)
+    assert settings.peering.name == "paydeck" and settings.peering.stealth
+    assert settings.peering.mandatory is False  # standalone in this state's settings
+    assert settings.execution.max_workers == state.settings.thread_workers
+
+
+def test_the_resync_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PAYDECK_RESYNC_SECONDS", "12.5")
+    state = OperatorState.from_settings(Settings(), FakeKube())
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, state)
+    assert [t.interval for t in registry._spawning.get_all_handlers()] == [12.5]
+
+
+# ---- triggers ---------------------------------------------------------------------------
+
+
+def test_on_change_reconciles_and_raises_for_a_failure(state, posted):
+    obj = _add_ps(state)
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    assert "Created" in [reason for _, reason in posted]
+
+    state.kube.apply_errors["Deployment"] = KubeError(403, "Forbidden", "no")
+    state.kube.touch("PaymentService", NAMESPACE, NAME, replicas=4)
+    with pytest.raises(kopf.TemporaryError) as caught:
+        handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=2))
+    assert caught.value.delay == handlers.retry_delay(2)
+
+
+@pytest.mark.parametrize(("status", "pending"), [
+    (None, False),
+    ({}, False),
+    ({"command": {"action": "promote"}}, False),
+    ({"command": {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z"}}, True),
+    ({"command": {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z"},
+      "lastHandledCommandAt": "2025-01-01T00:00:00Z"}, False),
+    ({"command": {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z"},
+      "lastHandledCommandAt": "2025-01-01T00:00:00+00:00"}, False),  # the same instant
+    ({"command": {"action": "abort", "requestedAt": "2025-01-01T00:05:00Z"},
+      "lastHandledCommandAt": "2025-01-01T00:00:00Z"}, True),
+])
+def test_a_command_is_pending_until_its_time_is_handled(status, pending):
+    assert handlers.command_pending(status) is pending
+
+
+def test_a_pending_command_triggers_a_pass_without_waiting(state, posted):
+    command = {"action": "promote", "requestedAt": "2025-01-01T00:00:00Z", "requestedBy": "me"}
+    obj = _add_ps(state, status={"command": command})
+    assert handlers._command_waiting(**_kopf_kwargs(obj))
+
+    handlers.on_command(state, **_kopf_kwargs(obj, type="MODIFIED"))
+
+    assert ("apply", "Deployment") in {(verb, kind) for verb, kind, _ in state.kube.writes()}
+    state.kube.calls.clear()
+    handlers.on_command(state, **_kopf_kwargs(obj, type="DELETED"))
+    assert state.kube.calls == []
+
+
+def test_a_pass_that_asks_for_a_requeue_is_run_again_then(state, posted, monkeypatch):
+    obj = _add_ps(state)
+    triggers: list[str] = []
+    again = threading.Event()
+    real = reconcile._measured_pass
+
+    def measured(kube, namespace, name, ctx, trigger, prune, now):
+        triggers.append(trigger)
+        outcome = real(kube, namespace, name, ctx, trigger, prune, now)
+        if trigger == "requeue":
+            again.set()
+            return outcome
+        outcome.requeue_after = 0.05
+        return outcome
+
+    monkeypatch.setattr(reconcile, "_measured_pass", measured)
+    started = time.monotonic()
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    assert state.scheduler.due_in(KEY) is not None
+    assert again.wait(5)
+    assert time.monotonic() - started >= 0.05
+    assert triggers == ["create", "requeue"]
+    assert state.scheduler.due_in(KEY) is None  # the requeued pass asked for nothing more
+
+
+def test_deleting_the_object_cancels_its_requeue(state):
+    fired = threading.Event()
+    state.scheduler.schedule(KEY, 0.1, fired.set)
+    obj = _add_ps(state)
+    handlers.on_delete(state, **_kopf_kwargs(obj))
+    assert state.scheduler.due_in(KEY) is None
+    assert not fired.wait(0.3)
+
+
+def test_a_child_event_reconciles_its_owner(state, posted):
+    _add_ps(state)
+    child = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "x", "namespace": NAMESPACE,
+                          "labels": {handlers.OWNER_LABEL: NAME}}}
+    handlers.on_child_event(state, body=kopf.Body(child))
+    assert state.kube.writes()
+    state.kube.calls.clear()
+    handlers.on_child_event(state, body=kopf.Body({"metadata": {"name": "y"}}))
+    assert state.kube.calls == []

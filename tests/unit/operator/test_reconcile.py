@@ -1,0 +1,223 @@
+"""The reconcile loop against an in-memory API server: apply, publish once, then stay idle.
+
+A PaymentService goes in; its children come out, the status is written once, and a second
+pass over an unchanged world writes nothing at all.  Also: a spec that moves while the
+status is written is left to the next pass, API failures end up in the outcome (or are
+raised when there is nowhere to write them), and prune deletes only what this
+PaymentService controls.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from payment_operator import builders, reconcile
+from payment_operator.api import parse
+from payment_operator.coalesce import Coalescer
+from payment_operator.kube.client import KubeError
+
+from tests.unit.builders.cases import NAMESPACE, minimal_body
+from tests.unit.operator.fake_kube import FakeKube
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+NAME = "pay"
+
+
+def _ps(kube: FakeKube, **spec) -> dict:
+    body = minimal_body(**spec)
+    body["metadata"].pop("uid")  # the fake API server assigns one
+    return kube.add(body)
+
+
+def _pass(kube: FakeKube, *, prune: bool = True, trigger: str = "test",
+          coalescer: Coalescer | None = None) -> reconcile.Outcome:
+    return reconcile.reconcile(
+        kube, coalescer or Coalescer(), NAMESPACE, NAME, builders.Context(),
+        trigger=trigger, prune_children=prune, now=NOW,
+    )
+
+
+def _desired(kube: FakeKube) -> list[dict]:
+    return builders.build_all(parse(kube.stored("PaymentService", NAMESPACE, NAME)),
+                              builders.Context())
+
+
+def test_a_new_service_gets_its_children_and_one_status_write():
+    kube = FakeKube()
+    _ps(kube)
+
+    outcome = _pass(kube)
+
+    desired = _desired(kube)
+    assert {m["kind"] for m in desired} <= kube.kinds()
+    applied = [(kind, name) for verb, kind, name in kube.writes() if verb == "apply"]
+    assert applied == [(m["kind"], m["metadata"]["name"]) for m in desired]
+    assert [w for w in kube.writes() if w[0] == "patch_status"] == [
+        ("patch_status", "PaymentService", NAME)]
+    status = kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    assert status["observedGeneration"] == 1 and status["phase"]
+    assert outcome.failure is None and not outcome.coalesced
+    assert outcome.requeue_after is None
+    reasons = [e.reason for e in outcome.events]
+    assert reasons.count("Created") == len(desired)
+    assert f"Phase{status['phase']}" in reasons
+
+
+def test_an_idle_second_pass_writes_nothing():
+    kube = FakeKube()
+    _ps(kube)
+    _pass(kube)
+    before = kube.stored("PaymentService", NAMESPACE, NAME)
+    kube.calls.clear()
+
+    outcome = _pass(kube, trigger="resync")
+
+    assert kube.writes() == []
+    assert outcome.events == [] and outcome.failure is None
+    assert kube.stored("PaymentService", NAMESPACE, NAME) == before
+
+
+def test_a_spec_change_is_applied_and_published():
+    kube = FakeKube()
+    _ps(kube)
+    _pass(kube)
+    kube.touch("PaymentService", NAMESPACE, NAME, replicas=5)
+    kube.calls.clear()
+
+    outcome = _pass(kube)
+
+    assert ("apply", "Deployment", builders.stable_deployment_name(
+        parse(kube.stored("PaymentService", NAMESPACE, NAME)))) in kube.writes()
+    assert kube.stored("PaymentService", NAMESPACE, NAME)["status"]["observedGeneration"] == 2
+    assert "Updated" in [e.reason for e in outcome.events]
+
+
+def test_a_spec_that_moves_during_the_status_write_is_left_to_the_next_pass():
+    """The write meets a 409 because the spec moved on; the re-read object has a newer
+    generation, so the pass writes nothing (the next pass, triggered by that change,
+    reports the new generation) instead of stamping old observations with it."""
+    kube = FakeKube()
+    _ps(kube)
+
+    def someone_edits_the_spec(fake: FakeKube) -> None:
+        fake.before_status_patch = None
+        fake.touch("PaymentService", NAMESPACE, NAME, replicas=3)
+        # ...and a command-line tool wrote status meanwhile: still not our phase change
+        fake.objects[("PaymentService", NAMESPACE, NAME)]["status"] = {"phase": "Paused"}
+
+    kube.before_status_patch = someone_edits_the_spec
+    outcome = _pass(kube)
+
+    assert [w for w in kube.writes() if w[0] == "patch_status"] == [
+        ("patch_status", "PaymentService", NAME)]  # the one that met the conflict
+    stored = kube.stored("PaymentService", NAMESPACE, NAME)
+    assert stored["status"] == {"phase": "Paused"}
+    assert stored["metadata"]["generation"] == 2
+    assert outcome.failure is None
+    assert not [e for e in outcome.events if e.reason.startswith("Phase")]
+
+
+def test_a_rejected_child_is_a_real_failure_in_the_outcome_and_the_status():
+    kube = FakeKube()
+    _ps(kube)
+    kube.apply_errors["Deployment"] = KubeError(403, "Forbidden", "deployments is forbidden")
+
+    outcome = _pass(kube)  # a blocking caller: runs its own pass, so the failure is its own
+
+    assert not outcome.coalesced
+    assert outcome.failure is not None and outcome.failure.reason == "Forbidden"
+    assert not outcome.failure.retryable
+    assert ("Warning", "Forbidden") in [(e.type, e.reason) for e in outcome.events]
+    status = kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "Forbidden"
+
+    kube.calls.clear()
+    again = _pass(kube)  # the same failure again: no second Warning, no status write
+    assert again.failure == outcome.failure
+    assert [e for e in again.events if e.type == "Warning"] == []
+    assert [w for w in kube.writes() if w[0] == "patch_status"] == []
+
+
+def test_an_unreachable_api_server_is_raised_not_published():
+    kube = FakeKube()
+    _ps(kube)
+    kube.apply_errors["ServiceAccount"] = KubeError(0, "Unreachable", "connection refused")
+
+    with pytest.raises(KubeError) as caught:
+        _pass(kube)
+    assert caught.value.status == 0
+    assert [w for w in kube.writes() if w[0] == "patch_status"] == []
+
+
+def test_a_missing_or_deleting_object_is_left_alone():
+    kube = FakeKube()
+    assert _pass(kube).obj is None
+    assert kube.writes() == []
+
+    _ps(kube)
+    kube.objects[("PaymentService", NAMESPACE, NAME)]["metadata"]["deletionTimestamp"] = "now"
+    outcome = _pass(kube)
+    assert outcome.obj is not None and outcome.events == []
+    assert kube.writes() == []
+
+
+# ---- prune ------------------------------------------------------------------------------
+
+
+def _stray(kube: FakeKube, name: str, labels: dict, owners: list[dict]) -> None:
+    kube.add({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels,
+                     "ownerReferences": owners},
+        "data": {},
+    })
+
+
+def test_prune_deletes_only_unwanted_children_this_service_controls():
+    kube = FakeKube()
+    ps = _ps(kube)
+    _pass(kube)
+    uid = ps["metadata"]["uid"]
+    labels = builders.child_labels(parse(ps))
+
+    def owner(uid_: str, controller: bool = True) -> dict:
+        return {"apiVersion": "paydeck.dev/v1alpha1", "kind": "PaymentService", "name": NAME,
+                "uid": uid_, "controller": controller, "blockOwnerDeletion": True}
+
+    _stray(kube, "ours-unwanted", labels, [owner(uid)])
+    _stray(kube, "unowned", labels, [])
+    _stray(kube, "other-controller", labels, [owner("another-uid")])
+    _stray(kube, "ours-not-controller", labels, [
+        owner(uid, controller=False),
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": "rs-uid",
+         "controller": True},
+    ])
+    kube.calls.clear()
+
+    outcome = _pass(kube, prune=True)
+
+    assert [w for w in kube.writes() if w[0] == "delete"] == [
+        ("delete", "ConfigMap", "ours-unwanted")]
+    for kept in ("unowned", "other-controller", "ours-not-controller"):
+        assert kube.stored("ConfigMap", NAMESPACE, kept) is not None, kept
+    for manifest in _desired(kube):  # the wanted children all survive
+        assert kube.stored(manifest["kind"], NAMESPACE, manifest["metadata"]["name"])
+    assert [e.message for e in outcome.events if e.reason == "Pruned"] == [
+        "deleted ConfigMap/ours-unwanted: no longer wanted"]
+
+
+def test_without_prune_nothing_is_deleted():
+    kube = FakeKube()
+    ps = _ps(kube)
+    _pass(kube)
+    owner = {"apiVersion": "paydeck.dev/v1alpha1", "kind": "PaymentService", "name": NAME,
+             "uid": ps["metadata"]["uid"], "controller": True}
+    _stray(kube, "ours-unwanted", builders.child_labels(parse(ps)), [owner])
+    kube.calls.clear()
+
+    _pass(kube, prune=False)
+
+    assert kube.writes() == []
+    assert kube.stored("ConfigMap", NAMESPACE, "ours-unwanted") is not None
