@@ -1,14 +1,16 @@
 """Applying children: the write budget stops a fight with another controller, and no object
-this PaymentService does not control is ever written."""
+this PaymentService does not control is ever written (nor pruned)."""
 
 import copy
 
 import pytest
 from payment_operator.kube import resources
 from payment_operator.kube.apply import (
+    ApplyResult,
     FightingError,
     UpdateBudget,
     apply_all,
+    prune,
 )
 from payment_operator.kube.client import KubeError
 
@@ -219,3 +221,19 @@ def test_other_create_failures_propagate():
     with pytest.raises(KubeError, match="403"):
         apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
 
+
+def test_prune_deletes_only_children_this_paymentservice_controls():
+    kube = FakeKube(
+        _netpol("unowned"),
+        _netpol("other-controller", owners=[_owner(uid="other-uid")]),
+        _netpol("ours-not-controller", owners=[_owner(controller=False)]),
+        _netpol("ours-unwanted", owners=[_owner()]),
+        _netpol("ours-wanted", owners=[_owner()]),
+    )
+    result = ApplyResult()
+    netpol = resources.by_kind("networking.k8s.io/v1", "NetworkPolicy")
+    prune(kube, "ns", UID, "paydeck.dev/paymentservice=x", [netpol],
+          {("NetworkPolicy", "ours-wanted")}, result)
+    assert kube.deleted == ["NetworkPolicy/ours-unwanted"] == result.pruned
+    assert set(kube.objects) == {("NetworkPolicy", n) for n in (
+        "unowned", "other-controller", "ours-not-controller", "ours-wanted")}
