@@ -173,6 +173,7 @@ def _reconcile(
             wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
             kinds = resources.children(ctx.capabilities)
             apply.prune(kube, namespace, meta["uid"], builders.selector(ps), kinds, wanted, result)
+        result.raise_for_conflicts()
     except KubeError as err:
         if err.status == 403 and "being terminated" in err.message:
             return outcome  # the namespace is going away, and this object with it
@@ -183,6 +184,10 @@ def _reconcile(
             raise  # nothing to write status to; Kopf retries with backoff
     except apply.FightingError as err:
         outcome.failure = conditions.Failure("FightingAnotherManager", str(err), retryable=False)
+        if _is_new_failure(obj, outcome.failure):
+            outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
+    except apply.ConflictingObjectError as err:
+        outcome.failure = conditions.Failure("ConflictingObject", str(err), retryable=False)
         if _is_new_failure(obj, outcome.failure):
             outcome.events.append(Event("Warning", outcome.failure.reason, outcome.failure.message))
     _record_writes(result, outcome)
