@@ -80,7 +80,7 @@ def main(count: int = 100) -> None:
                 ps = api.parse(obj)
                 for manifest in builders.build_all(ps, ctx):
                     stamped = drift.with_hash(manifest)
-                    kube.apply(stamped, resources.of(stamped))
+                    kube.apply(stamped, resources.of(stamped), force=True)
                 kube.patch_status(resources.PAYMENT_SERVICE, NAMESPACE, obj["metadata"]["name"],
                                   {"status": obj.get("status") or {}})
 

@@ -120,6 +120,9 @@ def _reconcile(
         # Supporting children first: the gates are read from what was just applied.
         supporting = builders.supporting(ps, ctx)
         result = apply.apply_all(kube, supporting)
+        # No pod, no Job while a child is someone else's: its pods would run with a
+        # ServiceAccount, settings or network rules that are not ours.
+        result.raise_for_conflicts()
         revs = observe.revisions(kube, ps, meta["uid"])
         observed, plan = _decide(kube, ps, obj, ctx, result, revs, now)
         if plan.delete_migration:
@@ -136,6 +139,7 @@ def _reconcile(
             kinds = resources.children(ctx.capabilities)
             apply.prune(kube, meta["namespace"], meta["uid"], builders.selector(ps), kinds,
                         wanted, result)
+        result.raise_for_conflicts()
     except KubeError as err:
         if err.status == 403 and "being terminated" in err.message:
             return outcome  # the namespace is going away, and this object with it
@@ -145,6 +149,9 @@ def _reconcile(
             raise  # nothing to write status to; Kopf retries with backoff
     except apply.FightingError as err:
         outcome.failure = conditions.Failure("FightingAnotherManager", str(err), retryable=False)
+        outcome.events.extend(events.new_failure(obj, outcome.failure))
+    except apply.ConflictingObjectError as err:
+        outcome.failure = conditions.Failure("ConflictingObject", str(err), retryable=False)
         outcome.events.extend(events.new_failure(obj, outcome.failure))
     outcome.events.extend(events.writes(result))
     observability.count_writes(
@@ -198,6 +205,7 @@ def _delete_job(kube: Kube, ps: api.PaymentService, name: str) -> None:
 def _merge(into: apply.ApplyResult, more: apply.ApplyResult) -> None:
     into.created.extend(more.created)
     into.updated.extend(more.updated)
+    into.conflicts.extend(more.conflicts)
     into.live.update(more.live)
 
 

@@ -14,57 +14,194 @@ from payment_operator.kube.client import Kube, KubeError, Obj
 
 @dataclass
 class ApplyResult:
-    """What one pass changed, and the live children afterwards (by kind and name)."""
+    """What one pass changed, and the live children afterwards (by kind and name).
+
+    ``conflicts`` names the children that were not written because an object of that name
+    exists and is not controlled by this PaymentService (see :func:`apply_all`).
+    """
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     live: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
         return len(self.created) + len(self.updated) + len(self.pruned)
+
+    def raise_for_conflicts(self) -> None:
+        """Raise :class:`ConflictingObjectError` if any child was left alone."""
+        if self.conflicts:
+            raise ConflictingObjectError(self.conflicts)
+
+
+class ConflictingObjectError(Exception):
+    """Objects named like children exist and are not controlled by this PaymentService."""
+
+    def __init__(self, conflicts: Sequence[str]) -> None:
+        super().__init__("; ".join(conflicts)[:1024])
+        self.conflicts = list(conflicts)
+
+
+#: Kinds whose pods use the other children (ServiceAccount, ConfigMap, secret bindings,
+#: NetworkPolicy): not written while any other child is someone else's.
+WORKLOAD_KINDS = frozenset({"Deployment", "Job"})
 
 
 def _ref(manifest: Any) -> str:
     return f"{manifest['kind']}/{manifest['metadata']['name']}"
 
 
+def controller_uid(obj: Obj) -> str | None:
+    """The uid of the object's controlling owner, if it has one."""
+    for owner in obj.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("controller"):
+            return str(owner.get("uid"))
+    return None
+
+
+def _controller_name(obj: Obj) -> str:
+    for owner in obj.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("controller"):
+            return f"{owner.get('kind')}/{owner.get('name')}"
+    return "none"
+
+
+def is_ours(live: Obj, desired: Obj) -> bool:
+    """Whether ``live`` is controlled by the owner the desired manifest names as controller."""
+    wanted = controller_uid(desired)
+    return wanted is not None and controller_uid(live) == wanted
+
+
+def conflict_message(live: Obj, desired: Obj) -> str:
+    """Why a child was not written, naming the object and its controller."""
+    return (f"{_ref(desired)} exists and is not owned by this PaymentService"
+            f" (owner: {_controller_name(live)})")
+
+
+@dataclass
+class _Child:
+    stamped: dict[str, Any]
+    resource: resources.Resource
+    live: Obj | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.stamped["kind"], self.stamped["metadata"]["name"])
+
+    def conflict(self) -> str | None:
+        """Why this child must not be written (its live object is not ours), else None."""
+        if self.live is None or is_ours(self.live, self.stamped):
+            return None
+        return conflict_message(self.live, self.stamped)
+
+
+def _read(kube: Kube, manifest: dict[str, Any]) -> _Child:
+    stamped = drift.with_hash(manifest)
+    resource = resources.of(stamped)
+    meta = stamped["metadata"]
+    return _Child(stamped, resource, kube.get(resource, meta.get("namespace"), meta["name"]))
+
+
 def apply_all(kube: Kube, desired: Sequence[dict[str, Any]]) -> ApplyResult:
-    """Server-side apply each desired child whose live object lacks a desired field."""
+    """Server-side apply each desired child whose live object lacks a desired field.
+
+    Only objects this PaymentService controls are written (updates force our fields back);
+    new children are created without force, and only if the name is still free.  An object
+    of a child's name that someone else controls (or nobody) is left untouched and reported
+    in ``conflicts``; while there is any such conflict the workload is not written either:
+    its pods would run with a ServiceAccount, settings or network rules that are not ours.
+    """
     result = ApplyResult()
-    for manifest in desired:
-        stamped = drift.with_hash(manifest)
-        resource = resources.of(stamped)
-        meta = stamped["metadata"]
-        live = kube.get(resource, meta.get("namespace"), meta["name"])
-        if drift.needs_apply(live, stamped):
-            if live is not None:
-                BUDGET.spend(f"{meta.get('namespace')}/{_ref(stamped)}", time.monotonic())
-            fresh = _apply_or_repair(kube, resource, live, stamped)
-            (result.created if live is None else result.updated).append(_ref(stamped))
-            live = fresh
+    children = [_read(kube, manifest) for manifest in desired]
+    foreign = {child.key: message for child in children if (message := child.conflict())}
+    result.conflicts.extend(foreign.values())
+    for child in children:
+        if child.key in foreign:
+            continue
+        if result.conflicts and child.key[0] in WORKLOAD_KINDS:
+            result.conflicts.append(f"{_ref(child.stamped)} is not applied while another"
+                                    " child is not owned by this PaymentService")
+            continue
+        live = _converge(kube, child, result)
         if live is not None:
-            result.live[(stamped["kind"], meta["name"])] = live
+            result.live[child.key] = live
     return result
 
 
-def _apply_or_repair(
-    kube: Kube, resource: resources.Resource, live: Obj | None, stamped: dict[str, Any]
-) -> Obj:
-    """Apply; if the result is rejected because another manager's list items stay beside
-    ours, reset those lists to the desired ones and apply again (errors propagate)."""
+#: ``metadata.resourceVersion`` sent with a create: a precondition no existing object meets
+#: (etcd's first write is revision 2), so a name taken since we looked fails with 409 instead
+#: of our fields being merged into someone else's object.  A create ignores it.
+CREATE_ONLY_VERSION = "1"
+
+
+def _at_version(stamped: dict[str, Any], version: str) -> dict[str, Any]:
+    """The manifest with a resourceVersion precondition (not part of the drift hash)."""
+    return {**stamped, "metadata": {**stamped["metadata"], "resourceVersion": version}}
+
+
+def _converge(kube: Kube, child: _Child, result: ApplyResult, retries: int = 1) -> Obj | None:
+    """Create or update one child that is ours or absent; the live object afterwards.
+
+    Every write is conditional on the object read (absent, or this resourceVersion).  If it
+    changed meanwhile (409), read it again and decide again: it may not be ours any more.
+    """
+    if not drift.needs_apply(child.live, child.stamped):
+        return child.live
     try:
-        return kube.apply(stamped, resource)
+        if child.live is None:
+            return _create(kube, child, result)
+        return _update(kube, child.live, child, result)
     except KubeError as err:
-        if live is None or err.status != 422:
+        if err.status != 409 or retries <= 0:
+            raise
+    meta = child.stamped["metadata"]
+    child.live = kube.get(child.resource, meta.get("namespace"), meta["name"])
+    message = child.conflict()
+    if message is not None:
+        result.conflicts.append(message)
+        return None
+    return _converge(kube, child, result, retries - 1)
+
+
+def _create(kube: Kube, child: _Child, result: ApplyResult) -> Obj:
+    """Create a child: without force, and only if no object has its name."""
+    fresh = kube.apply(_at_version(child.stamped, CREATE_ONLY_VERSION), child.resource,
+                       force=False)
+    result.created.append(_ref(child.stamped))
+    return fresh
+
+
+def _update(kube: Kube, live: Obj, child: _Child, result: ApplyResult) -> Obj:
+    """Update a child known to be ours: force our fields back, if it is still as read."""
+    meta = child.stamped["metadata"]
+    BUDGET.spend(f"{meta.get('namespace')}/{_ref(child.stamped)}", time.monotonic())
+    fresh = _apply_or_repair(kube, child.resource, live, child.stamped)
+    result.updated.append(_ref(child.stamped))
+    return fresh
+
+
+def _apply_or_repair(
+    kube: Kube, resource: resources.Resource, live: Obj, stamped: dict[str, Any]
+) -> Obj:
+    """Apply with force at ``live``'s version; if the result is rejected because another
+    manager's list items stay beside ours, reset those lists to the desired ones (on the
+    same version) and apply again (errors propagate)."""
+    version = str(live["metadata"]["resourceVersion"])
+    try:
+        return kube.apply(_at_version(stamped, version), resource, force=True)
+    except KubeError as err:
+        if err.status != 422:
             raise
         ops = drift.list_repairs(live, stamped)
         if not ops:
             raise
     meta = stamped["metadata"]
-    kube.json_patch(resource, meta.get("namespace"), meta["name"], ops)
-    return kube.apply(stamped, resource)
+    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+    patched = kube.json_patch(resource, meta.get("namespace"), meta["name"], [guard, *ops])
+    repaired = str(patched["metadata"]["resourceVersion"])
+    return kube.apply(_at_version(stamped, repaired), resource, force=True)
 
 
 class FightingError(Exception):

@@ -109,13 +109,19 @@ class Kube:
             raise
         return list(items.get("items", []))
 
-    def apply(self, manifest: Mapping[str, Any], resource: Resource) -> Obj:
-        """Server-side apply with this operator's field manager, taking over conflicts."""
+    def apply(self, manifest: Mapping[str, Any], resource: Resource, *, force: bool) -> Obj:
+        """Server-side apply with this operator's field manager.
+
+        ``force`` takes over fields other managers set; without it a conflict is a 409.
+        Only force objects already known to be ours: force never asks whose object it is.
+        """
         meta = manifest["metadata"]
+        query = {"fieldManager": self.field_manager}
+        if force:
+            query["force"] = "true"
         return self.request(
             "PATCH", resource.path(meta.get("namespace"), meta["name"]),
-            query={"fieldManager": self.field_manager, "force": "true"},
-            body=manifest, content_type="application/apply-patch+yaml",
+            query=query, body=manifest, content_type="application/apply-patch+yaml",
         )
 
     def patch_status(self, resource: Resource, namespace: str, name: str, patch: Obj) -> Obj:

@@ -1,7 +1,18 @@
-"""The write budget stops a fight with another controller instead of writing forever."""
+"""Applying children: the write budget stops a fight with another controller, and no object
+this PaymentService does not control is ever written (nor pruned)."""
+
+import copy
 
 import pytest
-from payment_operator.kube.apply import FightingError, UpdateBudget
+from payment_operator.kube import resources
+from payment_operator.kube.apply import (
+    ApplyResult,
+    FightingError,
+    UpdateBudget,
+    apply_all,
+    prune,
+)
+from payment_operator.kube.client import KubeError
 
 pytestmark = pytest.mark.unit
 
@@ -14,3 +25,215 @@ def test_budget_allows_the_limit_then_refuses_then_recovers():
         budget.spend("ns/Deployment/x", 3)
     budget.spend("ns/Deployment/other", 3)  # budgets are per child
     budget.spend("ns/Deployment/x", 61.5)  # the oldest updates left the window
+
+
+# ---- ownership: never write an object this PaymentService does not control -------------
+
+UID = "ps-uid"
+
+
+class FakeKube:
+    """Just enough of :class:`Kube` for apply/prune: objects by (kind, name), calls recorded.
+
+    Like the API server, an apply honours a ``metadata.resourceVersion`` precondition (409
+    when the object exists at another version) and, without force and without one, merges
+    into an existing object whose fields do not conflict.
+    """
+
+    def __init__(self, *objects):
+        self.objects = {(o["kind"], o["metadata"]["name"]): copy.deepcopy(o) for o in objects}
+        self.applies: list[tuple[str, bool]] = []
+        self.deleted: list[str] = []
+        self.before_write = None  # called once before the next apply: a racing writer
+        self.version = 100
+
+    def get(self, resource, namespace, name):
+        obj = self.objects.get((resource.kind, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(self, resource, namespace, selector=""):
+        return [copy.deepcopy(o) for (kind, _), o in self.objects.items()
+                if kind == resource.kind]
+
+    def apply(self, manifest, resource, *, force):
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        self.applies.append((f"{key[0]}/{key[1]}", force))
+        if self.before_write is not None:
+            race, self.before_write = self.before_write, None
+            race(self)
+        meta = dict(manifest["metadata"])
+        wanted = meta.pop("resourceVersion", None)
+        live = self.objects.get(key)
+        if live is not None and wanted not in (None, live["metadata"]["resourceVersion"]):
+            raise KubeError(409, "Conflict", "the object has been modified")
+        self.version += 1
+        live = self.objects.setdefault(key, {"metadata": {"uid": f"uid-{key[1]}"}})
+        live.update({k: v for k, v in manifest.items() if k != "metadata"})
+        live["metadata"] = {**live["metadata"], **meta, "resourceVersion": str(self.version)}
+        return copy.deepcopy(live)
+
+    def json_patch(self, resource, namespace, name, ops):
+        raise AssertionError("not expected")
+
+    def delete(self, resource, namespace, name, uid):
+        del self.objects[(resource.kind, name)]
+        self.deleted.append(f"{resource.kind}/{name}")
+
+
+def _owner(uid=UID, controller=True, kind="PaymentService", name="x"):
+    return {"apiVersion": "paydeck.dev/v1alpha1", "kind": kind, "name": name, "uid": uid,
+            "controller": controller, "blockOwnerDeletion": True}
+
+
+def _child(kind, name, api_version="v1", owners=(), **body):
+    meta = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "7",
+            "labels": {"paydeck.dev/paymentservice": "x"}}
+    if owners:
+        meta["ownerReferences"] = list(owners)
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **body}
+
+
+def _desired(kind, name, api_version="v1", **body):
+    manifest = _child(kind, name, api_version, owners=[_owner()], **body)
+    del manifest["metadata"]["uid"], manifest["metadata"]["resourceVersion"]
+    return manifest
+
+
+def _netpol(name, owners=(), selector=None):
+    spec = {"podSelector": selector or {}, "policyTypes": ["Ingress", "Egress"]}
+    return _child("NetworkPolicy", name, "networking.k8s.io/v1", owners=owners, spec=spec)
+
+
+def test_an_unowned_object_is_left_alone_and_reported_while_the_others_are_created():
+    deny_all = _netpol("x")
+    kube = FakeKube(deny_all)
+    desired = [
+        _desired("ServiceAccount", "x"),
+        _desired("NetworkPolicy", "x", "networking.k8s.io/v1",
+                 spec={"podSelector": {"matchLabels": {"app": "x"}}}),
+        _desired("Service", "x", spec={"ports": [{"name": "http", "port": 80}]}),
+    ]
+    result = apply_all(kube, desired)
+    assert kube.objects[("NetworkPolicy", "x")] == deny_all
+    assert result.conflicts == [
+        "NetworkPolicy/x exists and is not owned by this PaymentService (owner: none)"]
+    assert result.created == ["ServiceAccount/x", "Service/x"]
+    assert ("NetworkPolicy", "x") not in result.live
+    assert kube.applies == [("ServiceAccount/x", False), ("Service/x", False)]
+
+
+@pytest.mark.parametrize("resource", [r for r in resources.KNOWN if r.child],
+                         ids=lambda r: r.kind)
+@pytest.mark.parametrize("owners", [
+    [],
+    [_owner(uid="other-uid")],
+    [_owner(controller=False)],
+    [_owner(controller=False), _owner(uid="rs", kind="ReplicaSet", name="rs-1")],
+], ids=["no-owner", "other-paymentservice", "ours-not-controller", "other-controller"])
+def test_no_child_kind_is_written_when_another_controls_it(resource, owners):
+    existing = _child(resource.kind, "x", resource.api_version, owners=owners,
+                      spec={"theirs": True})
+    kube = FakeKube(existing)
+    result = apply_all(kube, [_desired(resource.kind, "x", resource.api_version,
+                                       spec={"ours": True})])
+    assert kube.applies == []
+    assert kube.objects[(resource.kind, "x")] == existing
+    assert len(result.conflicts) == 1 and result.writes == 0
+    assert result.conflicts[0].startswith(f"{resource.kind}/x exists and is not owned")
+
+
+def test_the_conflict_message_names_the_controller():
+    kube = FakeKube(_child("Service", "x", owners=[_owner(uid="o", kind="Gateway", name="gw")]))
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+    assert result.conflicts == [
+        "Service/x exists and is not owned by this PaymentService (owner: Gateway/gw)"]
+
+
+def test_the_workload_is_held_back_while_a_child_it_would_use_is_not_ours():
+    # Pods reading a foreign ConfigMap would take its settings (a JWKS URL, a Stripe base).
+    kube = FakeKube(_child("ConfigMap", "x-config", data={"PAYMENT_JWKS_URL": "http://evil"}))
+    desired = [
+        _desired("ConfigMap", "x-config", data={"PAYMENT_PORT": "8080"}),
+        _desired("Deployment", "x", "apps/v1", spec={"replicas": 2}),
+        _desired("Service", "x", spec={"type": "ClusterIP"}),
+    ]
+    result = apply_all(kube, desired)
+    assert ("Deployment", "x") not in kube.objects
+    assert result.created == ["Service/x"]
+    assert result.conflicts == [
+        "ConfigMap/x-config exists and is not owned by this PaymentService (owner: none)",
+        "Deployment/x is not applied while another child is not owned by this PaymentService",
+    ]
+
+
+def test_our_own_children_are_updated_with_force():
+    ours = _child("Service", "x", owners=[_owner()], spec={"type": "NodePort"})
+    kube = FakeKube(ours)
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+    assert kube.applies == [("Service/x", True)]
+    assert result.updated == ["Service/x"] and result.conflicts == []
+    assert kube.objects[("Service", "x")]["spec"] == {"type": "ClusterIP"}
+
+
+def test_a_create_that_loses_a_race_to_a_foreign_object_is_a_conflict():
+    kube = FakeKube()
+    foreign = _child("Service", "x", spec={"type": "NodePort"})
+    kube.before_write = lambda k: k.objects.setdefault(("Service", "x"), copy.deepcopy(foreign))
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+    assert kube.applies == [("Service/x", False)]
+    assert kube.objects[("Service", "x")] == foreign
+    assert result.created == [] and result.conflicts == [
+        "Service/x exists and is not owned by this PaymentService (owner: none)"]
+
+
+def test_a_create_that_loses_a_race_to_our_own_object_updates_it():
+    kube = FakeKube()
+    ours = _child("Service", "x", owners=[_owner()], spec={"type": "NodePort"})
+    kube.before_write = lambda k: k.objects.setdefault(("Service", "x"), copy.deepcopy(ours))
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+    assert kube.applies == [("Service/x", False), ("Service/x", True)]
+    assert result.updated == ["Service/x"] and result.conflicts == []
+
+
+def test_an_update_that_loses_a_race_to_a_foreign_object_is_a_conflict():
+    kube = FakeKube(_child("Service", "x", owners=[_owner()], spec={"type": "NodePort"}))
+    foreign = _child("Service", "x", spec={"type": "NodePort"})
+    foreign["metadata"].update(uid="theirs", resourceVersion="9")
+
+    def replace(k):  # ours deleted and someone else's created between our read and write
+        k.objects[("Service", "x")] = copy.deepcopy(foreign)
+
+    kube.before_write = replace
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+    assert kube.applies == [("Service/x", True)]
+    assert kube.objects[("Service", "x")] == foreign
+    assert result.updated == [] and result.conflicts == [
+        "Service/x exists and is not owned by this PaymentService (owner: none)"]
+
+
+def test_other_create_failures_propagate():
+    kube = FakeKube()
+
+    def refuse(manifest, resource, *, force):
+        raise KubeError(403, "Forbidden", "quota")
+
+    kube.apply = refuse
+    with pytest.raises(KubeError, match="403"):
+        apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+
+
+def test_prune_deletes_only_children_this_paymentservice_controls():
+    kube = FakeKube(
+        _netpol("unowned"),
+        _netpol("other-controller", owners=[_owner(uid="other-uid")]),
+        _netpol("ours-not-controller", owners=[_owner(controller=False)]),
+        _netpol("ours-unwanted", owners=[_owner()]),
+        _netpol("ours-wanted", owners=[_owner()]),
+    )
+    result = ApplyResult()
+    netpol = resources.by_kind("networking.k8s.io/v1", "NetworkPolicy")
+    prune(kube, "ns", UID, "paydeck.dev/paymentservice=x", [netpol],
+          {("NetworkPolicy", "ours-wanted")}, result)
+    assert kube.deleted == ["NetworkPolicy/ours-unwanted"] == result.pruned
+    assert set(kube.objects) == {("NetworkPolicy", n) for n in (
+        "unowned", "other-controller", "ours-not-controller", "ours-wanted")}
