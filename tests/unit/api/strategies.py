@@ -39,6 +39,7 @@ template_text = (
 header_name = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,20}\Z").filter(
     lambda n: n.lower() not in api.CREDENTIAL_HEADERS
 )
+header_value = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
 tag = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}\Z")
 digest = st.from_regex(r"\Asha256:[a-f0-9]{64}\Z")
 small_map = st.dictionaries(st.from_regex(r"\A[a-z][a-z0-9.-]{0,15}\Z"), plain_text, max_size=3)
@@ -182,7 +183,7 @@ def providers(draw: st.DrawFn) -> dict[str, Any]:
             json_path=draw(st.sampled_from(["$.data.ratio", "ratio", "$.results[0].value"])),
             headers=draw(st.sampled_from([None, []]))
             if not names
-            else [api.Header(name=n, value=draw(plain_text)) for n in names],
+            else [api.Header(name=n, value=draw(header_value)) for n in names],
             timeout_seconds=timeout,
         )
     }

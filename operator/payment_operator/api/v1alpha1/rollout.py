@@ -46,6 +46,8 @@ _TIMEOUT_HELP = (
 )
 #: An HTTP header name (an RFC 9110 token).
 HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+#: An HTTP header value: printable ASCII, spaces and tabs.
+HEADER_VALUE_PATTERN = r"^[\t -~]*$"
 #: Headers that carry credentials: refused, since the spec is not a place for secrets.
 CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
@@ -191,8 +193,11 @@ class Header(ApiModel):
     name: Annotated[str, Field(pattern=HEADER_NAME_PATTERN, min_length=1, max_length=128)] = (
         Field(description="Header name, such as Accept or X-Scope-OrgID.")
     )
-    value: Annotated[str, Field(max_length=1024)] = Field(
-        description="Header value, as is: visible to anyone who can read the PaymentService."
+    value: Annotated[str, Field(pattern=HEADER_VALUE_PATTERN, max_length=1024)] = Field(
+        description=(
+            "Header value in printable ASCII, sent as is (no placeholders): visible to anyone "
+            "who can read the PaymentService."
+        )
     )
 
 
