@@ -1,13 +1,16 @@
-"""The providers' pure helpers: template rendering, number reading, Prometheus answer shapes."""
+"""The providers without a network: templates, numbers, Prometheus shapes, never raising."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from payment_operator.providers import ProviderError, render
+from payment_operator import providers
+from payment_operator.api import v1alpha1 as api
+from payment_operator.providers import ProviderError, prometheus, render
 from payment_operator.providers.errors import clip, to_number
 from payment_operator.providers.prometheus import value_of
+from payment_operator.rollout.analysis import MetricResult
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +84,18 @@ def test_value_of_refuses_other_shapes(body: object, error: str) -> None:
 def test_clip_keeps_messages_on_one_short_line() -> None:
     assert clip("a\n  b\tc") == "a b c"
     assert len(clip("x" * 1000)) == 300 and clip("x" * 1000).endswith("...")
+
+
+def test_measure_turns_a_provider_bug_into_an_error_result(monkeypatch) -> None:
+    def broken(spec: object, variables: object) -> float:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(prometheus, "query", broken)
+    metric = api.Metric.model_validate(
+        {
+            "name": "m",
+            "prometheus": {"address": "http://p:9090", "query": "up"},
+            "thresholdRange": {"min": 1},
+        }
+    )
+    assert providers.measure(metric, VARIABLES) == MetricResult("m", None, "RuntimeError: boom")
