@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 NAME, NAMESPACE, UID = "pay", "payments", "0b5e6c1e-0000-4000-8000-000000000001"
 OLD, STABLE, CANARY = "6c8d7f9b4a", "7d9f8c6b5a", "5b8c4d7e9f"
-IMAGE_1 = "registry.example/payment-runtime:1"
-IMAGE_2 = "registry.example/payment-runtime:2"
+IMAGE_1 = "payment-runtime:1"
+IMAGE_2 = "payment-runtime:2"
 STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"analysis": {"count": 5}}]
 
 

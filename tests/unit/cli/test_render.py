@@ -66,8 +66,8 @@ Strategy:            Canary
   SetWeight:         25
   ActualWeight:      20
   Paused:            yes: promote to continue, or abort
-Images:              registry.example/payment-runtime:1 (stable)
-                     registry.example/payment-runtime:2 (canary)
+Images:              payment-runtime:1 (stable)
+                     payment-runtime:2 (canary)
 Replicas:
   Desired:           4
   Current:           5
