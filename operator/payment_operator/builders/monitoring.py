@@ -12,6 +12,7 @@ from typing import Any
 from payment_operator.api.v1alpha1 import PaymentService
 from payment_operator.builders import meta
 
+#: The group/version of both kinds (the one discovery asks for, too).
 API_VERSION = "monitoring.coreos.com/v1"
 #: Share of failed payment requests above which the error alert fires.
 ERROR_RATIO_THRESHOLD = 0.05
