@@ -152,3 +152,19 @@ def test_monitoring_labels_never_override_child_labels() -> None:
     monitor = monitoring.service_monitor(p, FULL)
     assert monitor is not None
     assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == "pay"
+
+
+@pytest.mark.parametrize(
+    ("interval", "emitted"),
+    [("30s", "30s"), ("90s", "90s"), ("1m30s", "1m30s"), ("1500ms", "1500ms"),
+     ("30s1m", "1m30s"), ("1m1m", "2m"), ("500ms2s", "2s500ms"), ("0ms0s", "0s")],
+)
+def test_service_monitor_interval_is_one_the_upstream_schema_accepts(
+    interval: str, emitted: str
+) -> None:
+    p = ps(monitoring={"serviceMonitor": True, "interval": interval})
+    sm = monitoring.service_monitor(p, FULL)
+    assert sm is not None
+    [endpoint] = sm["spec"]["endpoints"]
+    assert endpoint["interval"] == emitted
+    assert monitoring.PROMETHEUS_DURATION.fullmatch(emitted)
