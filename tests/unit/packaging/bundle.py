@@ -23,6 +23,7 @@ CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 CHILDREN = {
     "": ("serviceaccounts", "configmaps", "services"),
     "apps": ("deployments",),
+    "batch": ("jobs",),
     "autoscaling": ("horizontalpodautoscalers",),
     "policy": ("poddisruptionbudgets",),
     "networking.k8s.io": ("networkpolicies", "ingresses"),
