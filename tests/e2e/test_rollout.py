@@ -252,7 +252,7 @@ def test_scale_mid_step_back_to_stable_and_superseding(cluster, namespace, opera
 class _Metric(BaseHTTPRequestHandler):
     value: object = 1.0
 
-    def do_GET(self):  # noqa: N802 - the stdlib's name
+    def do_GET(self):
         body = json.dumps({"data": {"ratio": type(self).value}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

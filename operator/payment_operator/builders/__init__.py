@@ -5,8 +5,8 @@ every child the operator should apply, as plain JSON-able dicts in a determinist
 already in the canonical form the API server returns (ints for ports, no empty maps or
 lists, explicit ``protocol: TCP``), so that the reconciler can compare them with live
 objects field by field.  Modules by role: :mod:`.meta` (identity of children),
-:mod:`.workload`, :mod:`.migrations`, :mod:`.network`, :mod:`.scaling`, :mod:`.monitoring`, :mod:`.secrets`,
-:mod:`.kafka`.
+:mod:`.workload`, :mod:`.migrations`, :mod:`.network`, :mod:`.scaling`, :mod:`.monitoring`,
+:mod:`.secrets`, :mod:`.kafka`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from payment_operator.api import PaymentService, parse
 from payment_operator.builders import (
     Context,
+    Workloads,
     build_all,
     child_labels,
     revision,
@@ -19,10 +20,8 @@ from payment_operator.builders import (
     selector_labels,
     workloads,
 )
-from payment_operator.builders import Workloads
-from payment_operator.builders.workload import deployment_name
 from payment_operator.builders.kafka import CLUSTER_LABEL
-from payment_operator.builders.workload import SECRET_ENV_NAMES
+from payment_operator.builders.workload import SECRET_ENV_NAMES, deployment_name
 
 from tests.unit.builders.cases import CASE_IDS, CASES, NAMESPACE, UID, Case, minimal_body
 
