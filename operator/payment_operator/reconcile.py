@@ -134,8 +134,9 @@ def _reconcile(
         _merge(result, apply.apply_all(kube, workloads))
         if prune_children or plan.replicas.keys() != revs.workloads.keys():
             wanted = {(m["kind"], m["metadata"]["name"]) for m in supporting + workloads}
-            # The current revision's Job stays until its TTL, even once not re-applied.
-            wanted.add(("Job", builders.migrations.job_name(ps, observed.revision)))
+            # A kept revision's Job stays until its TTL (its logs), even once not re-applied.
+            wanted.update(("Job", builders.migrations.job_name(ps, rev))
+                          for rev in {observed.revision, *plan.replicas})
             kinds = resources.children(ctx.capabilities)
             apply.prune(kube, meta["namespace"], meta["uid"], builders.selector(ps), kinds,
                         wanted, result)

@@ -106,6 +106,12 @@ def events(cluster, namespace):
                            "-o", "jsonpath={.items[*].reason}").stdout.split()
 
 
+def messages(cluster, namespace, reason):
+    items = get_json(cluster, "events", "-n", namespace,
+                     f"--field-selector=involvedObject.name={NAME},reason={reason}")["items"]
+    return [e["message"] for e in items]
+
+
 def start(cluster, namespace, operator, **kw):
     apply(cluster, namespace, service(**kw))
     return wait_for(healthy(cluster, namespace, kw.get("image", IMAGE_1)), 90,
@@ -130,10 +136,12 @@ def test_full_canary_follows_the_split_table(cluster, namespace, operator):
     set_image(cluster, namespace, IMAGE_2)
 
     seen_new_pods: set[str] = set()
+    snapshots: list[dict] = []
 
     def watch(check):
         def inner():
             seen_new_pods.update(p["metadata"]["name"] for p in pods(cluster, namespace, IMAGE_2))
+            snapshots.append(deployments(cluster, namespace))
             return check()
         return inner
 
@@ -150,16 +158,22 @@ def test_full_canary_follows_the_split_table(cluster, namespace, operator):
     created = min(p["metadata"]["creationTimestamp"] for p in pods(cluster, namespace, IMAGE_2))
     assert created >= done
 
-    # The pause ends on time (not at the drift timer, 300 s here), then 50%: 2 + 2.
-    status = wait_for(watch(at_step(cluster, namespace, 3, 50)), 60, "50%", operator)
-    assert deployments(cluster, namespace) == {IMAGE_1: (2, 2), IMAGE_2: (2, 2)}
-
+    # The pause ends on time (not at the drift timer, 300 s here); 50% is 2 + 2 ready pods.
+    started = datetime.fromisoformat(status["canary"]["stepStartedAt"].replace("Z", "+00:00"))
+    status = wait_for(watch(lambda: (ps(cluster, namespace)["status"].get("canary") or {})
+                            .get("stepIndex", 0) >= 2), 60, "the pause's end", operator)
+    waited = (datetime.now(UTC) - started).total_seconds()
+    assert 29 <= waited < 45
     obj = wait_for(watch(healthy(cluster, namespace, IMAGE_2)), 90, "promotion", operator)
     assert deployments(cluster, namespace) == {IMAGE_1: (0, 0), IMAGE_2: (4, 4)}
     assert obj["status"]["stableRevision"] != first["status"]["stableRevision"]
     assert obj["status"].get("canaryRevision") is None
-    # The new revision made as many pods as its final count plus the surge, at most.
+    # The new revision made as many pods as its final count plus the surge, at most; the
+    # total never passed replicas + maxSurge and stable never reached 0 before promotion.
     assert len(seen_new_pods) <= 4 + 1
+    for snap in snapshots:
+        assert sum(wanted for wanted, _ in snap.values()) <= 5, snap
+        assert snap.get(IMAGE_1, (0, 0))[0] >= 1 or snap.get(IMAGE_2) == (4, 4), snap
     assert obj["metadata"]["generation"] == generation + 1  # only our image change
     assert len(jobs(cluster, namespace)) == 2  # one per revision
     reasons = events(cluster, namespace)
@@ -167,6 +181,13 @@ def test_full_canary_follows_the_split_table(cluster, namespace, operator):
                    "StepCompleted", "Promoted"):
         assert reason in reasons, reason
     assert lua.run(lua.HEALTH, obj)["status"] == "Healthy"
+    # A setWeight step ends the moment its split is ready, and its Event says what it was.
+    done = messages(cluster, namespace, "StepCompleted")
+    assert any("(setWeight 10)" in m and "stable 4/4 ready, canary 1/1 ready, actual weight 20%"
+               in m for m in done), done
+    assert any("(setWeight 50)" in m and "stable 2/2 ready, canary 2/2 ready, actual weight 50%"
+               in m for m in done), done
+    assert any("(setWeight 100)" in m for m in done), done
 
 
 def test_failing_migration_keeps_stable_serving_and_retry_runs_it_again(

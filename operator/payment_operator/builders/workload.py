@@ -1,4 +1,4 @@
-"""The workload: ServiceAccount, ConfigMap of settings, pod template, a Deployment per revision.
+"""The workload: ServiceAccount, settings ConfigMap, pod template, a Deployment per revision.
 
 The pod template passes the ``restricted`` Pod Security Standard.  Secrets never appear in
 it: each secret is an env var with ``valueFrom.secretKeyRef``, pointing either at the

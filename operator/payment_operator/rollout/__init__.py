@@ -1,1 +1,2 @@
-"""The canary engine: pure decisions about rollouts (no I/O, no clock reads, no Kopf)."""
+"""The canary engine: pure decisions about rollouts, steps and their analysis (no I/O, no
+clock reads, no Kopf)."""

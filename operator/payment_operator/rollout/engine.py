@@ -372,8 +372,12 @@ def _steps(work: _Pass, spec: PaymentServiceSpec, observed: Observed, now: datet
             return result
         started = work.state.step_started_at or now
         work.step_seconds = (now - started).total_seconds()
+        stable = observed.pods(work.state.stable_revision)
+        canary = observed.pods(work.state.canary_revision)
         work.event("StepCompleted", f"step {index + 1}/{len(steps)} ({describe(steps[index])}) "
-                   f"done after {work.step_seconds:.0f}s")
+                   f"done after {work.step_seconds:.0f}s: stable {stable.ready}/"
+                   f"{stable.replicas} ready, canary {canary.ready}/{canary.replicas} ready, "
+                   f"actual weight {split.actual_weight(stable.ready, canary.ready)}%")
         work.state = replace(work.state, step_index=index + 1, step_started_at=now,
                              paused=False, analysis=None)
     return _promote(work, spec, observed, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 
@@ -17,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from payment_operator.api import parse
 from payment_operator.api import v1alpha1 as api
+from payment_operator.rollout import analysis
 
 from tests.fixtures.cluster import KubeCluster
 from tests.unit.api.manifests import INVALID, SAMPLES, load_invalid, load_sample
@@ -180,6 +182,47 @@ def test_status_subresource_stores_the_status_shape(
     stored = parse(get(cluster, namespace, sample["metadata"]["name"]))
     assert stored.status == api.PaymentServiceStatus.model_validate(STATUS)
     assert stored.status is not None and stored.status.kopf == STATUS["kopf"]
+
+
+def test_status_stores_an_analysis_run_and_a_merge_patch_clears_what_it_left(
+    cluster: KubeCluster, crd: object, namespace: str
+) -> None:
+    sample = _with_status(cluster, namespace)
+    name = sample["metadata"]["name"]
+    spec = api.Analysis.model_validate(
+        {
+            "metrics": [
+                {
+                    "name": n,
+                    "prometheus": {"address": "http://p:9090", "query": "up"},
+                    "thresholdRange": {"min": 0.99},
+                }
+                for n in ("success", "latency")
+            ]
+        }
+    )
+    start = datetime(2025, 1, 2, 3, 4, 5, 250000, tzinfo=UTC)
+    measured = analysis.record(
+        analysis.start(start),
+        spec,
+        api.StepAnalysis(count=3),
+        [analysis.MetricResult("success", float("nan")), analysis.MetricResult("latency", None)],
+        start + timedelta(seconds=30),
+    )
+    fresh = analysis.start(start + timedelta(minutes=5))
+
+    def patch(run: analysis.Run) -> analysis.Run | None:
+        body = {"status": {"canary": {"analysis": run.to_status()}}}
+        cluster.kubectl(
+            "patch", "paymentservice", name, "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps(body),
+        )
+        stored = get(cluster, namespace, name)["status"]["canary"]["analysis"]
+        return analysis.Run.from_status(stored)
+
+    assert patch(measured) == measured
+    # The next step's fresh run: lastMeasuredAt (null) and the old metrics must not survive.
+    assert patch(fresh) == fresh
 
 
 def test_status_rejects_an_integer_generation_as_string(

@@ -27,6 +27,19 @@ plain_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"
 query_text = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40
 )
+# Queries and URLs with placeholders in them: only the known {{variable}}s are accepted.
+placeholder = st.sampled_from(
+    ["{{revision}}", "{{ namespace }}", "{{stable_revision}}", "{{name}}", '{job="x"}', "{"]
+)
+template_text = (
+    st.lists(st.one_of(query_text, placeholder), min_size=1, max_size=4)
+    .map("".join)
+    .filter(api.is_template)
+)
+header_name = st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,20}\Z").filter(
+    lambda n: n.lower() not in api.CREDENTIAL_HEADERS
+)
+header_value = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
 tag = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}\Z")
 digest = st.from_regex(r"\Asha256:[a-f0-9]{64}\Z")
 small_map = st.dictionaries(st.from_regex(r"\A[a-z][a-z0-9.-]{0,15}\Z"), plain_text, max_size=3)
@@ -152,6 +165,31 @@ def threshold_ranges(draw: st.DrawFn) -> api.ThresholdRange:
 
 
 @st.composite
+def providers(draw: st.DrawFn) -> dict[str, Any]:
+    """The provider block of a metric: prometheus or web."""
+    timeout = draw(st.integers(1, 60))
+    if draw(st.booleans()):
+        query = draw(template_text)
+        return {
+            "prometheus": api.PrometheusQuery(
+                address=draw(url), query=query, timeout_seconds=timeout
+            )
+        }
+    path = draw(st.sampled_from(["", "/{{namespace}}/{{revision}}", "/success?rev={{revision}}"]))
+    names = draw(st.lists(header_name, max_size=3, unique=True))
+    return {
+        "web": api.WebQuery(
+            url=draw(url) + path,
+            json_path=draw(st.sampled_from(["$.data.ratio", "ratio", "$.results[0].value"])),
+            headers=draw(st.sampled_from([None, []]))
+            if not names
+            else [api.Header(name=n, value=draw(header_value)) for n in names],
+            timeout_seconds=timeout,
+        )
+    }
+
+
+@st.composite
 def canaries(draw: st.DrawFn) -> api.Canary:
     """Canary steps with strictly increasing weights, and analysis when a step needs it."""
     weights = sorted(draw(st.sets(st.integers(1, 100), max_size=5)))
@@ -182,13 +220,10 @@ def canaries(draw: st.DrawFn) -> api.Canary:
             initial_delay=draw(st.none() | duration),
             failure_limit=draw(st.integers(0, 100)),
             inconclusive_limit=draw(st.integers(0, 100)),
+            consecutive_error_limit=draw(st.integers(0, 100)),
             on_no_data=draw(st.sampled_from(["inconclusive", "fail", "pass"])),
             metrics=[
-                api.Metric(
-                    name=n,
-                    prometheus=api.PrometheusQuery(address=draw(url), query=draw(query_text)),
-                    threshold_range=draw(threshold_ranges()),
-                )
+                api.Metric(name=n, threshold_range=draw(threshold_ranges()), **draw(providers()))
                 for n in metric_names
             ],
         )

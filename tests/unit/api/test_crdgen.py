@@ -203,7 +203,9 @@ def test_list_maps(schema: dict[str, Any]) -> None:
         ".spec.kafka.topics": ["name"],
         ".spec.secretStore.objects": ["name"],
         ".spec.rollout.canary.analysis.metrics": ["name"],
+        ".spec.rollout.canary.analysis.metrics[].web.headers": ["name"],
         ".status.conditions": ["type"],
+        ".status.canary.analysis.metrics": ["name"],
     }
     for path, keys in keyed.items():
         items = dict(nodes(schema))[f"{path}[]"]

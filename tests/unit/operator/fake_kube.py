@@ -106,7 +106,7 @@ class FakeKube(Kube):
             and _selects(selector, obj["metadata"].get("labels") or {})
         ]
 
-    def apply(self, manifest: Mapping[str, Any], resource: Resource) -> Obj:
+    def apply(self, manifest: Mapping[str, Any], resource: Resource, *, force: bool = False) -> Obj:
         meta = manifest["metadata"]
         self.calls.append(("apply", resource.kind, meta["name"]))
         if resource.kind in self.apply_errors:

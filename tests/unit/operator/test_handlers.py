@@ -40,7 +40,9 @@ def state():
 
 
 def _add_ps(state: OperatorState, status: dict | None = None) -> dict:
-    body = minimal_body()
+    """A PaymentService without migrations (its first pass creates the Deployment)."""
+    body = minimal_body(database={"url": {"secretRef": {"name": "db", "key": "url"}},
+                                  "migrations": {"enabled": False}})
     body["metadata"].pop("uid")
     if status is not None:
         body["status"] = status

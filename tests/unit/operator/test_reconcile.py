@@ -24,8 +24,13 @@ NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 NAME = "pay"
 
 
+NO_MIGRATIONS = {"url": {"secretRef": {"name": "db", "key": "url"}},
+                 "migrations": {"enabled": False}}
+
+
 def _ps(kube: FakeKube, **spec) -> dict:
-    body = minimal_body(**spec)
+    """A PaymentService without migrations (its first pass creates the Deployment)."""
+    body = minimal_body(**{"database": NO_MIGRATIONS, **spec})
     body["metadata"].pop("uid")  # the fake API server assigns one
     return kube.add(body)
 
@@ -87,10 +92,30 @@ def test_a_spec_change_is_applied_and_published():
 
     outcome = _pass(kube)
 
-    assert ("apply", "Deployment", builders.stable_deployment_name(
-        parse(kube.stored("PaymentService", NAMESPACE, NAME)))) in kube.writes()
+    ps = parse(kube.stored("PaymentService", NAMESPACE, NAME))
+    assert ("apply", "Deployment", f"{NAME}-{builders.revision(ps)}") in kube.writes()
     assert kube.stored("PaymentService", NAMESPACE, NAME)["status"]["observedGeneration"] == 2
     assert "Updated" in [e.reason for e in outcome.events]
+
+
+def test_with_migrations_the_job_comes_first_and_the_deployment_after_it_succeeded():
+    kube = FakeKube()
+    _ps(kube, database={"url": {"secretRef": {"name": "db", "key": "url"}}})
+    _pass(kube)
+    ps = parse(kube.stored("PaymentService", NAMESPACE, NAME))
+    job = f"{NAME}-migrate-{builders.revision(ps)}"
+    assert kube.stored("Job", NAMESPACE, job) is not None
+    assert "Deployment" not in kube.kinds()
+    status = kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    assert status["phase"] == "Progressing" and status["migration"]["phase"] == "Running"
+
+    kube.objects[("Job", NAMESPACE, job)]["status"] = {
+        "conditions": [{"type": "Complete", "status": "True"}]}
+    _pass(kube)
+    assert kube.stored("Deployment", NAMESPACE, f"{NAME}-{builders.revision(ps)}") is not None
+    status = kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    assert status["migration"]["phase"] == "Succeeded"
+    assert status["canaryRevision"] == builders.revision(ps)  # until its pods are ready
 
 
 def test_a_spec_that_moves_during_the_status_write_is_left_to_the_next_pass():

@@ -23,7 +23,7 @@ CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 CHILDREN = {
     "": ("serviceaccounts", "configmaps", "services"),
     "apps": ("deployments",),
-    "batch": ("jobs",),
+    "batch": ("jobs",),  # the migration Job of each revision
     "autoscaling": ("horizontalpodautoscalers",),
     "policy": ("poddisruptionbudgets",),
     "networking.k8s.io": ("networkpolicies", "ingresses"),

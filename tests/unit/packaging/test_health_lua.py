@@ -218,30 +218,26 @@ def test_the_model_validation_of_cases_is_real() -> None:
 # -- statuses computed by the operator itself --------------------------------------------------
 
 
-def operator_status(workload: conditions.WorkloadState,
-                    failure: conditions.Failure | None = None) -> dict[str, Any]:
+def operator_status(phase: str, message: str, failure: conditions.Failure | None = None,
+                    abort_reason: str = "") -> dict[str, Any]:
     obs = conditions.Observation(
-        generation=GENERATION, desired_replicas=3, selector="app=payments",
-        revision="5d9c7f", image="ghcr.io/paydeck/payment-runtime:1.4.2",
-        workload=workload, failure=failure,
+        generation=GENERATION, selector="app=payments", phase=phase, message=message,
+        replicas=3, ready_replicas=3, abort_reason=abort_reason, failure=failure,
     )
     return conditions.desired_status(obs, {}, NOW)
 
 
-def test_operator_status_of_a_finished_rollout_is_healthy() -> None:
-    done = conditions.WorkloadState(exists=True, generation=2, observed_generation=2, replicas=3,
-                                    ready_replicas=3, updated_replicas=3, available_replicas=3)
-    assert health(payment_service(operator_status(done)))[0] == "Healthy"
-
-
-def test_operator_status_of_a_rollout_in_progress_is_progressing() -> None:
-    rolling = conditions.WorkloadState(exists=True, generation=2, observed_generation=2,
-                                       replicas=3, ready_replicas=1, updated_replicas=1,
-                                       available_replicas=1)
-    assert health(payment_service(operator_status(rolling)))[0] == "Progressing"
+@pytest.mark.parametrize(("phase", "health_status"), [
+    ("Healthy", "Healthy"), ("Progressing", "Progressing"), ("Paused", "Suspended"),
+    ("Degraded", "Degraded"),
+])
+def test_operator_status_of_each_phase_has_its_health(phase: str, health_status: str) -> None:
+    reason = "AnalysisFailed: success=0.5 below min 0.95" if phase == "Degraded" else ""
+    status = operator_status(phase, f"the rollout is {phase}", abort_reason=reason)
+    assert health(payment_service(status)) == (health_status, f"the rollout is {phase}")
 
 
 def test_operator_status_of_a_failure_is_degraded_with_its_message() -> None:
     failure = conditions.Failure("InvalidSecretStore", "vault payments-kv not found", False)
-    state, message = health(payment_service(operator_status(conditions.WorkloadState(), failure)))
+    state, message = health(payment_service(operator_status("Healthy", "3/3", failure)))
     assert (state, message) == ("Degraded", "vault payments-kv not found")

@@ -21,9 +21,15 @@ from tests.unit.builders.cases import sample
 PREFIX = "PAYMENT_"
 
 
+def build_with_job(ps: api.PaymentService, ctx: builders.Context) -> list[dict[str, Any]]:
+    """Every child of ``ps``, with the migration Job of its revision and its Deployment."""
+    plan = builders.Workloads(replicas={builders.revision(ps): ps.spec.replicas}, migration=True)
+    return builders.build_all(ps, ctx, plan)
+
+
 def build_sample(name: str, ctx: builders.Context | None = None) -> list[dict[str, Any]]:
-    """Every child the builders produce for ``manifests/samples/<name>.yaml``."""
-    return builders.build_all(api.parse(sample(name)), ctx or builders.Context())
+    """Every child the builders produce for ``manifests/samples/<name>.yaml`` (Job included)."""
+    return build_with_job(api.parse(sample(name)), ctx or builders.Context())
 
 
 def _pod_spec(manifests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -38,8 +44,9 @@ def runtime_container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def migrate_container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    """The stable Deployment's one init container, which applies the migrations."""
-    (container,) = _pod_spec(manifests).get("initContainers", ())
+    """The migration Job's one container, which applies the migrations."""
+    (job,) = [m for m in manifests if m["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
     return dict(container)
 
 

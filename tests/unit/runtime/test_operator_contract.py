@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from payment_operator import api, builders
+from payment_operator import api
 from starlette.testclient import TestClient
 
 from payment_runtime import cli, logs, migrations
@@ -36,7 +36,7 @@ TEST_SECRETS = {
 
 
 def _built(case: Any) -> list[dict[str, Any]]:
-    return builders.build_all(case.ps, case.ctx)
+    return operator_env.build_with_job(case.ps, case.ctx)
 
 
 def _user_env_names(case: Any) -> set[str]:
@@ -93,7 +93,7 @@ def test_the_env_provider_finds_every_secret_the_pod_carries(case, monkeypatch):
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_the_migrate_init_container_runs_migrate_on_the_pods_database(case, monkeypatch):
+def test_the_migration_job_runs_migrate_on_the_pods_database(case, monkeypatch):
     manifests = _built(case)
     migrate = operator_env.migrate_container(manifests)
     env = operator_env.resolve_env(manifests, TEST_SECRETS, migrate)

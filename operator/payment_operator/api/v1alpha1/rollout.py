@@ -1,13 +1,17 @@
 """How a new revision reaches production: canary steps, metric analysis, deadlines.
 
 The shape follows Argo Rollouts' canary strategy (``setWeight`` / ``pause`` / ``analysis``
-steps) with the analysis template inlined, because one PaymentService owns one rollout.
+steps) with the analysis template inlined, because one PaymentService owns one rollout.  A
+metric is measured by a Prometheus instant query or by an HTTP GET returning JSON (``web``);
+queries and URLs may name the ``{{revision}}``-style placeholders of
+:data:`TEMPLATE_VARIABLES`, and admission refuses any other template syntax.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,6 +26,47 @@ from payment_operator.api.v1alpha1.base import (
 )
 
 OnNoData = Literal["inconclusive", "fail", "pass"]
+
+#: The variables a query or URL may name as ``{{variable}}``, in the order of the docs.
+TEMPLATE_VARIABLES = ("revision", "stable_revision", "namespace", "name")
+#: Text with no template syntax but ``{{variable}}`` placeholders (spaces allowed inside the
+#: braces).  ``{%`` and ``{#`` (Jinja statements and comments) and a ``{{`` that does not
+#: start a known placeholder are refused; a single ``{`` (a PromQL label matcher) is fine.
+TEMPLATE_PATTERN = (
+    r"([^{]|\{[^{%#]|\{\{\s*(" + "|".join(TEMPLATE_VARIABLES) + r")\s*\}\})*\{?"
+)
+_TEMPLATE = re.compile(TEMPLATE_PATTERN)
+_TEMPLATE_HELP = (
+    "{{revision}} (the canary revision), {{stable_revision}}, {{namespace}} and {{name}} "
+    "(of the PaymentService) are replaced by their values"
+)
+_TIMEOUT_HELP = (
+    "Seconds each wait for the server (connecting, sending, every read) may last; a "
+    "response still arriving after this many seconds in all is abandoned. Either is an error."
+)
+#: An HTTP header name (an RFC 9110 token).
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+#: An HTTP header value: printable ASCII, spaces and tabs.
+HEADER_VALUE_PATTERN = r"^[\t -~]*$"
+#: Headers that carry credentials: refused, since the spec is not a place for secrets.
+CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+def is_template(text: str) -> bool:
+    """True when ``text`` uses no template syntax but the known ``{{variable}}`` placeholders."""
+    return _TEMPLATE.fullmatch(text) is not None
+
+
+def _template_rule(field: str) -> Rule:
+    return Rule(
+        rule=f"self.{field}.matches(r'^{TEMPLATE_PATTERN}$')",
+        message=(
+            f"{field} may only use the placeholders {{{{revision}}}}, {{{{stable_revision}}}}, "
+            "{{namespace}} and {{name}}"
+        ),
+        check=lambda m: is_template(getattr(m, field)),
+        field_path=f".{field}",
+    )
 
 
 class Pause(ApiModel):
@@ -44,8 +89,9 @@ class StepAnalysis(ApiModel):
         ge=1,
         le=100,
         description=(
-            "How many measurements to take, one per analysis interval; the step passes "
-            "when they are done without reaching the failure limit."
+            "How many measurements to take, one per analysis interval (rounds in which a "
+            "provider failed do not count). The step passes once they are taken with failures "
+            "within failureLimit and inconclusive ones within inconclusiveLimit."
         ),
     )
 
@@ -103,58 +149,168 @@ class ThresholdRange(ApiModel):
 
 
 class PrometheusQuery(ApiModel):
-    """A PromQL query that returns one number."""
+    """A PromQL instant query that returns one number."""
+
+    __rules__ = (_template_rule("query"),)
 
     address: Url = Field(
-        description="Base URL of the Prometheus server, such as http://prometheus:9090."
+        description=(
+            "Base URL of the Prometheus HTTP API, such as http://prometheus:9090; the query "
+            "is sent as GET {address}/api/v1/query."
+        )
     )
     query: str = Field(
         min_length=1,
         max_length=4096,
         description=(
-            "PromQL expression returning a single sample; it may use {{revision}} and "
-            "{{namespace}} placeholders for the canary revision and the namespace."
+            "PromQL expression returning one sample or a scalar; an empty result is no data, "
+            f"more than one series an error. {_TEMPLATE_HELP}."
         ),
+    )
+    timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description=_TIMEOUT_HELP,
     )
 
 
+class Header(ApiModel):
+    """One HTTP request header with a plain value."""
+
+    __rules__ = (
+        Rule(
+            rule="!(self.name.lowerAscii() in " + str(list(CREDENTIAL_HEADERS)) + ")",
+            message=(
+                "headers must not carry credentials (Authorization, Proxy-Authorization, Cookie)"
+            ),
+            check=lambda h: h.name.lower() not in CREDENTIAL_HEADERS,
+            field_path=".name",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    name: Annotated[str, Field(pattern=HEADER_NAME_PATTERN, min_length=1, max_length=128)] = (
+        Field(description="Header name, such as Accept or X-Scope-OrgID.")
+    )
+    value: Annotated[str, Field(pattern=HEADER_VALUE_PATTERN, max_length=1024)] = Field(
+        description=(
+            "Header value in printable ASCII, sent as is (no placeholders): visible to anyone "
+            "who can read the PaymentService."
+        )
+    )
+
+
+class WebQuery(ApiModel):
+    """An HTTP GET whose JSON response holds the number at a JSON path."""
+
+    __rules__ = (_template_rule("url"),)
+
+    url: Url = Field(description=f"URL to GET. {_TEMPLATE_HELP}.")
+    json_path: str = Field(
+        min_length=1,
+        max_length=256,
+        description=(
+            "JSONPath of the value in the response (jsonpath-ng syntax), such as "
+            "$.data.ratio, data.ratio or $.results[0].value; it must select exactly one "
+            "value: a number, a numeric string (NaN, +Inf and -Inf included) or null (no data)."
+        ),
+    )
+    headers: list[Header] | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "Request headers with plain values, never secrets: Authorization, "
+            "Proxy-Authorization and Cookie are refused."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    timeout_seconds: int = Field(default=10, ge=1, le=60, description=_TIMEOUT_HELP)
+
+    @model_validator(mode="after")
+    def _unique_headers(self) -> WebQuery:
+        unique((h.name for h in self.headers or ()), "header name")
+        return self
+
+
 class Metric(ApiModel):
-    """One measured signal of canary health."""
+    """One measured signal of canary health: exactly one of prometheus or web."""
+
+    __rules__ = (
+        Rule(
+            rule="(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1",
+            message="a metric must set exactly one of prometheus or web",
+            check=lambda m: present(m.prometheus, m.web) == 1,
+        ),
+    )
 
     name: DnsLabel = Field(description="Name of the metric, unique within the analysis.")
-    prometheus: PrometheusQuery = Field(description="Where and how to measure the metric.")
+    prometheus: PrometheusQuery | None = Field(
+        default=None, description="Measure with a Prometheus instant query."
+    )
+    web: WebQuery | None = Field(
+        default=None, description="Measure with an HTTP GET returning JSON."
+    )
     threshold_range: ThresholdRange = Field(
         description="The range a successful measurement falls in.",
     )
 
 
 class Analysis(ApiModel):
-    """How the canary is measured during analysis steps."""
+    """How the canary is measured during analysis steps.
+
+    Each measurement queries every metric once.  It is Failed when a metric fails (out of its
+    threshold range, or no usable value under ``onNoData: fail``), else an error when a
+    provider failed, else Inconclusive when a metric is, else Successful.
+    """
 
     interval: Duration = Field(
-        default="30s", description="Time between two measurements, such as 30s or 1m."
+        default="30s",
+        description=(
+            "Time from one measurement (or failed attempt) to the next, such as 30s or 1m."
+        ),
     )
     initial_delay: Duration | None = Field(
         default=None,
-        description="Time to wait after a step starts before the first measurement.",
+        description=(
+            "Time from the start of an analysis step to its first measurement; without it "
+            "the first measurement is taken at once."
+        ),
     )
     failure_limit: int = Field(
         default=2,
         ge=0,
         le=100,
-        description="Failed measurements tolerated; one more aborts the rollout.",
+        description=(
+            "Failed measurements tolerated in a step; one more ends the analysis as Failed "
+            "and aborts the rollout."
+        ),
     )
     inconclusive_limit: int = Field(
         default=2,
         ge=0,
         le=100,
-        description="Inconclusive measurements tolerated; one more pauses the rollout.",
+        description=(
+            "Inconclusive measurements tolerated in a step; one more ends the analysis as "
+            "Inconclusive and pauses the rollout."
+        ),
+    )
+    consecutive_error_limit: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description=(
+            "Measurements in a row that a provider failed (timeout, connection refused, "
+            "HTTP error, bad response) tolerated; one more ends the analysis as Error and "
+            "aborts the rollout. Any measurement without a provider failure resets the count."
+        ),
     )
     on_no_data: OnNoData = Field(
         default="inconclusive",
         description=(
-            "What an empty or NaN query result counts as: inconclusive (pause when over the "
-            "limit), fail (count as a failure) or pass (count as a success)."
+            "What a metric without a usable value (an empty result, NaN, +Inf or -Inf) counts "
+            "as: inconclusive, fail (a failed measurement) or pass (a successful one for an "
+            "empty result; NaN, +Inf and -Inf still count as inconclusive, so they never pass)."
         ),
     )
     metrics: list[Metric] = Field(

@@ -16,7 +16,8 @@ from payment_operator.api.v1alpha1.base import ApiModel, Int32, Int64, unique
 
 Phase = Literal["Pending", "Progressing", "Healthy", "Paused", "Degraded"]
 ConditionStatus = Literal["True", "False", "Unknown"]
-AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive"]
+AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Error"]
+MeasurementPhase = Literal["Successful", "Failed", "Inconclusive", "Error"]
 MigrationPhase = Literal["Running", "Succeeded", "Failed"]
 CommandAction = Literal["promote", "promoteFull", "abort", "retry"]
 
@@ -69,19 +70,58 @@ class Condition(StatusModel):
     message: str = Field(max_length=32768, description="Human-readable details of the transition.")
 
 
+class MetricMeasurement(StatusModel):
+    """The last measurement of one metric."""
+
+    name: str = Field(max_length=63, description="Name of the metric.")
+    value: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "The value measured, as text (NaN, +Inf and -Inf included); absent when there "
+            "was no data or the provider failed."
+        ),
+    )
+    phase: MeasurementPhase = Field(
+        description="Successful, Failed, Inconclusive or Error (the provider failed)."
+    )
+    message: str | None = Field(
+        default=None, max_length=1024, description="The value against the threshold, or the error."
+    )
+    measured_at: datetime = Field(description="When the metric was measured.")
+
+
 class AnalysisStatus(StatusModel):
     """Progress of the analysis of the current canary step."""
 
-    phase: AnalysisPhase | None = Field(default=None, description="Outcome so far.")
+    phase: AnalysisPhase | None = Field(
+        default=None,
+        description=(
+            "Running, or the outcome: Successful (count measurements taken within the limits), "
+            "Failed, Inconclusive or Error (a limit was exceeded)."
+        ),
+    )
+    measurements: Int32 = Field(
+        default=0, ge=0, description="Measurements taken (rounds with a provider failure excluded)."
+    )
     successes: Int32 = Field(default=0, ge=0, description="Successful measurements.")
     failures: Int32 = Field(default=0, ge=0, description="Failed measurements.")
     inconclusive: Int32 = Field(default=0, ge=0, description="Inconclusive measurements.")
+    consecutive_errors: Int32 = Field(
+        default=0, ge=0, description="Measurement rounds in a row in which a provider failed."
+    )
     started_at: datetime | None = Field(default=None, description="When the analysis started.")
     last_measured_at: datetime | None = Field(
-        default=None, description="Time of the last measurement."
+        default=None, description="Time of the last measurement round, failed attempts included."
     )
     message: str | None = Field(
         default=None, max_length=4096, description="Last measured values or the failure."
+    )
+    metrics: list[MetricMeasurement] | None = Field(
+        default=None,
+        max_length=8,
+        description="The last measurement of each metric.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
 
