@@ -1,9 +1,10 @@
 """Build the test bed's binaries from the Go module proxy, once, into a versioned cache.
 
 Every tool lands in ``~/.cache/paydeck/<tool>-<version>/bin``; a tool whose directory
-already holds its binaries is never rebuilt.  Usage::
+already holds its binaries is never rebuilt (``crds``: the upstream CRDs of the optional
+APIs, see :mod:`hack.crds`).  Usage::
 
-    python -m hack.tools build [kubernetes etcd kwok stripe-mock helm]
+    python -m hack.tools build [kubernetes etcd kwok stripe-mock helm crds]
     python -m hack.tools path kubectl
 """
 
@@ -296,15 +297,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.tools")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build tools that are not cached yet")
-    build.add_argument("names", nargs="*", help=f"any of: {', '.join(TOOLS)}")
+    build.add_argument("names", nargs="*", help=f"any of: {', '.join(TOOLS)}, crds")
     path = sub.add_parser("path", help="print a built binary's path")
     path.add_argument("binary")
     args = parser.parse_args(argv)
     if args.command == "build":
-        unknown = set(args.names) - set(TOOLS)
+        from hack import crds  # it imports this module
+
+        names = args.names or [*TOOLS, "crds"]
+        unknown = set(names) - set(TOOLS) - {"crds"}
         if unknown:
             parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
-        ensure(args.names or None)
+        if binaries := [n for n in names if n in TOOLS]:
+            ensure(binaries)
+        if "crds" in names:
+            crds.ensure()
     else:
         print(binary(args.binary))
     return 0

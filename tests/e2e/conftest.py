@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from hack import crds
 from hack.cluster import wait_established
 from hack.net import free_port
 from tests.fixtures.cluster import KubeCluster
@@ -100,16 +100,18 @@ def operator(cluster: KubeCluster, crd: Path) -> Iterator[OperatorProcess]:
     op.log.unlink(missing_ok=True)
 
 
-STANDINS = Path(__file__).resolve().parents[1] / "data" / "crds" / "third-party-standins.yaml"
-
-
 @pytest.fixture(scope="package")
-def third_party_crds(cluster: KubeCluster) -> None:
-    """Stand-ins for the Prometheus Operator, External Secrets, CSI and Strimzi CRDs."""
-    cluster.kubectl("apply", "--server-side", "-f", str(STANDINS))
-    names = [d["metadata"]["name"] for d in yaml.safe_load_all(STANDINS.read_text())]
-    wait_established(cluster.kubectl, names)
+def third_party_crds(cluster: KubeCluster) -> list[Path]:
+    """The real CRDs of the Prometheus Operator, External Secrets and the Secrets Store CSI
+    driver (cached from their releases' Go modules), and a stand-in for Strimzi's KafkaTopic.
+    """
+    files = [*crds.paths(), crds.STRIMZI_STANDIN]
+    # Server-side: the SecretStore CRDs are too big for client-side apply's annotation.
+    cluster.kubectl("apply", "--server-side", "--field-manager=tests",
+                    *(arg for f in files for arg in ("-f", str(f))))
+    wait_established(cluster.kubectl, crds.names_in(files))
     time.sleep(3)  # past the e2e operators' discovery cache TTL (2 s)
+    return files
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str,

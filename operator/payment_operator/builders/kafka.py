@@ -16,7 +16,8 @@ from typing import Any
 from payment_operator.api.v1alpha1 import PaymentService, Topic
 from payment_operator.builders import meta
 
-API_VERSION = "kafka.strimzi.io/v1beta2"
+#: The only version Strimzi 1.2 serves (the group/version discovery asks for, too).
+API_VERSION = "kafka.strimzi.io/v1"
 CLUSTER_LABEL = "strimzi.io/cluster"
 
 

@@ -48,12 +48,17 @@ CONTAINER_NAME = "payment-runtime"
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Which optional APIs the cluster serves; builders skip children of missing ones."""
+    """Which optional APIs the cluster serves; builders skip children of missing ones.
 
-    prometheus_operator: bool = False  # monitoring.coreos.com/v1
-    external_secrets: bool = False  # external-secrets.io/v1beta1
-    secrets_store_csi: bool = False  # secrets-store.csi.x-k8s.io/v1
-    strimzi: bool = False  # kafka.strimzi.io/v1beta2
+    Each flag stands for the group/version its builder module emits (``monitoring``,
+    ``secrets``, ``kafka``: their ``*API_VERSION`` constants), which discovery asks for
+    (``kube.resources.OPTIONAL_APIS``).
+    """
+
+    prometheus_operator: bool = False
+    external_secrets: bool = False
+    secrets_store_csi: bool = False
+    strimzi: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,40 @@ that Prometheus' serviceMonitorSelector and ruleSelector pick them up.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
-from payment_operator.api.v1alpha1 import PaymentService
+from payment_operator.api.v1alpha1 import PaymentService, parse_duration
 from payment_operator.builders import meta
 
+#: The group/version of both kinds (the one discovery asks for, too).
 API_VERSION = "monitoring.coreos.com/v1"
 #: Share of failed payment requests above which the error alert fires.
 ERROR_RATIO_THRESHOLD = 0.05
+
+
+#: The durations the Prometheus Operator's CRDs accept: each unit at most once, largest first.
+PROMETHEUS_DURATION = re.compile(
+    r"0|([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?"
+)
+
+
+def prometheus_duration(value: str) -> str:
+    """``value`` as the ServiceMonitor schema accepts it.
+
+    The PaymentService allows units in any order and repeated (``30s1m``), which the
+    upstream CRD rejects; such a value is rewritten as ``1m30s``, any other kept as written.
+    """
+    if PROMETHEUS_DURATION.fullmatch(value):
+        return value
+    ms = parse_duration(value) // timedelta(milliseconds=1)
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _enabled(ps: PaymentService, ctx: meta.Context) -> bool:
@@ -47,7 +73,7 @@ def service_monitor(ps: PaymentService, ctx: meta.Context) -> dict[str, Any] | N
                 {
                     "port": meta.METRICS_PORT_NAME,
                     "path": monitoring.path,
-                    "interval": monitoring.interval,
+                    "interval": prometheus_duration(monitoring.interval),
                 }
             ],
         },

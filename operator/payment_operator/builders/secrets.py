@@ -1,8 +1,9 @@
 """Secret-store bindings: how the secrets of spec.secretStore reach ``<name>-secrets``.
 
-* backend ``external-secrets`` (needs external-secrets.io/v1beta1): a SecretStore that
-  authenticates as the pods' ServiceAccount (workload identity, IRSA or Vault's Kubernetes
-  auth) and an ExternalSecret that syncs every store object into ``<name>-secrets``.
+* backend ``external-secrets`` (needs external-secrets.io/v1, the only version External
+  Secrets v1.3 serves): a SecretStore that authenticates as the pods' ServiceAccount
+  (workload identity, IRSA or Vault's Kubernetes auth) and an ExternalSecret that syncs
+  every store object into ``<name>-secrets``.
 * backend ``csi`` (needs secrets-store.csi.x-k8s.io/v1): a SecretProviderClass whose
   ``secretObjects`` sync the mounted objects into ``<name>-secrets``; the pod template
   mounts its volume (see :mod:`.workload`), which is what triggers the sync.
@@ -19,7 +20,9 @@ from typing import Any
 from payment_operator.api.v1alpha1 import PaymentService, SecretStore, StoreObject
 from payment_operator.builders import meta
 
-ESO_API_VERSION = "external-secrets.io/v1beta1"
+#: The group/versions these children are emitted at (and discovery asks for, through
+#: :data:`payment_operator.kube.resources.KNOWN`).
+ESO_API_VERSION = "external-secrets.io/v1"
 CSI_API_VERSION = "secrets-store.csi.x-k8s.io/v1"
 #: Key of a Vault KV secret that holds the value.
 VAULT_VALUE_KEY = "value"

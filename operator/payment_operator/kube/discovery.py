@@ -7,13 +7,7 @@ import time
 
 from payment_operator.builders import Capabilities
 from payment_operator.kube.client import Kube
-
-_APIS = {
-    "prometheus_operator": "monitoring.coreos.com/v1",
-    "external_secrets": "external-secrets.io/v1beta1",
-    "secrets_store_csi": "secrets-store.csi.x-k8s.io/v1",
-    "strimzi": "kafka.strimzi.io/v1beta2",
-}
+from payment_operator.kube.resources import OPTIONAL_APIS
 
 
 class CapabilityCache:
@@ -29,7 +23,7 @@ class CapabilityCache:
         with self._lock:
             if self._value is None or time.monotonic() - self._at > self.ttl:
                 self._value = Capabilities(
-                    **{flag: kube.has_api(api) for flag, api in _APIS.items()}
+                    **{flag: kube.has_api(api) for flag, api in OPTIONAL_APIS.items()}
                 )
                 self._at = time.monotonic()
             return self._value

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from payment_operator.builders import kafka, monitoring, secrets
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -50,19 +52,37 @@ KNOWN: tuple[Resource, ...] = (
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", child=True),
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", child=True),
     Resource("networking.k8s.io/v1", "Ingress", "ingresses", child=True),
-    Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors",
+    # Optional APIs: the group/version is the one their builders emit (the one source of
+    # truth); discovery asks the cluster for exactly these (see OPTIONAL_APIS).
+    Resource(monitoring.API_VERSION, "ServiceMonitor", "servicemonitors",
              child=True, capability="prometheus_operator"),
-    Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules",
+    Resource(monitoring.API_VERSION, "PrometheusRule", "prometheusrules",
              child=True, capability="prometheus_operator"),
-    Resource("external-secrets.io/v1beta1", "ExternalSecret", "externalsecrets",
+    Resource(secrets.ESO_API_VERSION, "ExternalSecret", "externalsecrets",
              child=True, capability="external_secrets"),
-    Resource("external-secrets.io/v1beta1", "SecretStore", "secretstores",
+    Resource(secrets.ESO_API_VERSION, "SecretStore", "secretstores",
              child=True, capability="external_secrets"),
-    Resource("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass", "secretproviderclasses",
+    Resource(secrets.CSI_API_VERSION, "SecretProviderClass", "secretproviderclasses",
              child=True, capability="secrets_store_csi"),
-    Resource("kafka.strimzi.io/v1beta2", "KafkaTopic", "kafkatopics",
+    Resource(kafka.API_VERSION, "KafkaTopic", "kafkatopics",
              child=True, capability="strimzi"),
 )
+
+
+def _optional_apis() -> dict[str, str]:
+    apis: dict[str, str] = {}
+    for r in KNOWN:
+        if r.capability is None:
+            continue
+        if apis.setdefault(r.capability, r.api_version) != r.api_version:
+            raise AssertionError(
+                f"{r.capability}: kinds at {apis[r.capability]} and {r.api_version}")
+    return apis
+
+
+#: The group/version each optional API (a Capabilities flag) is served at, such as
+#: ``{"external_secrets": "external-secrets.io/v1"}``: what discovery asks the cluster for.
+OPTIONAL_APIS: Mapping[str, str] = _optional_apis()
 
 #: Children every cluster serves: watched for drift through child events.
 CORE_CHILDREN = tuple(r for r in KNOWN if r.child and r.capability is None)

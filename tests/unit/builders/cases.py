@@ -102,6 +102,41 @@ VAULT_CSI_BODY = minimal_body(
     networkPolicy={"allowedNamespaces": ["payments", "checkout"]},
 )
 
+#: Every secret-store provider, with either backend (see :func:`store_body`).
+PROVIDERS = ["azure-keyvault", "aws-secrets-manager", "vault"]
+BACKENDS = ["external-secrets", "csi"]
+
+
+def store_body(provider: str, backend: str) -> dict[str, Any]:
+    """A body whose Stripe key and database URL come from a store of that provider."""
+    blocks = {
+        "azure-keyvault": {
+            "azure": {
+                "vaultName": "kv-pay",
+                "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "clientId": "0e3f1a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
+            }
+        },
+        "aws-secrets-manager": {
+            "aws": {"region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/r"}
+        },
+        "vault": {"vault": {"address": "https://vault:8200", "role": "pay"}},
+    }
+    return minimal_body(
+        secretStore={
+            "backend": backend,
+            "provider": provider,
+            **blocks[provider],
+            "objects": [
+                {"name": "DATABASE_URL", "remoteRef": "db-url"},
+                {"name": "STRIPE_KEY", "remoteRef": "stripe", "version": "7"},
+            ],
+        },
+        database={"url": {"storeObject": "DATABASE_URL"}},
+        stripe={"secretKey": {"storeObject": "STRIPE_KEY"}},
+    )
+
+
 CASES = [
     Case("minimal", sample("minimal"), Context()),
     Case("full-azure", sample("full"), Context(capabilities=ALL_CAPABILITIES)),

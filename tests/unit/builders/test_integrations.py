@@ -9,7 +9,13 @@ import yaml
 from payment_operator.api import PaymentService, parse
 from payment_operator.builders import Capabilities, Context, build_all, kafka, monitoring, secrets
 
-from tests.unit.builders.cases import ALL_CAPABILITIES, minimal_body, sample
+from tests.unit.builders.cases import (
+    ALL_CAPABILITIES,
+    PROVIDERS,
+    minimal_body,
+    sample,
+    store_body,
+)
 
 pytestmark = pytest.mark.unit
 FULL = Context(capabilities=ALL_CAPABILITIES)
@@ -25,46 +31,14 @@ def ps(**spec: Any) -> PaymentService:
     return parse(minimal_body(**spec))
 
 
-def _store(provider: str, backend: str) -> dict[str, Any]:
-    blocks = {
-        "azure-keyvault": {
-            "azure": {
-                "vaultName": "kv-pay",
-                "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-                "clientId": "0e3f1a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
-            }
-        },
-        "aws-secrets-manager": {
-            "aws": {"region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/r"}
-        },
-        "vault": {"vault": {"address": "https://vault:8200", "role": "pay"}},
-    }
-    return {
-        "backend": backend,
-        "provider": provider,
-        **blocks[provider],
-        "objects": [
-            {"name": "DATABASE_URL", "remoteRef": "db-url"},
-            {"name": "STRIPE_KEY", "remoteRef": "stripe", "version": "7"},
-        ],
-    }
-
-
 def _with_store(provider: str, backend: str) -> PaymentService:
-    return ps(
-        secretStore=_store(provider, backend),
-        database={"url": {"storeObject": "DATABASE_URL"}},
-        stripe={"secretKey": {"storeObject": "STRIPE_KEY"}},
-    )
+    return parse(store_body(provider, backend))
 
 
 @pytest.mark.parametrize("body", [sample("full"), sample("aws")], ids=["full", "aws"])
 def test_no_optional_api_child_without_its_capability(body: dict[str, Any]) -> None:
     children = build_all(parse(body), Context(capabilities=Capabilities()))
     assert not [c["kind"] for c in children if c["apiVersion"].startswith(OPTIONAL_GROUPS)]
-
-
-PROVIDERS = ["azure-keyvault", "aws-secrets-manager", "vault"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -178,3 +152,19 @@ def test_monitoring_labels_never_override_child_labels() -> None:
     monitor = monitoring.service_monitor(p, FULL)
     assert monitor is not None
     assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == "pay"
+
+
+@pytest.mark.parametrize(
+    ("interval", "emitted"),
+    [("30s", "30s"), ("90s", "90s"), ("1m30s", "1m30s"), ("1500ms", "1500ms"),
+     ("30s1m", "1m30s"), ("1m1m", "2m"), ("500ms2s", "2s500ms"), ("0ms0s", "0s")],
+)
+def test_service_monitor_interval_is_one_the_upstream_schema_accepts(
+    interval: str, emitted: str
+) -> None:
+    p = ps(monitoring={"serviceMonitor": True, "interval": interval})
+    sm = monitoring.service_monitor(p, FULL)
+    assert sm is not None
+    [endpoint] = sm["spec"]["endpoints"]
+    assert endpoint["interval"] == emitted
+    assert monitoring.PROMETHEUS_DURATION.fullmatch(emitted)
