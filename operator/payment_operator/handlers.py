@@ -76,9 +76,9 @@ def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -
     settings.posting.loggers = False  # only the Events we post on purpose
     settings.batching.worker_limit = own.worker_limit
     settings.execution.max_workers = own.thread_workers
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.networking.request_timeout = 60
+    settings.watching.server_timeout = own.watch_server_timeout_seconds
+    settings.watching.client_timeout = own.watch_client_timeout_seconds
+    settings.networking.request_timeout = own.request_timeout_seconds
     settings.peering.name = own.peering_name
     settings.peering.priority = (
         own.priority if own.priority is not None else random.randint(1, 10_000)

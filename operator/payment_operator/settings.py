@@ -29,6 +29,18 @@ class Settings(BaseSettings):
         default=False, description="Skip peering (only for a single replica or local runs)."
     )
     peering_name: str = Field(default="paydeck", description="Kopf peering object name.")
+    api_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Read timeout of the operator's own API calls."
+    )
+    request_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Timeout of Kopf's API requests (patches, Events)."
+    )
+    watch_server_timeout_seconds: int = Field(
+        default=300, gt=0, description="How long the API server keeps a watch open."
+    )
+    watch_client_timeout_seconds: float = Field(
+        default=330.0, gt=0, description="When a silent watch is given up and opened again."
+    )
     priority: int | None = Field(
         default=None, description="Peering priority; a random one when unset."
     )

@@ -34,7 +34,8 @@ class OperatorState:
         """The state for ``settings``; the client from the environment unless one is given."""
         return cls(
             settings=settings,
-            kube=kube if kube is not None else Kube.from_environment(),
+            kube=kube if kube is not None else Kube.from_environment(
+                timeout=settings.api_timeout_seconds),
             capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
             coalescer=Coalescer(),
             scheduler=Scheduler(),

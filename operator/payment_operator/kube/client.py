@@ -41,12 +41,16 @@ def _error(exc: Exception) -> KubeError:
 class Kube:
     """Raw-dict access to the API server, one field manager for every apply."""
 
-    def __init__(self, api_client: k8s.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(
+        self, api_client: k8s.ApiClient, field_manager: str = FIELD_MANAGER,
+        timeout: float = 30.0,
+    ) -> None:
         self.api_client = api_client
         self.field_manager = field_manager
+        self.timeout = timeout
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> Kube:
+    def from_environment(cls, kubeconfig: str | None = None, timeout: float = 30.0) -> Kube:
         """In-cluster credentials, else the kubeconfig named (or $KUBECONFIG)."""
         configuration = k8s.Configuration()
         if kubeconfig:
@@ -59,7 +63,7 @@ class Kube:
         # Fail fast and let the caller's back-off decide: urllib3's own retries would hold a
         # worker thread (and the object's lock) for minutes while the API server is down.
         configuration.retries = False
-        return cls(k8s.ApiClient(configuration))
+        return cls(k8s.ApiClient(configuration), timeout=timeout)
 
     def request(
         self,
@@ -69,7 +73,7 @@ class Kube:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | tuple[float, float] = (5, 30),
+        timeout: float | tuple[float, float] | None = None,
     ) -> Obj:
         try:
             response = self.api_client.call_api(
@@ -80,7 +84,7 @@ class Kube:
                 auth_settings=["BearerToken"],
                 _preload_content=False,
                 _return_http_data_only=True,
-                _request_timeout=timeout,
+                _request_timeout=timeout if timeout is not None else (5, self.timeout),
             )
         except Exception as exc:  # urllib3 errors, timeouts, ApiException
             raise _error(exc) from exc
