@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from hack.apiserver_metrics import writes_between
-from tests.e2e.conftest import OperatorProcess, condition, get_json, wait_for
+from tests.e2e.conftest import (
+    OperatorProcess,
+    condition,
+    get_json,
+    play_sync_controllers,
+    wait_for,
+)
 
 RESYNC_SECONDS = 3
 
@@ -48,6 +54,9 @@ def _check_idle_writes(cluster, namespace, operator):
         ps["metadata"]["name"] = name
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-",
                         input=json.dumps(ps))
+    # The full sample waits for its ExternalSecret and KafkaTopics (SecretsReady, TopicsReady).
+    wait_for(lambda: play_sync_controllers(cluster, namespace) >= 3, 60,
+             "the ExternalSecret and KafkaTopics of the full sample", operator)
     for name in names:
         wait_for(lambda name=name: condition(get_json(cluster, "paysvc", name, "-n", namespace),
                                              "Ready").get("status") == "True",

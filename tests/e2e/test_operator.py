@@ -17,10 +17,14 @@ SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
 CORE_CHILDREN = [
     ("serviceaccount", "{name}"),
     ("configmap", "{name}-config"),
-    ("deployment", "{name}"),
+    ("deployment", "{name}-{rev}"),  # the stable revision's
     ("service", "{name}"),
     ("networkpolicy", "{name}"),
 ]
+
+
+def _rev(cluster, namespace, name) -> str:
+    return get_json(cluster, "paysvc", name, "-n", namespace)["status"]["stableRevision"]
 
 
 def _sample(name: str) -> dict:
@@ -41,29 +45,57 @@ def _ready(cluster, namespace, name):
     return obj if ok else None
 
 
-def test_full_sample_creates_every_child_and_becomes_ready(cluster, namespace, operator):
+def test_full_sample_on_a_bare_cluster_says_which_api_is_missing(cluster, namespace, operator):
+    """No External Secrets or Strimzi API here: the gates stay closed, nothing claims Healthy
+    and no pod of the service exists (they would fail on a Secret nobody syncs)."""
     ps = _sample("full")
     name = ps["metadata"]["name"]
     _apply(cluster, namespace, ps)
-    obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready=True", operator)
 
-    for kind, pattern in [*CORE_CHILDREN, ("horizontalpodautoscaler", "{name}"),
+    def gated():
+        obj = get_json(cluster, "paysvc", name, "-n", namespace)
+        ok = (condition(obj, "SecretsReady").get("status") == "False"
+              and condition(obj, "TopicsReady").get("status") == "False")
+        return obj if ok else None
+
+    obj = wait_for(gated, 60, "closed gates", operator)
+    status = obj["status"]
+    assert condition(obj, "SecretsReady")["reason"] == "ExternalSecretsAPIMissing"
+    assert "install the External Secrets Operator" in condition(obj, "SecretsReady")["message"]
+    assert condition(obj, "TopicsReady")["reason"] == "StrimziAPIMissing"
+    assert status["phase"] == "Progressing" and condition(obj, "Ready")["status"] == "False"
+    assert "SecretsReady" in status["message"] and "TopicsReady" in status["message"]
+    for cond in status["conditions"]:
+        assert isinstance(cond["observedGeneration"], int)
+        assert cond["message"]
+    # The children every cluster serves exist and are ours; no workload, no Job, no pod.
+    for kind, pattern in [("serviceaccount", "{name}"), ("configmap", "{name}-config"),
+                          ("service", "{name}"), ("networkpolicy", "{name}"),
+                          ("horizontalpodautoscaler", "{name}"),
                           ("poddisruptionbudget", "{name}"), ("ingress", "{name}")]:
         child = get_json(cluster, kind, pattern.format(name=name), "-n", namespace)
         assert child is not None, f"{kind} missing"
         owners = child["metadata"]["ownerReferences"]
         assert [(o["kind"], o["name"], o["controller"]) for o in owners] == [
             ("PaymentService", name, True)]
-
-    status = obj["status"]
-    assert status["phase"] == "Healthy"
-    assert status["readyReplicas"] == 3 and status["replicas"] == 3
-    for cond in status["conditions"]:
-        assert isinstance(cond["observedGeneration"], int)
-        assert cond["message"]
+    for kind in ("deployments", "jobs", "pods"):
+        assert get_json(cluster, kind, "-n", namespace)["items"] == [], kind
     hpa = get_json(cluster, "hpa", name, "-n", namespace)
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "paydeck.dev/v1alpha1", "kind": "PaymentService", "name": name}
+
+
+def test_minimal_sample_becomes_ready_with_events(cluster, namespace, operator):
+    ps = _sample("minimal")
+    name = ps["metadata"]["name"]
+    _apply(cluster, namespace, ps)
+    obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready=True", operator)
+    rev = obj["status"]["stableRevision"]
+    for kind, pattern in CORE_CHILDREN:
+        child = get_json(cluster, kind, pattern.format(name=name, rev=rev), "-n", namespace)
+        assert child is not None, f"{kind} missing"
+    assert obj["status"]["phase"] == "Healthy"
+    assert obj["status"]["readyReplicas"] == 2 and obj["status"]["replicas"] == 2
     # kubectl wait, as an SRE or a pipeline would use it.
     cluster.kubectl("wait", "--for=condition=Ready", f"paysvc/{name}", "-n", namespace,
                     "--timeout=30s")
@@ -74,8 +106,8 @@ def test_full_sample_creates_every_child_and_becomes_ready(cluster, namespace, o
                                    "-o", "jsonpath={.items[*].reason}").stdout.split())
 
     # Kopf posts Events asynchronously, shortly after the status write that made it Ready.
-    wait_for(lambda: {"Created", "PhaseProgressing", "PhaseHealthy"} <= reasons(), 30,
-             "Created/PhaseProgressing/PhaseHealthy events", operator)
+    wanted = {"Created", "MigrationStarted", "MigrationSucceeded", "Promoted", "PhaseHealthy"}
+    wait_for(lambda: wanted <= reasons(), 30, f"events {wanted}", operator)
 
 
 def test_children_carry_no_cr_labels_and_spec_is_untouched(cluster, namespace, operator):
@@ -92,8 +124,9 @@ def test_children_carry_no_cr_labels_and_spec_is_untouched(cluster, namespace, o
             assert "f:spec" not in entry.get("fieldsV1", {}), entry["manager"]
     assert not any(k.startswith("kopf.zalando.org") for k in after["metadata"].get(
         "annotations", {}))
+    rev = after["status"]["stableRevision"]
     for kind, pattern in CORE_CHILDREN:
-        labels = get_json(cluster, kind, pattern.format(name=name), "-n", namespace)[
+        labels = get_json(cluster, kind, pattern.format(name=name, rev=rev), "-n", namespace)[
             "metadata"]["labels"]
         assert "team" not in labels and "argocd.argoproj.io/instance" not in labels
 
@@ -103,9 +136,10 @@ def test_drift_is_undone_quickly(cluster, namespace, operator):
     name = ps["metadata"]["name"]
     _apply(cluster, namespace, ps)
     wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+    workload = f"{name}-{_rev(cluster, namespace, name)}"
 
-    cluster.kubectl("scale", "deployment", name, "-n", namespace, "--replicas=7")
-    wait_for(lambda: get_json(cluster, "deployment", name, "-n", namespace)["spec"][
+    cluster.kubectl("scale", "deployment", workload, "-n", namespace, "--replicas=7")
+    wait_for(lambda: get_json(cluster, "deployment", workload, "-n", namespace)["spec"][
         "replicas"] == 2, 10, "Deployment replicas restored", operator)
 
     svc = get_json(cluster, "service", name, "-n", namespace)
@@ -116,11 +150,12 @@ def test_drift_is_undone_quickly(cluster, namespace, operator):
     wait_for(lambda: get_json(cluster, "service", name, "-n", namespace)["spec"]["ports"][0][
         "port"] == port, 10, "Service port restored", operator)
 
-    for kind in ("networkpolicy", "deployment"):
-        uid = get_json(cluster, kind, name, "-n", namespace)["metadata"]["uid"]
-        cluster.kubectl("delete", kind, name, "-n", namespace, "--wait=false")
-        wait_for(lambda kind=kind, uid=uid: (o := get_json(cluster, kind, name, "-n", namespace))
-                 and o["metadata"]["uid"] != uid, 10, f"{kind} recreated", operator)
+    for kind, child in (("networkpolicy", name), ("deployment", workload)):
+        uid = get_json(cluster, kind, child, "-n", namespace)["metadata"]["uid"]
+        cluster.kubectl("delete", kind, child, "-n", namespace, "--wait=false")
+        wait_for(lambda kind=kind, child=child, uid=uid: (
+            o := get_json(cluster, kind, child, "-n", namespace)) and o["metadata"]["uid"] != uid,
+            10, f"{kind} recreated", operator)
 
 
 def test_delete_removes_children_and_does_not_hang(cluster, namespace, operator):
@@ -128,16 +163,17 @@ def test_delete_removes_children_and_does_not_hang(cluster, namespace, operator)
     name = ps["metadata"]["name"]
     _apply(cluster, namespace, ps)
     wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+    rev = _rev(cluster, namespace, name)
     assert "paydeck.dev/finalizer" in get_json(cluster, "paysvc", name, "-n", namespace)[
         "metadata"]["finalizers"]
     cluster.kubectl("delete", "paysvc", name, "-n", namespace, "--timeout=30s")
     for kind, pattern in CORE_CHILDREN:
         wait_for(lambda kind=kind, pattern=pattern: get_json(
-            cluster, kind, pattern.format(name=name), "-n", namespace) is None,
+            cluster, kind, pattern.format(name=name, rev=rev), "-n", namespace) is None,
             60, f"{kind} garbage-collected", operator)
 
 
-def test_restricted_namespace_accepts_the_pods(cluster, namespace, operator):
+def test_restricted_namespace_accepts_the_pods(cluster, namespace, operator, third_party_crds):
     cluster.kubectl("label", "namespace", namespace,
                     "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
     ps = _sample("aws")
@@ -145,6 +181,9 @@ def test_restricted_namespace_accepts_the_pods(cluster, namespace, operator):
     _apply(cluster, namespace, ps)
     obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
     assert obj["status"]["readyReplicas"] == ps["spec"].get("replicas", 2)
+    # The migration Job's pod ran in the restricted namespace too.
+    [job] = get_json(cluster, "jobs", "-n", namespace)["items"]
+    assert job["status"].get("succeeded") == 1
     warnings = cluster.kubectl("get", "events", "-n", namespace,
                                "--field-selector=reason=FailedCreate", "-o", "name").stdout
     assert warnings.strip() == ""
@@ -184,7 +223,7 @@ def test_restart_mid_reconcile_converges(cluster, namespace, operator):
     try:
         _apply(cluster, namespace, ps)
         operator.start()
-        wait_for(lambda: get_json(cluster, "deployment", name, "-n", namespace), 60,
+        wait_for(lambda: get_json(cluster, "deployments", "-n", namespace)["items"], 60,
                  "the Deployment", operator)
         operator.stop(signal.SIGKILL)  # killed in the middle of the rollout
     finally:
@@ -192,5 +231,6 @@ def test_restart_mid_reconcile_converges(cluster, namespace, operator):
     obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready after restart",
                    operator)
     deployments = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout
-    assert deployments.split() == [f"deployment.apps/{name}"]
+    assert deployments.split() == [f"deployment.apps/{name}-{obj['status']['stableRevision']}"]
+    assert len(get_json(cluster, "jobs", "-n", namespace)["items"]) == 1  # one per revision
     assert obj["status"]["readyReplicas"] == 2

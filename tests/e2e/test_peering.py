@@ -49,8 +49,9 @@ def test_lower_priority_replica_pauses_and_the_other_reconciles(cluster, namespa
         # The leader goes away (it unregisters on a clean stop): the other one takes over.
         high.stop()
         cluster.kubectl("scale", "paysvc", name, "-n", namespace, "--replicas=3")
-        wait_for(lambda: get_json(cluster, "deployment", name, "-n", namespace)["spec"][
-            "replicas"] == 3, 60, "the remaining replica to reconcile", low)
+        rev = get_json(cluster, "paysvc", name, "-n", namespace)["status"]["stableRevision"]
+        wait_for(lambda: get_json(cluster, "deployment", f"{name}-{rev}", "-n", namespace)[
+            "spec"]["replicas"] == 3, 60, "the remaining replica to reconcile", low)
         assert low.reconciles() > 0
     finally:
         low.stop()

@@ -40,6 +40,8 @@ from payment_operator.rollout.state import (
 REVISION_HISTORY_LIMIT = 2
 #: How soon to look again while a migration Job is being deleted for a retry.
 RETRY_POLL_SECONDS = 2.0
+#: How often a closed gate is looked at again (ExternalSecrets and KafkaTopics are not watched).
+GATE_POLL_SECONDS = 10.0
 
 MIGRATIONS_APPLIED = "MigrationsApplied"
 
@@ -186,6 +188,7 @@ def _rollout(work: _Pass, spec: PaymentServiceSpec, observed: Observed, now: dat
     if closed:
         work.conditions[MIGRATIONS_APPLIED] = _migration_condition(work.state, observed, spec)
         names = ", ".join(f"{g.type} ({g.message})" for g in closed)
+        work.requeue(GATE_POLL_SECONDS)
         return work.plan(_hold(observed, work.state), "Progressing",
                          f"revision {revision} waits for {names}")
 
