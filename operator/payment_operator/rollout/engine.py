@@ -405,8 +405,10 @@ def _replicas(observed: Observed, state: RolloutState, counts: split.Split) -> d
 
 
 def _in_place(observed: Observed, state: RolloutState, want: split.Split) -> bool:
+    """Whether both Deployments ask for the split, run no extra pod and have it all ready."""
     stable, canary = observed.pods(state.stable_revision), observed.pods(state.canary_revision)
     return (stable.replicas == want.stable and canary.replicas == want.canary
+            and stable.pods <= want.stable and canary.pods <= want.canary
             and stable.ready >= want.stable and canary.ready >= want.canary)
 
 

@@ -137,6 +137,15 @@ def test_unready_canary_holds_the_step():
     assert plan.state.step_index == 0 and plan.requeue_after is not None
 
 
+def test_a_stable_pod_still_going_holds_the_step():
+    state = canary_state(step_index=2, weight=10)
+    going = Workload(OLD, 2, 3, 3, created_at=T0)  # scaled to 2, a third pod still there
+    plan = engine.decide(state, spec(STEPS), observed([going, wl(NEW, 2)]), T0)
+    assert plan.state.step_index == 2
+    plan = engine.decide(state, spec(STEPS), observed([wl(OLD, 2), wl(NEW, 2)]), T0)
+    assert plan.state.step_index == 3
+
+
 def test_progress_deadline_aborts_a_step_waiting_for_pods():
     obs = observed([wl(OLD, 4), wl(NEW, 1, ready=0)])
     plan = engine.decide(canary_state(), spec(STEPS, deadline=60), obs, T0 + timedelta(seconds=61))
