@@ -64,11 +64,15 @@ def phase_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Ev
 
 def gate_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Event]:
     """An Event for each gate condition (SecretsReady, TopicsReady, MigrationsApplied) that
-    opened or closed with a status write."""
+    opened or closed with a status write, and for MonitoringReady (which only informs)."""
     out = []
-    for cond in conditions.flipped(before.get("conditions") or [], after.get("conditions") or []):
-        opened = cond["status"] == "True"
-        out.append(Event("Normal" if opened else "Warning",
-                         "GateOpened" if opened else "GateClosed",
+    old, new = before.get("conditions") or [], after.get("conditions") or []
+    for cond in conditions.flipped(old, new, (*conditions.GATES, "MonitoringReady")):
+        ok = cond["status"] == "True"
+        if cond["type"] in conditions.GATES:
+            reason = "GateOpened" if ok else "GateClosed"
+        else:
+            reason = "MonitoringReady" if ok else "MonitoringNotReady"
+        out.append(Event("Normal" if ok else "Warning", reason,
                          f"{cond['type']}: {cond.get('message', '')}"))
     return out

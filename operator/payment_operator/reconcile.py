@@ -167,7 +167,9 @@ def _reconcile(
         observability.ROLLOUTS.labels(plan.outcome).inc()
     if plan.step_seconds is not None:
         observability.STEP_SECONDS.observe(plan.step_seconds)
-    _publish(kube, obj, _observation(ps, obj, observed, plan, outcome.failure), outcome, now)
+    informing = observe.informing(ps, ctx.capabilities, result.live)
+    observation = _observation(ps, obj, observed, plan, outcome.failure, informing)
+    _publish(kube, obj, observation, outcome, now)
     return outcome
 
 
@@ -212,13 +214,14 @@ def _merge(into: apply.ApplyResult, more: apply.ApplyResult) -> None:
 
 def _observation(
     ps: api.PaymentService, obj: Obj, observed: state.Observed, plan: state.Plan,
-    failure: conditions.Failure | None,
+    failure: conditions.Failure | None, informing: tuple[state.Gate, ...] = (),
 ) -> conditions.Observation:
     st = plan.state
     stable = observed.pods(st.stable_revision)
     canary = observed.pods(st.canary_revision) if st.canary_revision else None
     ready_canary = canary.ready if canary is not None else 0
-    gate_conditions = {g.type: (g.open, g.reason, g.message) for g in observed.gates}
+    gate_conditions = {g.type: (g.open, g.reason, g.message)
+                       for g in (*observed.gates, *informing)}
     gate_conditions.update(plan.conditions)
     return conditions.Observation(
         generation=int(obj["metadata"].get("generation", 1)),

@@ -106,6 +106,16 @@ def gate_states(
     return secrets, topic_gate
 
 
+def informing(
+    ps: PaymentService, capabilities: builders.Capabilities, live: Mapping[tuple[str, str], Obj]
+) -> tuple[Gate, ...]:
+    """Conditions that inform without gating the rollout (MonitoringReady)."""
+    found = gates.monitoring_condition(
+        ps, api_served=capabilities.prometheus_operator,
+        children=[kind for kind, _ in live if kind in ("ServiceMonitor", "PrometheusRule")])
+    return (found,) if found is not None else ()
+
+
 def command(status: Mapping[str, Any] | None) -> Command | None:
     """The user's latest command from ``status.command``, if well-formed."""
     raw = (status or {}).get("command") or {}

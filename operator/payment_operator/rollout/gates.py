@@ -1,4 +1,5 @@
-"""The gates before a new revision's first pod: ``SecretsReady`` and ``TopicsReady``.
+"""The gates before a new revision's first pod (``SecretsReady``, ``TopicsReady``), and
+``MonitoringReady``, which only informs.
 
 Pure: each gate is decided from the spec, what the cluster serves and the live objects the
 reconciler read (passed in as plain dicts).  A gate never claims what the operator did not
@@ -17,6 +18,8 @@ from payment_operator.rollout.state import Gate
 
 SECRETS_READY = "SecretsReady"
 TOPICS_READY = "TopicsReady"
+#: Informs only: monitoring that cannot be created never holds a rollout back.
+MONITORING_READY = "MonitoringReady"
 
 
 def _ready_condition(obj: Mapping[str, Any] | None) -> tuple[bool, str]:
@@ -114,3 +117,24 @@ def topics_gate(
     if waiting:
         return Gate(TOPICS_READY, False, "NotReady", "; ".join(waiting))
     return Gate(TOPICS_READY, True, "Ready", f"{expected} KafkaTopic(s) Ready")
+
+
+def monitoring_condition(
+    ps: PaymentService, *, api_served: bool, children: Sequence[str]
+) -> Gate | None:
+    """Whether the ServiceMonitor and PrometheusRule asked for exist (None: none asked for).
+
+    ``children`` are the kinds of the monitoring objects the operator applied and saw live.
+    This condition informs: it degrades only itself, never the rollout.
+    """
+    monitoring = ps.spec.monitoring
+    if monitoring is None or not monitoring.service_monitor:
+        return None
+    if not api_served:
+        return Gate(MONITORING_READY, False, "PrometheusOperatorAPIMissing",
+                    "the cluster serves no monitoring.coreos.com/v1 API: install the Prometheus "
+                    "Operator's CRDs to get the ServiceMonitor and PrometheusRule")
+    missing = sorted({"ServiceMonitor", "PrometheusRule"} - set(children))
+    if missing:
+        return Gate(MONITORING_READY, False, "Pending", f"not created yet: {', '.join(missing)}")
+    return Gate(MONITORING_READY, True, "Created", "ServiceMonitor and PrometheusRule exist")
