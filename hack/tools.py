@@ -86,6 +86,44 @@ def binary(name: str) -> Path:
 KWOK_FAIL_IMAGE = "paydeck.invalid/payment-runtime:fail-migration"
 KWOK_SLOW_IMAGE = "paydeck.invalid/payment-runtime:slow-migration"
 KWOK_SLOW_MILLISECONDS = 12000
+#: Pods of this image never start: their container waits with CreateContainerConfigError, as
+#: a pod whose secretKeyRef names a missing Secret does on a real node.
+KWOK_CONFIG_ERROR_IMAGE = "paydeck.invalid/payment-runtime:config-error"
+KWOK_STAGES_VERSION = "v2"
+
+
+_CONFIG_ERROR_STATUS = """\
+{{ $now := Now }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: Ready
+  reason: ContainersNotReady
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: ContainersReady
+  reason: ContainersNotReady
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    waiting:
+      reason: CreateContainerConfigError
+      message: secret "payments-db" not found
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+phase: Pending
+startTime: {{ $now | Quote }}
+"""
 
 
 def kwok_test_stages() -> Path:
@@ -94,14 +132,24 @@ def kwok_test_stages() -> Path:
     Derived from ``stages.yaml`` (written when kwok is built) and cached beside it.
     """
     home = TOOLS["kwok"].home
-    out = home / f"stages-paydeck-{KWOK_SLOW_MILLISECONDS}.yaml"
+    out = home / f"stages-paydeck-{KWOK_STAGES_VERSION}-{KWOK_SLOW_MILLISECONDS}.yaml"
     if out.is_file():
         return out
     docs = list(yaml.safe_load_all((home / "stages.yaml").read_text()))
     special = {"key": ".spec.containers.[0].image", "operator": "In",
                "values": [KWOK_FAIL_IMAGE, KWOK_SLOW_IMAGE]}
     extra = []
+    config_error = {"key": ".spec.containers.[0].image", "operator": "In",
+                    "values": [KWOK_CONFIG_ERROR_IMAGE]}
     for doc in docs:
+        if doc["metadata"]["name"] == "pod-ready":
+            stuck = json.loads(json.dumps(doc))
+            doc["spec"]["selector"]["matchExpressions"].append(
+                {**config_error, "operator": "NotIn"})
+            stuck["metadata"]["name"] = "paydeck-pod-config-error"
+            stuck["spec"]["selector"]["matchExpressions"].append(config_error)
+            stuck["spec"]["next"]["statusTemplate"] = _CONFIG_ERROR_STATUS
+            extra.append(stuck)
         if doc["metadata"]["name"] != "pod-complete":
             continue
         expressions = doc["spec"]["selector"]["matchExpressions"]

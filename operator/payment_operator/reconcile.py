@@ -223,6 +223,12 @@ def _observation(
     gate_conditions = {g.type: (g.open, g.reason, g.message)
                        for g in (*observed.gates, *informing)}
     gate_conditions.update(plan.conditions)
+    if plan.replicas:  # the service runs pods (or is about to)
+        stuck = [w for w in observed.workloads.values() if w.problem]
+        gate_conditions["PodsHealthy"] = (
+            (False, stuck[0].problem_reason, "; ".join(f"revision {w.revision}: {w.problem}"
+                                                        for w in stuck))
+            if stuck else (True, "NoStuckContainers", "no container of the service is stuck"))
     return conditions.Observation(
         generation=int(obj["metadata"].get("generation", 1)),
         selector=builders.selector(ps),

@@ -374,3 +374,32 @@ def test_sigkill_at_each_step_ends_like_an_undisturbed_run(cluster, namespace, o
     done = sorted(m.split(" (")[0] for m in messages(cluster, namespace, "StepCompleted"))
     assert done == ["step 1/3", "step 2/3", "step 3/3"], done
     assert obj["status"].get("canary") is None
+
+
+def test_a_revision_whose_pods_cannot_start_is_reported_and_rolled_back(
+        cluster, namespace, operator):
+    from hack.tools import KWOK_CONFIG_ERROR_IMAGE
+
+    no_job = {"url": {"secretRef": {"name": "d", "key": "u"}}, "migrations": {"enabled": False}}
+    obj = service(steps=[{"setWeight": 50}], replicas=2, deadline=30)
+    obj["spec"]["database"] = no_job
+    apply(cluster, namespace, obj)
+    wait_for(healthy(cluster, namespace, IMAGE_1), 90, "the first revision Healthy", operator)
+    set_image(cluster, namespace, KWOK_CONFIG_ERROR_IMAGE)
+
+    def stuck():
+        got = ps(cluster, namespace)
+        return got if condition(got, "PodsHealthy").get("status") == "False" else None
+
+    got = wait_for(stuck, 60, "PodsHealthy=False", operator)
+    pods_cond = condition(got, "PodsHealthy")
+    assert pods_cond["reason"] == "CreateContainerConfigError"
+    assert 'secret "payments-db" not found' in pods_cond["message"]
+    assert "CreateContainerConfigError" in got["status"]["message"]  # the step says why
+    assert got["status"]["phase"] == "Progressing"
+    # Its pods never become ready: the step's deadline (30 s) aborts, stable serves alone.
+    got = wait_for(phase_is(cluster, namespace, "Degraded"), 60, "aborted", operator)
+    assert "ProgressDeadlineExceeded" in got["status"]["message"]
+    assert "CreateContainerConfigError" in got["status"]["message"]
+    wait_for(lambda: deployments(cluster, namespace).get(KWOK_CONFIG_ERROR_IMAGE, (0,))[0] == 0
+             and deployments(cluster, namespace)[IMAGE_1] == (2, 2), 30, "rolled back", operator)

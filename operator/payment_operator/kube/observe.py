@@ -8,7 +8,7 @@ carries our labels is not one of our revisions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from payment_operator import builders
@@ -21,6 +21,12 @@ from payment_operator.rollout.state import Command, Gate, Job, Workload, parse_t
 
 DEPLOYMENT = resources.by_kind("apps/v1", "Deployment")
 JOB = resources.by_kind("batch/v1", "Job")
+POD = resources.Resource("v1", "Pod", "pods")
+#: Container waiting reasons that do not go away by waiting.
+STUCK_REASONS = frozenset({
+    "CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff",
+    "InvalidImageName", "CrashLoopBackOff", "RunContainerError",
+})
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,29 @@ def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
             created_at=parse_time(meta.get("creationTimestamp")),
         )
         out.templates[rev] = template
+    for rev, (reason, text) in pod_problems(kube, ps).items():
+        if rev in out.workloads:
+            out.workloads[rev] = replace(out.workloads[rev], problem=text, problem_reason=reason)
     return out
+
+
+def pod_problems(kube: Kube, ps: PaymentService) -> dict[str, tuple[str, str]]:
+    """The first stuck container of each revision: (reason, "pod p: reason: message")."""
+    found: dict[str, tuple[str, str]] = {}
+    for pod in kube.list_objects(POD, ps.metadata.namespace, builders.selector(ps)):
+        rev = (pod["metadata"].get("labels") or {}).get(builders.meta.LABEL_REVISION)
+        if not rev or rev in found or pod["metadata"].get("deletionTimestamp"):
+            continue
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            reason = str(waiting.get("reason") or "")
+            if reason in STUCK_REASONS:
+                text = f"pod {pod['metadata']['name']}: {reason}"
+                if waiting.get("message"):
+                    text += f": {str(waiting['message'])[:512]}"
+                found[rev] = (reason, text)
+                break
+    return found
 
 
 def job_state(obj: Obj | None) -> Job | None:

@@ -139,9 +139,10 @@ def _steady(work: _Pass, spec: PaymentServiceSpec, observed: Observed, now: date
     if stable.ready >= observed.replicas and stable.pods == observed.replicas:
         return work.plan(replicas, "Healthy",
                          f"{stable.ready}/{observed.replicas} replicas ready")
+    problem = f" ({stable.problem})" if stable.problem else ""
     return work.plan(replicas, "Progressing",
                      f"scaling revision {state.stable_revision}: "
-                     f"{stable.ready}/{observed.replicas} replicas ready")
+                     f"{stable.ready}/{observed.replicas} replicas ready{problem}")
 
 
 def _ignore_command(work: _Pass, observed: Observed, why: str) -> None:
@@ -414,8 +415,10 @@ def _in_place(observed: Observed, state: RolloutState, want: split.Split) -> boo
 
 def _where(observed: Observed, state: RolloutState, want: split.Split) -> str:
     stable, canary = observed.pods(state.stable_revision), observed.pods(state.canary_revision)
-    return (f"canary {canary.ready}/{want.canary} ready, stable {stable.ready}/{want.stable} "
+    text = (f"canary {canary.ready}/{want.canary} ready, stable {stable.ready}/{want.stable} "
             f"ready")
+    problems = [w.problem for w in (canary, stable) if w.problem]
+    return f"{text} ({'; '.join(problems)})" if problems else text
 
 
 def _deadline(work: _Pass, spec: PaymentServiceSpec, now: datetime, what: str) -> bool:

@@ -134,6 +134,9 @@ class Workload:
     ready: int  # status.readyReplicas
     image: str = ""
     created_at: datetime | None = None
+    #: Why a pod of this revision cannot start, e.g. "pod x: CreateContainerConfigError: ...".
+    problem: str = ""
+    problem_reason: str = ""
 
 
 @dataclass(frozen=True)

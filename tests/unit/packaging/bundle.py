@@ -50,6 +50,7 @@ EXPECTED_RULES: set[Permission] = (
               ("get", "list", "watch", "patch"))
     | _expand("apiextensions.k8s.io", ("customresourcedefinitions",), ("get", "list", "watch"))
     | _expand("", ("namespaces",), ("list", "watch"))
+    | _expand("", ("pods",), ("get", "list"))
 )
 
 

@@ -31,6 +31,8 @@ CONDITION_TYPES = (
     "SecretsReady",
     "MigrationsApplied",
     "TopicsReady",
+    "MonitoringReady",
+    "PodsHealthy",
 )
 
 CONDITION_TYPE_PATTERN = (
