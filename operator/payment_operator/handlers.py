@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import kopf
 
-from payment_operator import reconcile
+from payment_operator import observability, reconcile
 from payment_operator.kube import resources
 from payment_operator.kube.client import KubeError
 from payment_operator.kube.errors import failure_of
@@ -55,9 +55,10 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
     kopf.on.event(GROUP, VERSION, PLURAL, when=_command_waiting, registry=registry)(
         partial(on_command, state)
     )
-    # Drift on children every cluster serves is seen at once; children on optional APIs
-    # (ServiceMonitor, ExternalSecret, ...) are checked by the drift timer.
-    for resource in resources.CORE_CHILDREN:
+    # Drift on every child is seen at once, also on optional APIs (ServiceMonitor,
+    # ExternalSecret, ...): Kopf watches those once their CRDs exist (it follows CRDs), and an
+    # ExternalSecret or KafkaTopic turning Ready opens its gate without waiting for a timer.
+    for resource in resources.CHILDREN:
         group, _, version = resource.api_version.rpartition("/")
         kopf.on.event(group, version, resource.plural, labels=MANAGED, registry=registry)(
             partial(on_child_event, state)
@@ -224,6 +225,7 @@ def on_child_event(state: OperatorState, body: kopf.Body, **_: Any) -> None:
     owner, namespace = meta.get("labels", {}).get(OWNER_LABEL), meta.get("namespace")
     if not owner or not namespace:
         return
+    observability.CHILD_EVENTS.labels(str(body.get("kind", ""))).inc()
     parent_meta, parent = _parent(namespace, owner)
     try:
         _run(state, parent_meta, parent, trigger="child", prune=False, wait=False)

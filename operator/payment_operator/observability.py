@@ -13,6 +13,9 @@ DURATION = Histogram(
 )
 ERRORS = Counter("paydeck_reconcile_errors_total", "Failed reconcile passes by reason", ["reason"])
 WRITES = Counter("paydeck_child_writes_total", "Children created, updated or pruned", ["action"])
+CHILD_EVENTS = Counter(
+    "paydeck_child_events_total", "Watch events on children, by kind", ["kind"]
+)
 ROLLOUTS = Counter(
     "paydeck_rollouts_total", "Rollouts that ended, by outcome", ["outcome"]
 )

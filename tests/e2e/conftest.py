@@ -79,6 +79,15 @@ class OperatorProcess:
             and all(f in line for f in label_filters)
         )
 
+    def child_events(self, kind: str) -> float:
+        """Watch events on children of ``kind`` this process has seen, from its /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        prefix = f'paydeck_child_events_total{{kind="{kind}"}} '
+        return sum(float(line[len(prefix):]) for line in text.splitlines()
+                   if line.startswith(prefix))
+
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 

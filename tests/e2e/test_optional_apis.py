@@ -17,7 +17,7 @@ from payment_operator.api import parse
 from payment_operator.builders import Context, build_all
 from payment_operator.kube import drift, resources
 
-from tests.e2e.conftest import condition, get_json, wait_for
+from tests.e2e.conftest import condition, get_json, play_sync_controllers, wait_for
 from tests.unit.builders.cases import (
     ALL_CAPABILITIES,
     BACKENDS,
@@ -104,6 +104,21 @@ def test_optional_children_are_created_and_pruned(cluster, namespace, operator, 
     assert remote == ["payment-database-url", "stripe-secret-key", "stripe-webhook-secret"]
     assert condition(get_json(cluster, "paysvc", name, "-n", namespace),
                      "Degraded").get("status") != "True", operator.tail()
+
+    # The ExternalSecret and KafkaTopics turning Ready (as their controllers would make them)
+    # open the gates: the first revision rolls out.
+    play_sync_controllers(cluster, namespace)
+    wait_for(lambda: (get_json(cluster, "paysvc", name, "-n", namespace)["status"]
+                      .get("phase") == "Healthy"), 60, "Healthy once the gates open", operator)
+    # Optional children are watched too: the deletion of a ServiceMonitor is an event of its
+    # own (not only the drift timer, 300 s here, or another child's event), and it is back.
+    seen = operator.child_events("ServiceMonitor")
+    kind = "servicemonitors.monitoring.coreos.com"
+    uid = get_json(cluster, kind, name, "-n", namespace)["metadata"]["uid"]
+    cluster.kubectl("delete", kind, name, "-n", namespace, "--wait=false")
+    wait_for(lambda: (o := get_json(cluster, kind, name, "-n", namespace))
+             and o["metadata"]["uid"] != uid, 8, "the ServiceMonitor recreated", operator)
+    assert operator.child_events("ServiceMonitor") > seen
 
     # Switch monitoring and the ingress off: their children are pruned, nothing else is.
     ps["spec"]["monitoring"]["serviceMonitor"] = False

@@ -84,8 +84,10 @@ def _optional_apis() -> dict[str, str]:
 #: ``{"external_secrets": "external-secrets.io/v1"}``: what discovery asks the cluster for.
 OPTIONAL_APIS: Mapping[str, str] = _optional_apis()
 
-#: Children every cluster serves: watched for drift through child events.
-CORE_CHILDREN = tuple(r for r in KNOWN if r.child and r.capability is None)
+#: Every kind the operator creates: watched for drift through child events.
+CHILDREN = tuple(r for r in KNOWN if r.child)
+#: Children every cluster serves.
+CORE_CHILDREN = tuple(r for r in CHILDREN if r.capability is None)
 
 
 def children(capabilities: object) -> tuple[Resource, ...]:
