@@ -155,6 +155,7 @@ def test_full_canary_follows_the_split_table(cluster, namespace, operator):
     status = wait_for(watch(at_step(cluster, namespace, 1, 20)), 60, "the pause at 10%", operator)
     assert deployments(cluster, namespace) == {IMAGE_1: (4, 4), IMAGE_2: (1, 1)}
     assert status["canaryImage"] == IMAGE_2 and status["canary"]["weight"] == 10
+    assert lua.run(lua.HEALTH, ps(cluster, namespace))["status"] == "Progressing"
     job_names = [j["metadata"]["name"] for j in jobs(cluster, namespace)]
     assert len(job_names) == 2 and all(n.startswith(f"{NAME}-migrate-") for n in job_names)
     # No canary pod before its Job succeeded.
