@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from payment_operator.api import v1alpha1 as api
+from payment_operator.api.v1alpha1.resource import plain
 
 Verdict = api.MeasurementPhase
 
@@ -118,7 +119,7 @@ class Run:
         """
         if not data:
             return None
-        status = api.AnalysisStatus.model_validate(_plain(data))
+        status = api.AnalysisStatus.model_validate(plain(data))
         if status.started_at is None:
             return None
         return cls(
@@ -347,11 +348,3 @@ def _utc(when: datetime) -> datetime:
     if when.tzinfo is None:
         return when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -72,7 +72,7 @@ def test_register_binds_every_handler_with_the_settings_of_the_run(state):
     for handler in watching:
         by_id.setdefault(handler.id, []).append(handler)
     assert len(by_id["on_command"]) == 1 and by_id["on_command"][0].when is not None
-    assert len(by_id["on_child_event"]) == len(handlers.resources.CORE_CHILDREN)
+    assert len(by_id["on_child_event"]) == len(handlers.resources.CHILDREN)
 
 
 def test_two_runs_do_not_share_handlers_or_state():

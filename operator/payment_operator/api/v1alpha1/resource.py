@@ -85,13 +85,13 @@ def parse(body: Mapping[str, Any]) -> PaymentService:
     The API server has already validated the object and filled in the schema's defaults,
     so this only fails if the CRD and the models disagree.
     """
-    return PaymentService.model_validate(_plain(body))
+    return PaymentService.model_validate(plain(body))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Deep-copy Mapping views (such as Kopf's) and sequences into plain dicts and lists."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
