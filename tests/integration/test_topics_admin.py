@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 
 import pytest
-from confluent_kafka import TopicCollection
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -96,9 +96,22 @@ def _name(what: str) -> str:
 
 
 def _partitions(own: AdminClient, topic: str) -> tuple[int, int]:
-    """(partitions, replication factor) of ``topic`` on the broker."""
-    desc = own.describe_topics(TopicCollection([topic]), request_timeout=10)[topic].result(15)
-    return len(desc.partitions), len(desc.partitions[0].replicas)
+    """(partitions, replication factor) of ``topic`` on the broker.
+
+    A topic created a moment ago may not be in the answering broker's metadata yet: ask again
+    for a few seconds before taking "unknown topic" for an answer.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        future = own.describe_topics(TopicCollection([topic]), request_timeout=10)[topic]
+        try:
+            desc = future.result(15)
+            return len(desc.partitions), len(desc.partitions[0].replicas)
+        except KafkaException as err:
+            if (err.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART
+                    or time.monotonic() > deadline):
+                raise
+            time.sleep(0.2)
 
 
 def _config(own: AdminClient, topic: str) -> dict[str, str]:

@@ -7,8 +7,9 @@ The calls are synchronous and run in the reconcile thread (Kopf's thread pool), 
 event loop.  Every call has a timeout (``PAYDECK_KAFKA_ADMIN_TIMEOUT_SECONDS``): the request
 timeout of the admin request, and the wait for its result a second longer.  A cluster that
 does not answer ends the reconcile of the topics at its first call, so a pass waits for it
-at most once.  A second reconcile of unchanged topics makes two calls, both reads
-(DescribeTopics and DescribeConfigs).
+at most once.  A pass that changed something describes the topics again until the change
+shows (at most the timeout), so the next pass does not write again; a reconcile of unchanged
+topics makes two calls, both reads (DescribeTopics and DescribeConfigs).
 
 One client per bootstrap string lives for the whole process (:class:`AdminClients`), created
 on first use, so the number of connections does not grow with the number of passes.  The
@@ -20,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +44,8 @@ log = logging.getLogger("paydeck.topics")
 
 #: How much longer than the request timeout the operator waits for a call's result.
 GRACE_SECONDS = 1.0
+#: How often a pass that changed topics describes them again until the change shows.
+SETTLE_POLL_SECONDS = 0.1
 
 #: Errors that mean the cluster did not answer (rather than refused a request).
 _UNREACHABLE = frozenset({
@@ -260,7 +264,9 @@ def apply(admin: Admin, plan: TopicPlan, timeout: float) -> tuple[list[str], lis
             if result is None:
                 done.append(topic.message)
             elif _is(result, KafkaError.TOPIC_ALREADY_EXISTS):
-                done.append(f"{topic.name} exists already (created meanwhile)")
+                # Created meanwhile, or so recently that the broker that described it did not
+                # know it yet: not a change of this pass; the next pass describes it.
+                continue
             else:
                 failures.append(f"creating {topic.name}: {_text(result)}")
     if plan.grow:
@@ -292,6 +298,24 @@ def apply(admin: Admin, plan: TopicPlan, timeout: float) -> tuple[list[str], lis
     return done, failures
 
 
+def settle(admin: Admin, wanted: Sequence[WantedTopic], timeout: float) -> bool:
+    """Describe ``wanted`` again until the cluster shows no change left to make, for at most
+    ``timeout`` seconds; whether it got there.
+
+    A broker answers from its metadata, which follows the controller a moment after a change:
+    a pass right after a write could otherwise see the old topic and write again (create a
+    topic that exists, add partitions that were just added).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        live, _ = describe(admin, wanted, timeout)
+        if not topics.plan([t for t in wanted if t.name in live], live).writes:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(SETTLE_POLL_SECONDS)
+
+
 def reconcile(admin: Admin, bootstrap: str, wanted: Sequence[WantedTopic],
               timeout: float) -> Report:
     """Describe ``wanted`` on ``bootstrap``, plan, carry the plan out; the report says how it
@@ -308,6 +332,8 @@ def reconcile(admin: Admin, bootstrap: str, wanted: Sequence[WantedTopic],
     topic_plan = topics.plan(described, live)
     try:
         done, refused = apply(admin, topic_plan, timeout)
+        if done:
+            settle(admin, described, timeout)
     except Unreachable as err:
         return Report(bootstrap, topic_plan, unreachable=str(err),
                       failures=tuple(failures), wanted=len(wanted))

@@ -35,6 +35,12 @@ class FakeKafka:
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
     down: bool = False
     calls: list[str] = field(default_factory=list)
+    #: Topics that exist but that DescribeTopics does not know yet (just created elsewhere).
+    lagging: set[str] = field(default_factory=set)
+    #: Created topics stay unknown to this many DescribeTopics calls (the broker's metadata
+    #: follows the controller a moment later).
+    describe_lag: int = 0
+    _lag: dict[str, int] = field(default_factory=dict)
 
     def writes(self) -> list[str]:
         return [c for c in self.calls if c in WRITES]
@@ -48,7 +54,10 @@ class FakeKafka:
     def describe_topics(self, topics, **_: Any) -> dict[Any, Future]:
         def each(name: str) -> Future:
             topic = self.topics.get(name)
-            if topic is None:
+            if self._lag.get(name):
+                self._lag[name] -= 1
+                return _done(error=KafkaError.UNKNOWN_TOPIC_OR_PART)
+            if topic is None or name in self.lagging:
                 return _done(error=KafkaError.UNKNOWN_TOPIC_OR_PART)
             partition = SimpleNamespace(replicas=[object()] * topic["replicas"])
             return _done(SimpleNamespace(name=name, partitions=[partition] * topic["partitions"]))
@@ -69,6 +78,7 @@ class FakeKafka:
             if name in self.topics:
                 return _done(error=KafkaError.TOPIC_ALREADY_EXISTS)
             t = specs[name]
+            self._lag[name] = self.describe_lag
             self.topics[name] = {"partitions": t.num_partitions,
                                  "replicas": t.replication_factor, "config": dict(t.config)}
             return _done()
