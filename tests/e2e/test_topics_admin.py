@@ -4,7 +4,8 @@ real broker through the Kafka admin API, and TopicsReady gates the rollout.
 The broker listens on the loopback, where the operator runs; the runtime pods are kwok's and
 never connect.  Then the broker is stopped: a new revision waits at TopicsReady False
 (KafkaUnreachable) while the stable one keeps serving and another PaymentService still
-becomes Healthy; once the broker is back the rollout finishes by itself.
+becomes Healthy; once the broker is back the rollout finishes by itself.  With
+topicDeletionPolicy Delete, deleting the PaymentService deletes its topics from the broker.
 """
 
 from __future__ import annotations
@@ -103,3 +104,20 @@ def test_admin_topics_are_created_and_gate_the_rollout(cluster, namespace, opera
                    "the second revision Healthy after Kafka came back", operator)
     assert condition(obj, "TopicsReady")["status"] == "True"
     assert obj["metadata"]["name"] == NAME
+
+
+def test_delete_policy_deletes_the_topics_with_the_service(cluster, namespace, operator, kafka):
+    topic = f"e2e.deleted.{uuid.uuid4().hex[:8]}"
+    body = service(replicas=1)
+    body["spec"]["kafka"] = {"bootstrapServers": kafka.bootstrap_servers,
+                             "topicProvisioner": "admin", "topicDeletionPolicy": "Delete",
+                             "topics": [{"name": topic, "partitions": 1, "replicas": 1}]}
+    apply(cluster, namespace, body)
+    wait_for(_topics_ready(cluster, namespace, "True", "Ready"), 90, "TopicsReady True", operator)
+    own = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    assert topic in own.list_topics(timeout=10).topics
+
+    cluster.kubectl("delete", "paysvc", NAME, "-n", namespace, "--timeout=60s")
+
+    wait_for(lambda: topic not in own.list_topics(timeout=10).topics, 30,
+             "the topic deleted from the broker", operator)
