@@ -22,6 +22,7 @@ from payment_operator import api, builders, reconcile
 from payment_operator.coalesce import Coalescer
 from payment_operator.kube import drift, resources
 from payment_operator.kube.client import Kube
+from payment_operator.topics import AdminClients
 
 from hack import cluster as local_cluster
 from hack.apiserver_metrics import operator_writes
@@ -68,12 +69,14 @@ def main(count: int = 100) -> None:
         kube = Kube.from_environment(str(lc.kubeconfig))
         ctx = builders.Context()
         coalescer: Coalescer[reconcile.Outcome] = Coalescer()
+        kafka_admins = AdminClients(timeout=10.0)  # the minimal sample has no Kafka
 
         def ours() -> None:
             for obj in _objects(kube):
                 meta = obj["metadata"]
                 reconcile.reconcile(kube, coalescer, meta["namespace"], meta["name"], ctx,
-                                    trigger="bench", prune_children=False)
+                                    kafka_admins=kafka_admins, trigger="bench",
+                                    prune_children=False)
 
         def naive() -> None:
             for obj in _objects(kube):

@@ -30,6 +30,10 @@ MANAGED = {"app.kubernetes.io/managed-by": "paydeck-operator"}
 OWNER_LABEL = "paydeck.dev/paymentservice"
 #: Seconds before a requeue that failed to reach the API server is tried again.
 REQUEUE_RETRY_SECONDS = 10.0
+#: Attempts at deleting a PaymentService's Kafka topics (topicDeletionPolicy Delete), and the
+#: seconds between them, before the finalizer is released anyway (with a Warning Event).
+TOPIC_DELETE_ATTEMPTS = 6
+TOPIC_DELETE_RETRY_SECONDS = 10.0
 
 log = logging.getLogger("paydeck.handlers")
 
@@ -90,8 +94,9 @@ def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -
 
 
 def stop(state: OperatorState, **_: Any) -> None:
-    """The operator stops: no requeue fires any more."""
+    """The operator stops: no requeue fires any more; the Kafka admin clients are closed."""
     state.scheduler.close()
+    state.kafka_admins.close()
 
 
 def _event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -114,7 +119,7 @@ def _run(
     try:
         outcome = reconcile.reconcile(
             state.kube, state.coalescer, namespace, name, state.context(),
-            trigger=trigger, prune_children=prune, wait=wait,
+            kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
@@ -172,9 +177,23 @@ def requeue(state: OperatorState, namespace: str, name: str) -> None:
         )
 
 
-def on_delete(state: OperatorState, meta: kopf.Meta, **_: Any) -> None:
-    """Children go through garbage collection (owner references); drop the pending requeue."""
+def on_delete(
+    state: OperatorState, body: kopf.Body, meta: kopf.Meta, retry: int = 0, **_: Any
+) -> None:
+    """Children go through garbage collection (owner references); drop the pending requeue.
+
+    With topicDeletionPolicy Delete the Kafka topics are deleted first; while the cluster
+    does not answer (or refuses) the finalizer stays, for :data:`TOPIC_DELETE_ATTEMPTS`
+    attempts, and is then released with a Warning Event saying the topics are left.
+    """
     state.scheduler.cancel((str(meta.namespace), str(meta.name)))
+    outcome = reconcile.delete_topics(state.kafka_admins, state.coalescer, body)
+    _post(body, outcome)
+    if outcome.failure is not None:
+        if retry + 1 < TOPIC_DELETE_ATTEMPTS:
+            raise kopf.TemporaryError(outcome.failure.message, delay=TOPIC_DELETE_RETRY_SECONDS)
+        _event(body, "Warning", "KafkaTopicsLeft",
+               f"gave up after {retry + 1} attempts, the topics stay: {outcome.failure.message}")
     log.info("%s/%s deleted; garbage collection removes its children", meta.namespace, meta.name)
 
 

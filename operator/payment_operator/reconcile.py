@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,8 @@ from payment_operator.events import Event
 from payment_operator.kube import apply, observe, resources, status
 from payment_operator.kube.client import Kube, KubeError, Obj
 from payment_operator.kube.errors import failure_of
-from payment_operator.rollout import engine, split, state
+from payment_operator.rollout import engine, split, state, topics
+from payment_operator.topics import AdminClients
 
 
 @dataclass
@@ -50,6 +52,7 @@ def reconcile(
     name: str,
     ctx: builders.Context,
     *,
+    kafka_admins: AdminClients,
     trigger: str,
     prune_children: bool,
     wait: bool = True,
@@ -60,11 +63,12 @@ def reconcile(
     With ``wait=False`` a caller that finds a pass running only marks the object pending and
     returns an outcome with ``coalesced=True``; the running pass goes round again.  When a
     caller runs several passes, the outcome carries every pass's Events and the last pass's
-    failure, object and requeue time.
+    failure, object and requeue time.  ``kafka_admins`` are the process's Kafka admin
+    clients (topicProvisioner admin).
     """
 
     def one_pass(prune: bool) -> Outcome:
-        return _measured_pass(kube, namespace, name, ctx, trigger, prune, now)
+        return _measured_pass(kube, namespace, name, ctx, kafka_admins, trigger, prune, now)
 
     outcomes = coalescer.run((namespace, name), one_pass, prune=prune_children, wait=wait)
     if not outcomes:
@@ -72,16 +76,57 @@ def reconcile(
     return replace(outcomes[-1], events=[e for o in outcomes for e in o.events])
 
 
+def delete_topics(
+    kafka_admins: AdminClients, coalescer: Coalescer[Outcome], obj: Mapping[str, Any]
+) -> Outcome:
+    """A PaymentService is being deleted: delete its Kafka topics if its spec says so
+    (topicProvisioner admin with topicDeletionPolicy Delete); with any other spec, nothing.
+
+    Runs under the object's lock, so a pass that started before the deletion finishes first
+    (passes on an object being deleted touch nothing).  A topic already gone counts as
+    deleted; when the cluster does not answer or refuses, the outcome carries a retryable
+    failure.
+    """
+    meta = obj["metadata"]
+    try:
+        kafka = api.parse(obj).spec.kafka
+    except pydantic.ValidationError:
+        return Outcome()
+    if (kafka is None or kafka.topic_provisioner != "admin" or not kafka.topics
+            or kafka.topic_deletion_policy != "Delete"):
+        return Outcome()
+    names = [t.name for t in kafka.topics]
+
+    def work(_prune: bool) -> Outcome:
+        outcome = Outcome()
+        result = kafka_admins.delete(kafka.bootstrap_servers, names)
+        if result.ok:
+            outcome.events.append(Event("Normal", "KafkaTopicsDeleted",
+                                        f"topicDeletionPolicy Delete: deleted "
+                                        f"{', '.join(names)} on {result.bootstrap}"))
+        else:
+            why = result.unreachable or "; ".join(result.failures)
+            outcome.failure = conditions.Failure(
+                "KafkaTopicsNotDeleted", f"deleting {', '.join(names)} on {result.bootstrap}: "
+                f"{why}", retryable=True)
+            outcome.events.append(Event("Warning", outcome.failure.reason,
+                                        outcome.failure.message))
+        return outcome
+
+    outcomes = coalescer.run((meta["namespace"], meta["name"]), work, prune=False, wait=True)
+    return outcomes[-1]
+
+
 def _measured_pass(
-    kube: Kube, namespace: str, name: str, ctx: builders.Context, trigger: str, prune: bool,
-    now: datetime | None,
+    kube: Kube, namespace: str, name: str, ctx: builders.Context, kafka_admins: AdminClients,
+    trigger: str, prune: bool, now: datetime | None,
 ) -> Outcome:
     started = time.monotonic()
     try:
         obj = kube.get(resources.PAYMENT_SERVICE, namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             return Outcome(obj=obj)
-        outcome = _reconcile(kube, obj, ctx, prune, now or datetime.now(UTC))
+        outcome = _reconcile(kube, obj, ctx, kafka_admins, prune, now or datetime.now(UTC))
     except KubeError as err:
         observability.ERRORS.labels(failure_of(err).reason).inc()
         observability.RECONCILES.labels(trigger, "error").inc()
@@ -95,7 +140,8 @@ def _measured_pass(
 
 
 def _reconcile(
-    kube: Kube, obj: Obj, ctx: builders.Context, prune_children: bool, now: datetime
+    kube: Kube, obj: Obj, ctx: builders.Context, kafka_admins: AdminClients,
+    prune_children: bool, now: datetime,
 ) -> Outcome:
     """One pass: observe -> decide -> build -> apply -> publish."""
     outcome = Outcome(obj=obj)
@@ -124,7 +170,12 @@ def _reconcile(
         # ServiceAccount, settings or network rules that are not ours.
         result.raise_for_conflicts()
         revs = observe.revisions(kube, ps, meta["uid"])
-        observed, plan = _decide(kube, ps, obj, ctx, result, revs, now)
+        observed, plan, topic_report = _decide(kube, ps, obj, ctx, kafka_admins, result, revs,
+                                               now)
+        if topic_report is not None and topic_report.done:
+            outcome.events.append(Event("Normal", "KafkaTopicsChanged",
+                                        f"{topic_report.bootstrap}: "
+                                        + "; ".join(topic_report.done)))
         if plan.delete_migration:
             job = observe.migration_job(kube, ps, meta["uid"], observed.revision)
             if job is not None:
@@ -175,16 +226,23 @@ def _reconcile(
 
 def _decide(
     kube: Kube, ps: api.PaymentService, obj: Obj, ctx: builders.Context,
-    result: apply.ApplyResult, revs: observe.Revisions, now: datetime,
-) -> tuple[state.Observed, state.Plan]:
-    """Observe what the engine needs, decide; measure and decide again when analysis is due."""
+    kafka_admins: AdminClients, result: apply.ApplyResult, revs: observe.Revisions,
+    now: datetime,
+) -> tuple[state.Observed, state.Plan, topics.Report | None]:
+    """Observe what the engine needs, decide; measure and decide again when analysis is due.
+
+    With topicProvisioner admin the topics are reconciled here, through the Kafka admin API
+    (synchronously, in this thread, each call bounded by the admin timeout), and the report
+    becomes the TopicsReady gate.
+    """
     uid = obj["metadata"]["uid"]
     rev = builders.revision(ps)
+    topic_report = _admin_topics(ps, kafka_admins)
     observed = state.Observed(
         revision=rev, image=ps.spec.image, replicas=ps.spec.replicas,
         job_name=builders.migrations.job_name(ps, rev), workloads=revs.workloads,
         job=observe.migration_job(kube, ps, uid, rev),
-        gates=observe.gate_states(ps, ctx.capabilities, result.live),
+        gates=observe.gate_states(ps, ctx.capabilities, result.live, topic_report),
         command=observe.command(obj.get("status")),
     )
     current = state.RolloutState.from_status(obj.get("status"))
@@ -196,7 +254,15 @@ def _decide(
         measurements = tuple(providers.measure_all(ps.spec.rollout.canary.analysis, variables))
         observed = dataclasses.replace(observed, measurements=measurements)
         plan = engine.decide(current, ps.spec, observed, now)
-    return observed, plan
+    return observed, plan, topic_report
+
+
+def _admin_topics(ps: api.PaymentService, kafka_admins: AdminClients) -> topics.Report | None:
+    """Reconcile the topics through the Kafka admin API, when the spec asks for that."""
+    kafka = ps.spec.kafka
+    if kafka is None or kafka.topic_provisioner != "admin" or not kafka.topics:
+        return None
+    return kafka_admins.reconcile(kafka.bootstrap_servers, topics.wanted_topics(kafka))
 
 
 def _delete_job(kube: Kube, ps: api.PaymentService, name: str) -> None:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     watch_client_timeout_seconds: float = Field(
         default=330.0, gt=0, description="When a silent watch is given up and opened again."
     )
+    kafka_admin_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120,
+        description="Timeout of each Kafka admin API call (topicProvisioner admin).",
+    )
     priority: int | None = Field(
         default=None, description="Peering priority; a random one when unset."
     )

@@ -1,4 +1,5 @@
-"""The state of one operator process: settings, API client, discovery cache, coalescer, scheduler.
+"""The state of one operator process: settings, API client, discovery cache, coalescer,
+scheduler, and the Kafka admin clients (one per bootstrap string, created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
 at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf
@@ -17,6 +18,7 @@ from payment_operator.kube.discovery import CapabilityCache
 from payment_operator.reconcile import Outcome
 from payment_operator.scheduler import Scheduler
 from payment_operator.settings import Settings
+from payment_operator.topics import AdminClients
 
 
 @dataclass
@@ -28,6 +30,7 @@ class OperatorState:
     capabilities: CapabilityCache
     coalescer: Coalescer[Outcome]
     scheduler: Scheduler
+    kafka_admins: AdminClients
 
     @classmethod
     def from_settings(cls, settings: Settings, kube: Kube | None = None) -> OperatorState:
@@ -39,6 +42,7 @@ class OperatorState:
             capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
             coalescer=Coalescer(),
             scheduler=Scheduler(),
+            kafka_admins=AdminClients(timeout=settings.kafka_admin_timeout_seconds),
         )
 
     def context(self) -> builders.Context:

@@ -1,5 +1,6 @@
 """Read what the canary engine decides from: each revision's Deployment, the migration Job,
-the live secret-store binding and KafkaTopics, and the user's command in status.
+the live secret-store binding and KafkaTopics (or the report of the topics' reconcile through
+the Kafka admin API), and the user's command in status.
 
 Only objects whose controller owner is this PaymentService count: a Deployment that merely
 carries our labels is not one of our revisions.
@@ -16,7 +17,7 @@ from payment_operator.api.v1alpha1 import PaymentService
 from payment_operator.builders import migrations
 from payment_operator.kube import resources
 from payment_operator.kube.client import Kube, Obj
-from payment_operator.rollout import gates
+from payment_operator.rollout import gates, topics
 from payment_operator.rollout.state import Command, Gate, Job, Workload, parse_time
 
 DEPLOYMENT = resources.by_kind("apps/v1", "Deployment")
@@ -115,9 +116,12 @@ def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | N
 
 
 def gate_states(
-    ps: PaymentService, capabilities: builders.Capabilities, live: Mapping[tuple[str, str], Obj]
+    ps: PaymentService, capabilities: builders.Capabilities, live: Mapping[tuple[str, str], Obj],
+    admin_topics: topics.Report | None = None,
 ) -> tuple[Gate, ...]:
-    """SecretsReady and TopicsReady from the children just applied (``live`` by kind, name)."""
+    """SecretsReady and TopicsReady from the children just applied (``live`` by kind, name);
+    with topicProvisioner admin, TopicsReady from this pass's reconcile of the topics through
+    the Kafka admin API (``admin_topics``)."""
     store = ps.spec.secret_store
     name = builders.meta.name(ps)
     if store is not None and store.backend == "csi":
@@ -128,9 +132,9 @@ def gate_states(
                                      binding=live.get(("ExternalSecret", name)))
     kafka = ps.spec.kafka
     expected = len(kafka.topics or ()) if kafka is not None else 0
-    topics = [obj for (kind, _), obj in live.items() if kind == "KafkaTopic"]
-    topic_gate = gates.topics_gate(ps, api_served=capabilities.strimzi, topics=topics,
-                                   expected=expected)
+    kafka_topics = [obj for (kind, _), obj in live.items() if kind == "KafkaTopic"]
+    topic_gate = gates.topics_gate(ps, api_served=capabilities.strimzi, topics=kafka_topics,
+                                   expected=expected, admin=admin_topics)
     return secrets, topic_gate
 
 

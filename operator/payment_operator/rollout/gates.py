@@ -2,9 +2,11 @@
 ``MonitoringReady``, which only informs.
 
 Pure: each gate is decided from the spec, what the cluster serves and the live objects the
-reconciler read (passed in as plain dicts).  A gate never claims what the operator did not
-see: a secret store whose API the cluster does not serve, an ExternalSecret that has not
-synced, a KafkaTopic Strimzi has not made Ready, all keep the gate closed with a reason
+reconciler read (passed in as plain dicts), or (topics through the Kafka admin API) the
+:class:`~payment_operator.rollout.topics.Report` of this pass's reconcile.  A gate never
+claims what the operator did not see: a secret store whose API the cluster does not serve, an
+ExternalSecret that has not synced, a KafkaTopic Strimzi has not made Ready, a Kafka cluster
+that does not answer, all keep the gate closed with a reason
 that says what to install or wait for.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 from payment_operator.api.v1alpha1 import PaymentService
 from payment_operator.rollout.state import Gate
+from payment_operator.rollout.topics import Report
 
 SECRETS_READY = "SecretsReady"
 TOPICS_READY = "TopicsReady"
@@ -86,10 +89,13 @@ def topics_gate(
     api_served: bool,
     topics: Sequence[Mapping[str, Any]],
     expected: int,
+    admin: Report | None = None,
 ) -> Gate:
-    """Whether the Kafka topics exist: Strimzi made every KafkaTopic Ready.
+    """Whether the Kafka topics exist: Strimzi made every KafkaTopic Ready, or (provisioner
+    admin) the operator's own reconcile of them through the admin API succeeded.
 
-    ``topics`` are the live KafkaTopics the operator applied; ``expected`` how many it wants.
+    ``topics`` are the live KafkaTopics the operator applied; ``expected`` how many it wants;
+    ``admin`` what this pass's reconcile through the admin API came to.
     """
     kafka = ps.spec.kafka
     if kafka is None or not kafka.topics:
@@ -97,6 +103,8 @@ def topics_gate(
     if kafka.topic_provisioner == "none":
         return Gate(TOPICS_READY, True, "NotManaged",
                     "topicProvisioner none: the topics must exist already (not checked)")
+    if kafka.topic_provisioner == "admin":
+        return admin_topics_gate(admin)
     if not api_served:
         return Gate(TOPICS_READY, False, "StrimziAPIMissing",
                     "the cluster serves no KafkaTopic API: install Strimzi")
@@ -138,3 +146,35 @@ def monitoring_condition(
     if missing:
         return Gate(MONITORING_READY, False, "Pending", f"not created yet: {', '.join(missing)}")
     return Gate(MONITORING_READY, True, "Created", "ServiceMonitor and PrometheusRule exist")
+
+
+def admin_topics_gate(report: Report | None) -> Gate:
+    """``TopicsReady`` from a reconcile through the Kafka admin API.
+
+    Closed while the cluster does not answer (``KafkaUnreachable``: the next pass tries
+    again), when the spec asks for fewer partitions than a topic has
+    (``PartitionDecreaseRefused``, until the spec is fixed) and when the cluster refused a
+    change (``TopicChangeRefused``, with its error); open once every topic is as specified.
+    """
+    if report is None:
+        return Gate(TOPICS_READY, False, "Pending",
+                    "the topics have not been reconciled through the Kafka admin API yet")
+    done = "; ".join(report.done)
+    also = f" (this pass {done})" if done else ""
+    if report.unreachable:
+        return Gate(TOPICS_READY, False, "KafkaUnreachable",
+                    f"Kafka at {report.bootstrap} did not answer: {report.unreachable}; "
+                    f"tried again on the next pass{also}")
+    refused = [r.message for r in report.plan.refused] if report.plan is not None else []
+    if refused:
+        return Gate(TOPICS_READY, False, "PartitionDecreaseRefused",
+                    "; ".join([*refused, *report.failures]) + also)
+    if report.failures:
+        return Gate(TOPICS_READY, False, "TopicChangeRefused",
+                    f"Kafka at {report.bootstrap} refused: {'; '.join(report.failures)}{also}")
+    text = f"{report.wanted} topic(s) as specified on {report.bootstrap}"
+    if done:
+        text += f" ({done})"
+    if report.plan is not None and report.plan.notes:
+        text += "; " + "; ".join(report.plan.notes)
+    return Gate(TOPICS_READY, True, "Ready", text)

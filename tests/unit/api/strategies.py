@@ -127,8 +127,9 @@ def secret_stores(draw: st.DrawFn) -> api.SecretStore:
 
 @st.composite
 def kafkas(draw: st.DrawFn) -> api.Kafka:
-    """Kafka settings; a Strimzi block exactly when the provisioner is strimzi."""
-    provisioner = draw(st.sampled_from(["strimzi", "none"]))
+    """Kafka settings; a Strimzi block exactly when the provisioner is strimzi, Delete only
+    with admin."""
+    provisioner = draw(st.sampled_from(["strimzi", "admin", "none"]))
     names = draw(st.lists(st.from_regex(r"\A[a-z][a-z0-9._-]{0,20}\Z"), max_size=4, unique=True))
     topics = [
         api.Topic(
@@ -148,6 +149,9 @@ def kafkas(draw: st.DrawFn) -> api.Kafka:
         )
         if provisioner == "strimzi"
         else None,
+        topic_deletion_policy=draw(st.sampled_from(["Retain", "Delete"]))
+        if provisioner == "admin"
+        else "Retain",
         topics=topics if topics else draw(st.sampled_from([None, []])),
     )
 

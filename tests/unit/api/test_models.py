@@ -73,11 +73,12 @@ def test_full_sample_is_azure_strimzi_canary_with_prometheus() -> None:
     assert all(m.prometheus.address for m in spec.rollout.canary.analysis.metrics)
 
 
-def test_aws_sample_is_csi_irsa_existing_topics() -> None:
+def test_aws_sample_is_csi_irsa_admin_topics() -> None:
     spec = parse(load_sample(SAMPLES[[p.stem for p in SAMPLES].index("aws")])).spec
     assert spec.secret_store is not None and spec.secret_store.aws is not None
     assert (spec.secret_store.backend, spec.secret_store.provider) == ("csi", "aws-secrets-manager")
-    assert spec.kafka is not None and spec.kafka.topic_provisioner == "none"
+    assert spec.kafka is not None and spec.kafka.topic_provisioner == "admin"
+    assert spec.kafka.topic_deletion_policy == "Retain"
 
 
 def test_wire_format_is_camel_case_and_python_is_snake_case() -> None:

@@ -14,8 +14,11 @@ from payment_operator import handlers, reconcile
 from payment_operator.kube.errors import KubeError
 from payment_operator.settings import Settings
 from payment_operator.state import OperatorState
+from payment_operator.topics import AdminClients
 
 from tests.unit.builders.cases import NAMESPACE, minimal_body
+from tests.unit.operator import fake_kafka
+from tests.unit.operator.fake_kafka import FakeKafka
 from tests.unit.operator.fake_kube import FakeKube
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
@@ -155,9 +158,9 @@ def test_a_pass_that_asks_for_a_requeue_is_run_again_then(state, posted, monkeyp
     again = threading.Event()
     real = reconcile._measured_pass
 
-    def measured(kube, namespace, name, ctx, trigger, prune, now):
+    def measured(kube, namespace, name, ctx, kafka_admins, trigger, prune, now):
         triggers.append(trigger)
-        outcome = real(kube, namespace, name, ctx, trigger, prune, now)
+        outcome = real(kube, namespace, name, ctx, kafka_admins, trigger, prune, now)
         if trigger == "requeue":
             again.set()
             return outcome
@@ -193,3 +196,71 @@ def test_a_child_event_reconciles_its_owner(state, posted):
     state.kube.calls.clear()
     handlers.on_child_event(state, body=kopf.Body({"metadata": {"name": "y"}}))
     assert state.kube.calls == []
+
+
+# ---- Kafka topics on deletion (topicProvisioner admin) ------------------------------------
+
+ADMIN_KAFKA = {"bootstrapServers": "kafka:9092", "topicProvisioner": "admin",
+               "topics": [{"name": "payment.events", "replicas": 1}, {"name": "audit"}]}
+
+
+def _deleting(state: OperatorState, cluster: FakeKafka, **kafka) -> dict:
+    state.kafka_admins = fake_kafka.admins(cluster)[0]
+    body = minimal_body(kafka={**ADMIN_KAFKA, **kafka})
+    body["metadata"]["deletionTimestamp"] = "2025-01-02T03:04:05Z"
+    return body
+
+
+def test_the_admin_timeout_is_a_setting_of_ten_seconds_by_default(monkeypatch):
+    assert Settings().kafka_admin_timeout_seconds == 10.0
+    monkeypatch.setenv("PAYDECK_KAFKA_ADMIN_TIMEOUT_SECONDS", "2.5")
+    state = OperatorState.from_settings(Settings(), FakeKube())
+    assert state.kafka_admins.timeout == 2.5
+    assert state.kafka_admins.bootstraps() == []  # clients are made on first use only
+
+
+def test_retained_topics_are_left_on_deletion(state, posted):
+    cluster = FakeKafka(topics={"payment.events": {"partitions": 3, "replicas": 1, "config": {}}})
+    body = _deleting(state, cluster)  # topicDeletionPolicy defaults to Retain
+    handlers.on_delete(state, **_kopf_kwargs(body))
+    assert cluster.calls == [] and "payment.events" in cluster.topics
+    assert posted == []
+
+
+def test_topics_are_deleted_with_the_delete_policy(state, posted):
+    cluster = FakeKafka(topics={"payment.events": {"partitions": 3, "replicas": 1, "config": {}},
+                                "foreign": {"partitions": 1, "replicas": 1, "config": {}}})
+    body = _deleting(state, cluster, topicDeletionPolicy="Delete")
+    handlers.on_delete(state, **_kopf_kwargs(body))  # "audit" never existed: fine
+    assert cluster.writes() == ["delete_topics"]
+    assert list(cluster.topics) == ["foreign"]
+    assert posted == [("Normal", "KafkaTopicsDeleted")]
+
+
+def test_an_unreachable_kafka_holds_the_deletion_a_few_times_then_lets_go(state, posted):
+    cluster = FakeKafka(down=True)
+    body = _deleting(state, cluster, topicDeletionPolicy="Delete")
+    with pytest.raises(kopf.TemporaryError) as caught:
+        handlers.on_delete(state, **_kopf_kwargs(body, retry=0))
+    assert "_TIMED_OUT" in str(caught.value)
+    assert posted == [("Warning", "KafkaTopicsNotDeleted")]
+    posted.clear()
+
+    handlers.on_delete(state, **_kopf_kwargs(body, retry=handlers.TOPIC_DELETE_ATTEMPTS - 1))
+    assert posted == [("Warning", "KafkaTopicsNotDeleted"), ("Warning", "KafkaTopicsLeft")]
+
+
+def test_stop_closes_the_kafka_admin_clients(state):
+    closed = []
+
+    class Client(FakeKafka):
+        def __exit__(self, *exc):
+            closed.append(exc)
+
+    state.kafka_admins = AdminClients(1.0, factory=lambda config: Client())
+    state.kafka_admins.get("a:9092")
+    state.kafka_admins.get("b:9092")
+    state.kafka_admins.get("a:9092")
+    handlers.stop(state)
+    assert closed == [(None, None, None)] * 2
+    assert state.kafka_admins.bootstraps() == []

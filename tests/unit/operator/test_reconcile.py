@@ -14,8 +14,12 @@ from payment_operator import builders, reconcile
 from payment_operator.api import parse
 from payment_operator.coalesce import Coalescer
 from payment_operator.kube.client import KubeError
+from payment_operator.rollout import engine
+from payment_operator.topics import AdminClients
 
 from tests.unit.builders.cases import NAMESPACE, minimal_body
+from tests.unit.operator import fake_kafka
+from tests.unit.operator.fake_kafka import FakeKafka
 from tests.unit.operator.fake_kube import FakeKube
 
 pytestmark = pytest.mark.unit
@@ -36,10 +40,13 @@ def _ps(kube: FakeKube, **spec) -> dict:
 
 
 def _pass(kube: FakeKube, *, prune: bool = True, trigger: str = "test",
-          coalescer: Coalescer | None = None) -> reconcile.Outcome:
+          coalescer: Coalescer | None = None,
+          kafka_admins: AdminClients | None = None) -> reconcile.Outcome:
     return reconcile.reconcile(
         kube, coalescer or Coalescer(), NAMESPACE, NAME, builders.Context(),
-        trigger=trigger, prune_children=prune, now=NOW,
+        kafka_admins=AdminClients(timeout=1.0) if kafka_admins is None else kafka_admins,
+        trigger=trigger,
+        prune_children=prune, now=NOW,
     )
 
 
@@ -246,3 +253,100 @@ def test_without_prune_nothing_is_deleted():
 
     assert kube.writes() == []
     assert kube.stored("ConfigMap", NAMESPACE, "ours-unwanted") is not None
+
+
+# ---- topicProvisioner admin ---------------------------------------------------------------
+
+ADMIN_KAFKA = {"bootstrapServers": "kafka:9092", "topicProvisioner": "admin",
+               "topics": [{"name": "payment.events", "partitions": 6, "replicas": 1,
+                           "config": {"retention.ms": "3600000"}}]}
+
+
+def _condition(kube: FakeKube, type_: str) -> dict:
+    status = kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def _deployment(kube: FakeKube) -> dict | None:
+    ps = parse(kube.stored("PaymentService", NAMESPACE, NAME))
+    return kube.stored("Deployment", NAMESPACE, f"{NAME}-{builders.revision(ps)}")
+
+
+def test_admin_topics_are_reconciled_in_the_pass_and_become_the_gate():
+    kube, cluster = FakeKube(), FakeKafka()
+    admins, configs = fake_kafka.admins(cluster)
+    _ps(kube, kafka=ADMIN_KAFKA)
+
+    outcome = _pass(kube, kafka_admins=admins)
+
+    assert cluster.topics == {"payment.events": {"partitions": 6, "replicas": 1,
+                                                 "config": {"retention.ms": "3600000"}}}
+    gate = _condition(kube, "TopicsReady")
+    assert (gate["status"], gate["reason"]) == ("True", "Ready")
+    assert "created payment.events" in gate["message"]
+    changed = [e for e in outcome.events if e.reason == "KafkaTopicsChanged"]
+    assert [e.message for e in changed] == [
+        "kafka:9092: created payment.events (6 partitions, replication factor 1)"]
+    assert _deployment(kube) is not None  # the gate is open: the first revision runs
+    assert len(configs) == 1
+    assert configs[0]["bootstrap.servers"] == "kafka:9092"
+    assert configs[0]["security.protocol"] == "PLAINTEXT"
+    assert configs[0]["socket.timeout.ms"] == 1000
+
+    _pass(kube, kafka_admins=admins)  # the gate's message loses "created ..." once
+    kube.calls.clear()
+    cluster.calls.clear()
+    idle = _pass(kube, kafka_admins=admins, trigger="resync")
+
+    assert cluster.calls == ["describe_topics", "describe_configs"]  # reads only
+    assert kube.writes() == [] and idle.events == []
+    assert len(configs) == 1  # one client for the bootstrap string, every pass
+
+
+def test_an_unreachable_kafka_closes_the_gate_and_the_rest_of_the_pass_goes_on():
+    kube, cluster = FakeKube(), FakeKafka(down=True)
+    admins, _ = fake_kafka.admins(cluster)
+    _ps(kube, kafka=ADMIN_KAFKA)
+
+    outcome = _pass(kube, kafka_admins=admins)
+
+    assert cluster.calls == ["describe_topics"]  # nothing more once it did not answer
+    gate = _condition(kube, "TopicsReady")
+    assert (gate["status"], gate["reason"]) == ("False", "KafkaUnreachable")
+    assert "kafka:9092" in gate["message"] and "_TIMED_OUT" in gate["message"]
+    assert outcome.failure is None  # not a failure of the pass: a closed gate
+    assert outcome.requeue_after == engine.GATE_POLL_SECONDS
+    assert ("apply", "Service", NAME) in kube.writes()  # the supporting children are applied
+    deployment = _deployment(kube)
+    assert deployment is None or deployment["spec"]["replicas"] == 0
+
+    cluster.down = False
+    _pass(kube, kafka_admins=admins, trigger="requeue")
+
+    assert _condition(kube, "TopicsReady")["status"] == "True"
+    assert "payment.events" in cluster.topics
+    assert _deployment(kube)["spec"]["replicas"] > 0
+
+
+def test_a_partition_decrease_keeps_the_gate_closed_without_a_write():
+    kube, cluster = FakeKube(), FakeKafka()
+    cluster.topics["payment.events"] = {"partitions": 12, "replicas": 1,
+                                        "config": {"retention.ms": "3600000"}}
+    admins, _ = fake_kafka.admins(cluster)
+    _ps(kube, kafka=ADMIN_KAFKA)
+
+    _pass(kube, kafka_admins=admins)
+
+    assert cluster.writes() == []
+    assert cluster.topics["payment.events"]["partitions"] == 12
+    gate = _condition(kube, "TopicsReady")
+    assert (gate["status"], gate["reason"]) == ("False", "PartitionDecreaseRefused")
+
+
+def test_other_provisioners_never_touch_kafka():
+    kube, cluster = FakeKube(), FakeKafka()
+    admins, configs = fake_kafka.admins(cluster)
+    _ps(kube, kafka={**ADMIN_KAFKA, "topicProvisioner": "none"})
+    _pass(kube, kafka_admins=admins)
+    assert cluster.calls == [] and configs == []
+    assert _condition(kube, "TopicsReady")["reason"] == "NotManaged"

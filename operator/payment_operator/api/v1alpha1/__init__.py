@@ -69,6 +69,7 @@ from payment_operator.api.v1alpha1.spec import (
     StrimziCluster,
     Stripe,
     Topic,
+    TopicDeletionPolicy,
     TopicProvisioner,
     VaultStore,
 )
@@ -157,6 +158,7 @@ __all__ = [
     "Stripe",
     "ThresholdRange",
     "Topic",
+    "TopicDeletionPolicy",
     "TopicProvisioner",
     "VaultStore",
     "WebQuery",

@@ -29,7 +29,8 @@ from payment_operator.api.v1alpha1.base import (
 )
 from payment_operator.api.v1alpha1.rollout import Rollout
 
-TopicProvisioner = Literal["strimzi", "none"]
+TopicProvisioner = Literal["strimzi", "admin", "none"]
+TopicDeletionPolicy = Literal["Retain", "Delete"]
 SecretBackend = Literal["external-secrets", "csi"]
 SecretProvider = Literal["azure-keyvault", "aws-secrets-manager", "vault"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
@@ -278,6 +279,13 @@ class Kafka(ApiModel):
             reason="FieldValueForbidden",
         ),
         Rule(
+            rule="self.topicDeletionPolicy != 'Delete' || self.topicProvisioner == 'admin'",
+            message="topicDeletionPolicy Delete needs topicProvisioner admin",
+            check=lambda k: k.topic_deletion_policy != "Delete" or k.topic_provisioner == "admin",
+            field_path=".topicDeletionPolicy",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
             rule=(
                 "!has(oldSelf.topics) || oldSelf.topics.all(t, "
                 "has(self.topics) && self.topics.exists(n, n.name == t.name))"
@@ -298,7 +306,22 @@ class Kafka(ApiModel):
         default="none",
         description=(
             "Who creates the topics: strimzi (KafkaTopic resources in this namespace, "
-            "whose Ready condition gates a rollout) or none (they exist already; not checked)."
+            "whose Ready condition gates a rollout); admin (the operator itself, through the "
+            "Kafka admin API over PLAINTEXT to bootstrapServers, on every reconcile: it creates "
+            "missing topics with their partitions, replicas and config, raises partitions, "
+            "restores the config keys listed here and leaves other keys alone; it never "
+            "lowers partitions, never changes the replication factor of an existing topic and "
+            "deletes topics only with topicDeletionPolicy Delete; TopicsReady gates a "
+            "rollout); or none (they exist already; not checked)."
+        ),
+    )
+    topic_deletion_policy: TopicDeletionPolicy = Field(
+        default="Retain",
+        description=(
+            "What happens to the topics when the PaymentService is deleted, with "
+            "topicProvisioner admin: Retain (they stay on the cluster, with their data) or "
+            "Delete (the operator deletes every topic listed in topics, including ones it did "
+            "not create, before it releases the PaymentService's finalizer)."
         ),
     )
     strimzi: StrimziCluster | None = Field(
