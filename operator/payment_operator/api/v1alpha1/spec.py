@@ -121,8 +121,30 @@ class Resources(ApiModel):
     )
 
 
+#: The runtime reads its settings from ``PAYMENT_*`` variables, case-insensitively; the
+#: operator sets them from the spec's checked fields, so spec.env may not.
+RESERVED_ENV_PREFIX = "PAYMENT_"
+
+
 class EnvVar(ApiModel):
-    """A plain (non-secret) environment variable of the payment container."""
+    """A plain (non-secret) environment variable of the payment container.
+
+    ``PAYMENT_*`` names (in any case) are refused: they are the runtime's own settings, and
+    one set here would override what the operator derives from the validated spec (the
+    webhook tolerance, the JWT leeway, an https-only JWKS URL, the secrets wiring).
+    """
+
+    __rules__ = (
+        Rule(
+            rule=f"!self.name.upperAscii().startsWith('{RESERVED_ENV_PREFIX}')",
+            message=(
+                f"{RESERVED_ENV_PREFIX}* variables are the runtime's settings, set by the "
+                "operator from the spec: spec.env may not set them"
+            ),
+            check=lambda e: not e.name.upper().startswith(RESERVED_ENV_PREFIX),
+            field_path=".name",
+        ),
+    )
 
     name: EnvName = Field(description="Name of the variable.")
     value: str = Field(default="", max_length=4096, description="Value of the variable.")
