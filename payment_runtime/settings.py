@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None  # e.g. http://localhost:12111 for stripe-mock
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    stripe_webhook_tolerance_seconds: int = 300
+    #: How old a signed webhook may be. 0 would switch the SDK's timestamp check off, so
+    #: any event ever signed could be replayed: the range is 1-600 s (Stripe's default 300).
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=600)
 
     # Kafka outbox relay.
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -64,7 +66,8 @@ class Settings(BaseSettings):
     jwt_audience: str = "payment-runtime"
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
     jwt_roles_claim: str = "roles"
-    jwt_leeway_seconds: int = 30
+    #: Clock skew allowed on exp/nbf/iat, at most two minutes.
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=120)
 
     # HTTP.
     host: str = "0.0.0.0"  # noqa: S104 - the container listens on all interfaces
