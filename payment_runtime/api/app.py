@@ -28,7 +28,7 @@ from payment_runtime import migrations
 from payment_runtime.adapters import postgres
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
-from payment_runtime.api import openapi, schemas
+from payment_runtime.api import jsonbody, openapi, schemas
 from payment_runtime.api.auth import PROCESS, READ, REFUND, Authenticator, KeySource, Role
 from payment_runtime.domain import idempotency, providers
 from payment_runtime.domain.money import Money, MoneyError
@@ -133,10 +133,7 @@ async def _read_json(request: Request, model: type[M], *, optional: bool = False
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(415, "unsupported_media_type", "send application/json")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
+        data = jsonbody.loads(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     try:
@@ -242,6 +239,22 @@ async def payment_providers(request: Request) -> Response:
     return JSONResponse({"country": country.upper(), "payment_methods": methods})
 
 
+def webhook_event(document: Any) -> dict[str, Any]:
+    """A signed event's JSON, checked for the shape the service reads: an object with a
+    string ``id`` and ``type``, and ``data.object`` an object when present."""
+    invalid = ApiError(400, "invalid_event", "the body is not a Stripe event")
+    if not isinstance(document, dict):
+        raise invalid
+    if not isinstance(document.get("id"), str) or not document["id"]:
+        raise invalid
+    if not isinstance(document.get("type"), str):
+        raise invalid
+    data = document.get("data", {})
+    if not isinstance(data, dict) or not isinstance(data.get("object", {}), dict):
+        raise invalid
+    return document
+
+
 @endpoint("/webhooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
     runtime = _rt(request)
@@ -263,10 +276,14 @@ async def stripe_webhook(request: Request) -> Response:
             runtime.webhook_secret,
             runtime.settings.stripe_webhook_tolerance_seconds,
         )
-        event = json.loads(payload)
     except ValueError as exc:
         runtime.metrics.webhook_events.labels("unknown", "invalid_signature").inc()
         raise ApiError(400, "invalid_signature", "the webhook signature is not valid") from exc
+    try:
+        event = webhook_event(jsonbody.loads(payload))
+    except ApiError:
+        runtime.metrics.webhook_events.labels("unknown", "invalid_event").inc()
+        raise
     verdict = await _svc(request).handle_webhook(event)
     runtime.metrics.webhook_events.labels(str(event.get("type")), verdict).inc()
     log.info("webhook", extra={"event_id": event.get("id"), "verdict": verdict})
