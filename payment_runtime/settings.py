@@ -72,9 +72,12 @@ class Settings(BaseSettings):
     # HTTP.
     host: str = "0.0.0.0"  # noqa: S104 - the container listens on all interfaces
     port: int = Field(default=8080, ge=1, le=65535)
-    #: A second listener serving only ``/metrics`` (the pod's ``metrics`` port), or None.
-    #: ``/metrics`` stays on :attr:`port` either way.
+    #: A second listener serving only ``/metrics`` (the pod's ``metrics`` port). With it,
+    #: :attr:`port` answers 404 for ``/metrics``; without it (local runs), ``/metrics`` is
+    #: served on :attr:`port`.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: How often a background task reads the outbox gauges; scrapes never query the database.
+    outbox_stats_interval_seconds: float = Field(default=15.0, ge=0.1, le=3600)
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"

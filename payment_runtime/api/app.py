@@ -6,6 +6,7 @@ machine-readable ``code``. Mutating routes require an ``Idempotency-Key``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -317,14 +318,33 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    """The registry as it is: the outbox gauges come from :func:`refresh_outbox_stats`, so
+    a scrape never waits on (or opens) a database connection."""
     runtime = _rt(request)
-    if runtime.pool is not None:
-        with contextlib.suppress(Exception):
-            async with runtime.pool.connection(timeout=2) as conn:
-                pending, lag = await postgres.outbox_stats(conn)
-            runtime.metrics.outbox_pending.set(pending)
-            runtime.metrics.outbox_lag.set(lag)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def refresh_outbox_stats(pool: Any, metrics: Metrics, interval: float) -> None:
+    """Update the outbox gauges every ``interval`` seconds until cancelled."""
+    failing = False
+    while True:
+        try:
+            async with pool.connection(timeout=interval) as conn:
+                # A locked table must not hold a pool connection for longer than a round.
+                timeout_ms = str(int(max(interval, 1.0) * 1000))
+                await conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", (timeout_ms,)
+                )
+                pending, lag = await postgres.outbox_stats(conn)
+                await conn.rollback()
+            metrics.outbox_pending.set(pending)
+            metrics.outbox_lag.set(lag)
+            failing = False
+        except Exception:
+            if not failing:  # once per outage, not once per interval
+                log.warning("could not read the outbox statistics", exc_info=True)
+            failing = True
+        await asyncio.sleep(interval)
 
 
 async def openapi_document(request: Request) -> Response:
@@ -350,8 +370,9 @@ class MetricsPortDispatch:
     """ASGI wrapper for serving one app on two listeners: the main port and a metrics port.
 
     Requests that arrive on ``metrics_port`` (the local port of the connection) see only
-    ``/metrics``; anything else there is a 404 ``not_found``.  The main port serves the
-    whole app, ``/metrics`` included.  Lifespan events pass through unchanged.
+    ``/metrics``; the main port serves the rest of the app, and ``/metrics`` there is a 404
+    too, so whatever exposes the main port (an Ingress, a caller of the API) cannot read
+    the metrics. Both refusals are ``not_found``. Lifespan events pass through unchanged.
     """
 
     def __init__(self, app: ASGIApp, metrics_port: int) -> None:
@@ -359,13 +380,17 @@ class MetricsPortDispatch:
         self.metrics_port = metrics_port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") != "/metrics":
+        if scope["type"] == "http":
             server = scope.get("server")
-            if server is not None and server[1] == self.metrics_port:
-                response = _error(
-                    ApiError(404, "not_found", "only /metrics is served on the metrics port")
+            on_metrics_port = server is not None and server[1] == self.metrics_port
+            wants_metrics = scope.get("path") == "/metrics"
+            if on_metrics_port != wants_metrics:
+                message = (
+                    "only /metrics is served on the metrics port"
+                    if on_metrics_port
+                    else "/metrics is served on the metrics port only"
                 )
-                await response(scope, receive, send)
+                await _error(ApiError(404, "not_found", message))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -409,9 +434,16 @@ def create_app(
             topic=settings.kafka_topic,
             lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_seconds),
         )
+        stats = asyncio.create_task(
+            refresh_outbox_stats(pool, metrics, settings.outbox_stats_interval_seconds),
+            name="outbox-stats",
+        )
         try:
             yield
         finally:
+            stats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stats
             runtime.service = None
             runtime.pool = None
             await gateway.close()

@@ -497,8 +497,15 @@ class Ingress(ApiModel):
     """An Ingress exposing the service (webhooks from Stripe come in through it)."""
 
     host: DnsSubdomain = Field(description="Host name, such as payments.example.com.")
-    path: str = Field(
-        default="/", max_length=256, pattern=HTTP_PATH_PATTERN, description="Path prefix."
+    path: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=HTTP_PATH_PATTERN,
+        description=(
+            "One path prefix to route instead of the default /api and /webhooks (the payment "
+            "API and Stripe's webhooks); by default health, metrics and the OpenAPI document "
+            "are not reachable through the Ingress."
+        ),
     )
     class_name: str | None = Field(
         default=None,
