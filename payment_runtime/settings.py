@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "payment-runtime"
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
     jwt_roles_claim: str = "roles"
+    #: How long a fetched JWKS is used: a key the identity provider retires stops
+    #: verifying within this time (an unknown kid refetches sooner, at most every 30 s).
+    jwks_cache_seconds: float = Field(default=300, ge=1, le=3600)
     #: Clock skew allowed on exp/nbf/iat, at most two minutes.
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=120)
 

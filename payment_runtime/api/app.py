@@ -406,7 +406,7 @@ def create_app(
     """Build the app; the pool and Stripe client open in its lifespan."""
     metrics = metrics or Metrics()
     authenticator = Authenticator(
-        key_source or KeySource(url=settings.jwks_url),
+        key_source or KeySource(url=settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         algorithms=settings.jwt_algorithms,
