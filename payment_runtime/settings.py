@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = 10.0
     idempotency_lock_timeout_seconds: float = 60.0
+    #: Retention, purged by a background task of ``serve`` (never on a request): an
+    #: Idempotency-Key is honoured for 24 hours, as Stripe's are.
+    idempotency_retention_hours: float = Field(default=24, ge=1, le=24 * 366)
+    #: Webhook event ids for deduplication. A redelivery after this is still harmless:
+    #: an event only moves a payment forward, so applying it again is ``stale``.
+    webhook_event_retention_hours: float = Field(default=24, ge=1, le=24 * 366)
+    retention_interval_seconds: float = Field(default=300, ge=0.1, le=86_400)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
 
     # Stripe.
     stripe_api_version: str = STRIPE_API_VERSION

@@ -347,6 +347,45 @@ async def refresh_outbox_stats(pool: Any, metrics: Metrics, interval: float) -> 
         await asyncio.sleep(interval)
 
 
+async def _purge(pool: Any, settings: Settings) -> tuple[int, int]:
+    """One round: delete expired keys, then event ids, in batches of one transaction."""
+    batch = settings.retention_batch_size
+    counts = []
+    for purge, hours in (
+        (postgres.purge_idempotency_keys, settings.idempotency_retention_hours),
+        (postgres.purge_webhook_events, settings.webhook_event_retention_hours),
+    ):
+        total = 0
+        while True:
+            async with pool.connection() as conn, conn.transaction():
+                deleted = await purge(conn, older_than_seconds=hours * 3600, limit=batch)
+            total += deleted
+            if deleted < batch:
+                break
+        counts.append(total)
+    return counts[0], counts[1]
+
+
+async def purge_expired(pool: Any, settings: Settings) -> None:
+    """Purge expired idempotency keys and webhook event ids every retention interval,
+    until cancelled; off the request path, so a request never waits for it."""
+    failing = False
+    while True:
+        try:
+            keys, events = await _purge(pool, settings)
+            if keys or events:
+                log.info(
+                    "purged expired idempotency keys and webhook event ids",
+                    extra={"idempotency_keys": keys, "webhook_events": events},
+                )
+            failing = False
+        except Exception:
+            if not failing:
+                log.warning("could not purge expired keys and event ids", exc_info=True)
+            failing = True
+        await asyncio.sleep(settings.retention_interval_seconds)
+
+
 async def openapi_document(request: Request) -> Response:
     return JSONResponse(openapi.document())
 
@@ -438,12 +477,15 @@ def create_app(
             refresh_outbox_stats(pool, metrics, settings.outbox_stats_interval_seconds),
             name="outbox-stats",
         )
+        purge = asyncio.create_task(purge_expired(pool, settings), name="retention")
         try:
             yield
         finally:
-            stats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stats
+            for task in (stats, purge):
+                task.cancel()
+            for task in (stats, purge):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             runtime.service = None
             runtime.pool = None
             await gateway.close()
