@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Sequence
+
+from pydantic import ValidationError
 
 from payment_runtime import logs, migrations
 from payment_runtime.adapters import secrets as secret_providers
@@ -46,7 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay.add_argument("--once", action="store_true", help="drain the outbox and exit")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Names and reasons only: the values may be anything the pod was given.
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "PAYMENT_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"payment-runtime: invalid setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level)
     provider = secret_providers.provider_for(settings)
 

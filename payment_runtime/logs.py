@@ -1,10 +1,13 @@
 """JSON logging with redaction of secrets, tokens and personal data.
 
-Redaction happens in the formatter, on the final text of every record, so nothing a
-handler writes can carry: a registered secret value (every value a secret provider
-returned), a bearer token or JWT, a Stripe key, a password in a URL, an e-mail address
-or a card-number-like digit run. Fields whose names say they are sensitive are masked
-whole.
+Redaction happens in the formatter, on every value of a record *before* it is serialised
+(message, extra fields and their keys, the traceback), so nothing a handler writes can
+carry: a registered secret value (every value a secret provider returned), a bearer token
+or JWT, a Stripe key, a password in a URL, an e-mail address or a card-number-like digit
+run. Redacting the serialised line instead would miss a secret holding a quote, a
+backslash or a control character, which JSON writes escaped. A registered secret is also
+masked in its JSON-escaped and ``repr`` forms, as a careless ``json.dumps`` or a
+traceback prints it. Fields whose names say they are sensitive are masked whole.
 """
 
 from __future__ import annotations
@@ -47,9 +50,15 @@ def register_secret(value: str) -> None:
     if len(value) < 4:
         return  # too short to redact without mangling ordinary text
     with _secrets_lock:
-        if value in _secrets:
+        forms = {
+            value,
+            json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1],
+            repr(value)[1:-1],
+        }
+        if forms <= _secrets:
             return
-        _secrets.add(value)
+        _secrets.update(forms)
         ordered = sorted(_secrets, key=len, reverse=True)
         _secrets_re = re.compile("|".join(re.escape(s) for s in ordered))
 
@@ -65,15 +74,20 @@ def redact(text: str) -> str:
 
 
 def _clean(key: str, value: Any) -> Any:
+    """``value`` with every string redacted; numbers that print as a secret are masked."""
     if SENSITIVE_FIELD.search(key):
         return REDACTED
+    if isinstance(value, str):
+        return redact(value)
     if isinstance(value, dict):
-        return {str(k): _clean(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {redact(str(k)): _clean(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_clean(key, v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, bool) or value is None:
         return value
-    return str(value)
+    if isinstance(value, int | float):
+        return value if redact(str(value)) == str(value) else REDACTED
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -84,14 +98,17 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
-                document[key] = _clean(key, value)
+                document[redact(key)] = _clean(key, value)
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(document, default=str, ensure_ascii=False))
+            document["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            document["stack"] = redact(self.formatStack(record.stack_info))
+        # Every value is redacted already: escaping can no longer hide a secret from it.
+        return json.dumps(document, default=lambda v: redact(str(v)), ensure_ascii=False)
 
 
 def configure(level: str = "INFO") -> None:

@@ -449,6 +449,14 @@ class PaymentService:
                 row = await db.get_payment(conn, uuid.UUID(our_id), for_update=True)
             except ValueError:
                 row = None
+        if row is not None and not webhooks.belongs_to(
+            target, row["stripe_payment_intent_id"], row["amount_minor"], str(row["currency"])
+        ):
+            log.warning(
+                "webhook event names a payment it does not belong to",
+                extra={"payment_id": str(row["id"]), "intent": target.intent_id},
+            )
+            return webhooks.Verdict.MISMATCH.value
         if row is None:
             row = await db.find_payment_by_intent(conn, target.intent_id)
         if row is None:

@@ -42,13 +42,23 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout_seconds: float = 10.0
     idempotency_lock_timeout_seconds: float = 60.0
+    #: Retention, purged by a background task of ``serve`` (never on a request): an
+    #: Idempotency-Key is honoured for 24 hours, as Stripe's are.
+    idempotency_retention_hours: float = Field(default=24, ge=1, le=24 * 366)
+    #: Webhook event ids for deduplication. A redelivery after this is still harmless:
+    #: an event only moves a payment forward, so applying it again is ``stale``.
+    webhook_event_retention_hours: float = Field(default=24, ge=1, le=24 * 366)
+    retention_interval_seconds: float = Field(default=300, ge=0.1, le=86_400)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
 
     # Stripe.
     stripe_api_version: str = STRIPE_API_VERSION
     stripe_api_base: str | None = None  # e.g. http://localhost:12111 for stripe-mock
     stripe_timeout_seconds: float = 10.0
     stripe_max_network_retries: int = 2
-    stripe_webhook_tolerance_seconds: int = 300
+    #: How old a signed webhook may be. 0 would switch the SDK's timestamp check off, so
+    #: any event ever signed could be replayed: the range is 1-600 s (Stripe's default 300).
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=600)
 
     # Kafka outbox relay.
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -64,14 +74,21 @@ class Settings(BaseSettings):
     jwt_audience: str = "payment-runtime"
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
     jwt_roles_claim: str = "roles"
-    jwt_leeway_seconds: int = 30
+    #: How long a fetched JWKS is used: a key the identity provider retires stops
+    #: verifying within this time (an unknown kid refetches sooner, at most every 30 s).
+    jwks_cache_seconds: float = Field(default=300, ge=1, le=3600)
+    #: Clock skew allowed on exp/nbf/iat, at most two minutes.
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=120)
 
     # HTTP.
     host: str = "0.0.0.0"  # noqa: S104 - the container listens on all interfaces
     port: int = Field(default=8080, ge=1, le=65535)
-    #: A second listener serving only ``/metrics`` (the pod's ``metrics`` port), or None.
-    #: ``/metrics`` stays on :attr:`port` either way.
+    #: A second listener serving only ``/metrics`` (the pod's ``metrics`` port). With it,
+    #: :attr:`port` answers 404 for ``/metrics``; without it (local runs), ``/metrics`` is
+    #: served on :attr:`port`.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: How often a background task reads the outbox gauges; scrapes never query the database.
+    outbox_stats_interval_seconds: float = Field(default=15.0, ge=0.1, le=3600)
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"

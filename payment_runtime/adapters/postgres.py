@@ -246,6 +246,42 @@ async def set_webhook_verdict(conn: Conn, event_id: str, verdict: str) -> None:
     )
 
 
+# --- retention ------------------------------------------------------------------------
+
+
+async def purge_idempotency_keys(conn: Conn, *, older_than_seconds: float, limit: int) -> int:
+    """Delete up to ``limit`` keys created more than ``older_than_seconds`` ago.
+
+    Only keys whose request finished, or never got past ``started`` (nothing of ours
+    exists yet; Stripe keys derive from our ids, so a new attempt repeats nothing), and
+    that no attempt locked within that time. A key whose request created a payment or a
+    refund but did not finish stays, so that the client's retry can still complete it.
+    Rows a request holds are skipped, never waited for.
+    """
+    cur = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE id IN ("
+        " SELECT id FROM idempotency_keys"
+        " WHERE created_at < now() - make_interval(secs => %s)"
+        " AND recovery_point IN ('finished', 'started')"
+        " AND (locked_at IS NULL OR locked_at < now() - make_interval(secs => %s))"
+        " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+        (older_than_seconds, older_than_seconds, limit),
+    )
+    return cur.rowcount
+
+
+async def purge_webhook_events(conn: Conn, *, older_than_seconds: float, limit: int) -> int:
+    """Delete up to ``limit`` webhook event ids received more than that long ago."""
+    cur = await conn.execute(
+        "DELETE FROM webhook_events WHERE event_id IN ("
+        " SELECT event_id FROM webhook_events"
+        " WHERE received_at < now() - make_interval(secs => %s)"
+        " ORDER BY received_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+        (older_than_seconds, limit),
+    )
+    return cur.rowcount
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()

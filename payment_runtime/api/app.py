@@ -6,6 +6,7 @@ machine-readable ``code``. Mutating routes require an ``Idempotency-Key``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -28,7 +29,7 @@ from payment_runtime import migrations
 from payment_runtime.adapters import postgres
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
-from payment_runtime.api import openapi, schemas
+from payment_runtime.api import jsonbody, openapi, schemas
 from payment_runtime.api.auth import PROCESS, READ, REFUND, Authenticator, KeySource, Role
 from payment_runtime.domain import idempotency, providers
 from payment_runtime.domain.money import Money, MoneyError
@@ -133,10 +134,7 @@ async def _read_json(request: Request, model: type[M], *, optional: bool = False
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(415, "unsupported_media_type", "send application/json")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
+        data = jsonbody.loads(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     try:
@@ -242,6 +240,22 @@ async def payment_providers(request: Request) -> Response:
     return JSONResponse({"country": country.upper(), "payment_methods": methods})
 
 
+def webhook_event(document: Any) -> dict[str, Any]:
+    """A signed event's JSON, checked for the shape the service reads: an object with a
+    string ``id`` and ``type``, and ``data.object`` an object when present."""
+    invalid = ApiError(400, "invalid_event", "the body is not a Stripe event")
+    if not isinstance(document, dict):
+        raise invalid
+    if not isinstance(document.get("id"), str) or not document["id"]:
+        raise invalid
+    if not isinstance(document.get("type"), str):
+        raise invalid
+    data = document.get("data", {})
+    if not isinstance(data, dict) or not isinstance(data.get("object", {}), dict):
+        raise invalid
+    return document
+
+
 @endpoint("/webhooks/stripe")
 async def stripe_webhook(request: Request) -> Response:
     runtime = _rt(request)
@@ -263,10 +277,14 @@ async def stripe_webhook(request: Request) -> Response:
             runtime.webhook_secret,
             runtime.settings.stripe_webhook_tolerance_seconds,
         )
-        event = json.loads(payload)
     except ValueError as exc:
         runtime.metrics.webhook_events.labels("unknown", "invalid_signature").inc()
         raise ApiError(400, "invalid_signature", "the webhook signature is not valid") from exc
+    try:
+        event = webhook_event(jsonbody.loads(payload))
+    except ApiError:
+        runtime.metrics.webhook_events.labels("unknown", "invalid_event").inc()
+        raise
     verdict = await _svc(request).handle_webhook(event)
     runtime.metrics.webhook_events.labels(str(event.get("type")), verdict).inc()
     log.info("webhook", extra={"event_id": event.get("id"), "verdict": verdict})
@@ -300,14 +318,72 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    """The registry as it is: the outbox gauges come from :func:`refresh_outbox_stats`, so
+    a scrape never waits on (or opens) a database connection."""
     runtime = _rt(request)
-    if runtime.pool is not None:
-        with contextlib.suppress(Exception):
-            async with runtime.pool.connection(timeout=2) as conn:
-                pending, lag = await postgres.outbox_stats(conn)
-            runtime.metrics.outbox_pending.set(pending)
-            runtime.metrics.outbox_lag.set(lag)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def refresh_outbox_stats(pool: Any, metrics: Metrics, interval: float) -> None:
+    """Update the outbox gauges every ``interval`` seconds until cancelled."""
+    failing = False
+    while True:
+        try:
+            async with pool.connection(timeout=interval) as conn:
+                # A locked table must not hold a pool connection for longer than a round.
+                timeout_ms = str(int(max(interval, 1.0) * 1000))
+                await conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", (timeout_ms,)
+                )
+                pending, lag = await postgres.outbox_stats(conn)
+                await conn.rollback()
+            metrics.outbox_pending.set(pending)
+            metrics.outbox_lag.set(lag)
+            failing = False
+        except Exception:
+            if not failing:  # once per outage, not once per interval
+                log.warning("could not read the outbox statistics", exc_info=True)
+            failing = True
+        await asyncio.sleep(interval)
+
+
+async def _purge(pool: Any, settings: Settings) -> tuple[int, int]:
+    """One round: delete expired keys, then event ids, in batches of one transaction."""
+    batch = settings.retention_batch_size
+    counts = []
+    for purge, hours in (
+        (postgres.purge_idempotency_keys, settings.idempotency_retention_hours),
+        (postgres.purge_webhook_events, settings.webhook_event_retention_hours),
+    ):
+        total = 0
+        while True:
+            async with pool.connection() as conn, conn.transaction():
+                deleted = await purge(conn, older_than_seconds=hours * 3600, limit=batch)
+            total += deleted
+            if deleted < batch:
+                break
+        counts.append(total)
+    return counts[0], counts[1]
+
+
+async def purge_expired(pool: Any, settings: Settings) -> None:
+    """Purge expired idempotency keys and webhook event ids every retention interval,
+    until cancelled; off the request path, so a request never waits for it."""
+    failing = False
+    while True:
+        try:
+            keys, events = await _purge(pool, settings)
+            if keys or events:
+                log.info(
+                    "purged expired idempotency keys and webhook event ids",
+                    extra={"idempotency_keys": keys, "webhook_events": events},
+                )
+            failing = False
+        except Exception:
+            if not failing:
+                log.warning("could not purge expired keys and event ids", exc_info=True)
+            failing = True
+        await asyncio.sleep(settings.retention_interval_seconds)
 
 
 async def openapi_document(request: Request) -> Response:
@@ -333,8 +409,9 @@ class MetricsPortDispatch:
     """ASGI wrapper for serving one app on two listeners: the main port and a metrics port.
 
     Requests that arrive on ``metrics_port`` (the local port of the connection) see only
-    ``/metrics``; anything else there is a 404 ``not_found``.  The main port serves the
-    whole app, ``/metrics`` included.  Lifespan events pass through unchanged.
+    ``/metrics``; the main port serves the rest of the app, and ``/metrics`` there is a 404
+    too, so whatever exposes the main port (an Ingress, a caller of the API) cannot read
+    the metrics. Both refusals are ``not_found``. Lifespan events pass through unchanged.
     """
 
     def __init__(self, app: ASGIApp, metrics_port: int) -> None:
@@ -342,13 +419,17 @@ class MetricsPortDispatch:
         self.metrics_port = metrics_port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") != "/metrics":
+        if scope["type"] == "http":
             server = scope.get("server")
-            if server is not None and server[1] == self.metrics_port:
-                response = _error(
-                    ApiError(404, "not_found", "only /metrics is served on the metrics port")
+            on_metrics_port = server is not None and server[1] == self.metrics_port
+            wants_metrics = scope.get("path") == "/metrics"
+            if on_metrics_port != wants_metrics:
+                message = (
+                    "only /metrics is served on the metrics port"
+                    if on_metrics_port
+                    else "/metrics is served on the metrics port only"
                 )
-                await response(scope, receive, send)
+                await _error(ApiError(404, "not_found", message))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -364,7 +445,7 @@ def create_app(
     """Build the app; the pool and Stripe client open in its lifespan."""
     metrics = metrics or Metrics()
     authenticator = Authenticator(
-        key_source or KeySource(url=settings.jwks_url),
+        key_source or KeySource(url=settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         algorithms=settings.jwt_algorithms,
@@ -392,9 +473,19 @@ def create_app(
             topic=settings.kafka_topic,
             lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_seconds),
         )
+        stats = asyncio.create_task(
+            refresh_outbox_stats(pool, metrics, settings.outbox_stats_interval_seconds),
+            name="outbox-stats",
+        )
+        purge = asyncio.create_task(purge_expired(pool, settings), name="retention")
         try:
             yield
         finally:
+            for task in (stats, purge):
+                task.cancel()
+            for task in (stats, purge):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             runtime.service = None
             runtime.pool = None
             await gateway.close()

@@ -2,8 +2,12 @@
 
 Tokens are verified with PyJWT: signature by a key of the JWKS (chosen by ``kid``),
 a fixed algorithm list (never ``none``, never taken from the token), issuer, audience,
-expiry. The JWKS comes from an ``https://`` URL (cached by ``PyJWKClient``), a
-``file://`` path, or an injected key set (tests).
+expiry. The JWKS comes from an ``https://`` URL, a ``file://`` path, or an injected key
+set (tests).
+
+From a URL, ``PyJWKClient`` caches the whole key set for ``cache_seconds`` and nothing
+else: its per-kid cache (``cache_keys=True``) would keep a key the identity provider has
+retired for the life of the process, so a leaked, rotated-out key would still verify.
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ class KeySource:
     operator gets its JWKS URL, issuer and audience from the PaymentService's ``spec.auth``.
     """
 
-    def __init__(self, *, url: str | None = None, jwks: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        jwks: dict[str, Any] | None = None,
+        cache_seconds: float = 300,
+    ) -> None:
         self._client: jwt.PyJWKClient | None = None
         self._set: jwt.PyJWKSet | None = None
         if jwks is not None:
@@ -58,7 +68,9 @@ class KeySource:
         elif url and url.startswith("file://"):
             self._set = jwt.PyJWKSet.from_dict(json.loads(Path(url[7:]).read_text()))
         elif url:
-            self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+            self._client = jwt.PyJWKClient(
+                url, cache_keys=False, cache_jwk_set=True, lifespan=cache_seconds, timeout=5
+            )
 
     @property
     def configured(self) -> bool:

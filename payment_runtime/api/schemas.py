@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from payment_runtime.domain.money import MAX_AMOUNT_MINOR
 
+#: Free text: no control characters but tab and line breaks (PostgreSQL refuses NUL).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
 
 class CreatePayment(BaseModel):
     """``POST /api/v1/payments``: an amount in minor units and a Stripe PaymentMethod id."""
@@ -26,7 +29,7 @@ class CreatePayment(BaseModel):
             description="a Stripe PaymentMethod id; card numbers are never accepted",
         ),
     ]
-    description: Annotated[str | None, Field(max_length=500)] = None
+    description: Annotated[str | None, Field(max_length=500, pattern=TEXT_PATTERN)] = None
 
 
 class CreateRefund(BaseModel):
@@ -35,7 +38,7 @@ class CreateRefund(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Annotated[StrictInt | None, Field(ge=1, le=MAX_AMOUNT_MINOR)] = None
-    reason: Annotated[str | None, Field(max_length=200)] = None
+    reason: Annotated[str | None, Field(max_length=200, pattern=TEXT_PATTERN)] = None
 
 
 class Empty(BaseModel):

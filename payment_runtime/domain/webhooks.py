@@ -34,6 +34,7 @@ class Verdict(enum.StrEnum):
     APPLY = "apply"
     STALE = "stale"  # would move the payment backwards or sideways: ignored
     IGNORED = "ignored"  # an event type we do not act on
+    MISMATCH = "mismatch"  # names our payment, but is about another PaymentIntent: ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class WebhookTarget:
     status: PaymentStatus | None
     amount_refunded: int | None = None
     amount: int | None = None
+    currency: str | None = None  # upper case, as we store it
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +59,40 @@ class Decision:
 
 def target_of(event_type: str, obj: Mapping[str, Any]) -> WebhookTarget | None:
     """Extract the PaymentIntent id and reported state from an event's ``data.object``."""
+    raw_amount, raw_currency = obj.get("amount"), obj.get("currency")
+    is_int = isinstance(raw_amount, int) and not isinstance(raw_amount, bool)
+    amount = raw_amount if is_int else None
+    currency = raw_currency.upper() if isinstance(raw_currency, str) else None
     if event_type in _EVENT_TARGET:
         intent_id = obj.get("id")
         if not isinstance(intent_id, str):
             return None
-        return WebhookTarget(intent_id, _EVENT_TARGET[event_type])
+        return WebhookTarget(intent_id, _EVENT_TARGET[event_type], None, amount, currency)
     if event_type == "charge.refunded":
         intent_id = obj.get("payment_intent")
-        amount = obj.get("amount")
         refunded = obj.get("amount_refunded")
-        if not (isinstance(intent_id, str) and isinstance(amount, int)):
+        if not (isinstance(intent_id, str) and amount is not None):
             return None
         if not isinstance(refunded, int):
             return None
         status = S.REFUNDED if refunded >= amount else S.PARTIALLY_REFUNDED
-        return WebhookTarget(intent_id, status, refunded, amount)
+        return WebhookTarget(intent_id, status, refunded, amount, currency)
     return None
+
+
+def belongs_to(
+    target: WebhookTarget, intent_id: str | None, amount_minor: int, currency: str
+) -> bool:
+    """Whether an event about ``target`` may move our payment.
+
+    The lookup by ``metadata.payment_id`` trusts text that whoever created the intent
+    wrote, so it is checked: the PaymentIntent must be the payment's own; while we do not
+    know the payment's intent yet (the create call has not returned), the event's amount
+    and currency must be the payment's.
+    """
+    if intent_id is not None:
+        return target.intent_id == intent_id
+    return target.amount == amount_minor and target.currency == currency.strip().upper()
 
 
 def decide(current: PaymentStatus, refunded_now: int, target: WebhookTarget) -> Decision:

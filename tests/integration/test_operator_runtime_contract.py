@@ -168,7 +168,7 @@ def test_the_runtime_serves_with_the_env_the_operator_builds(
         # The webhook call above was counted by the same app the metrics port exposes.
         assert "stripe_webhook_events_total{" in scraped.text
         assert httpx.get(f"{metrics}/health").status_code == 404  # only /metrics there
-        assert httpx.get(f"{main}/metrics").status_code == 200  # and still on the app
+        assert httpx.get(f"{main}/metrics").status_code == 404  # and not on the app
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGTERM)

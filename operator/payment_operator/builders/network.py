@@ -119,6 +119,12 @@ def network_policy(ps: PaymentService, ctx: meta.Context) -> dict[str, Any] | No
     }
 
 
+#: What an Ingress routes by default: the payment API and Stripe's webhooks, not ``/``
+#: (health, readiness and the OpenAPI document stay inside the cluster; ``/metrics`` is
+#: on the metrics port, which no Ingress routes to).
+INGRESS_PATHS = ("/api", "/webhooks")
+
+
 def ingress(ps: PaymentService) -> dict[str, Any] | None:
     """Ingress ``<name>`` to the Service's http port, when spec.ingress is set."""
     spec = ps.spec.ingress
@@ -127,21 +133,17 @@ def ingress(ps: PaymentService) -> dict[str, Any] | None:
     body: dict[str, Any] = {}
     if spec.class_name is not None:
         body["ingressClassName"] = spec.class_name
+    def backend() -> dict[str, Any]:
+        return {"service": {"name": meta.name(ps), "port": {"name": meta.HTTP_PORT_NAME}}}
+
+    prefixes = INGRESS_PATHS if spec.path is None else (spec.path,)
     body["rules"] = [
         {
             "host": spec.host,
             "http": {
                 "paths": [
-                    {
-                        "path": spec.path,
-                        "pathType": "Prefix",
-                        "backend": {
-                            "service": {
-                                "name": meta.name(ps),
-                                "port": {"name": meta.HTTP_PORT_NAME},
-                            }
-                        },
-                    }
+                    {"path": prefix, "pathType": "Prefix", "backend": backend()}
+                    for prefix in prefixes
                 ]
             },
         }

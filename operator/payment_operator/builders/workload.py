@@ -135,13 +135,18 @@ def secret_env(ps: PaymentService) -> list[dict[str, Any]]:
 
 
 def container_env(ps: PaymentService) -> list[dict[str, Any]]:
-    """spec.env (minus names reserved for secrets), then the secret env vars.
+    """spec.env (minus the runtime's ``PAYMENT_*`` names), then the secret env vars.
+
+    The CRD refuses ``PAYMENT_*`` names in spec.env; this filter holds even for an object
+    stored before that rule (validation ratcheting keeps unchanged fields), since an
+    ``env`` entry would override the ConfigMap's settings and the secrets wiring.  The
+    runtime matches names case-insensitively, and so does the filter.
 
     An empty value is emitted without ``value``, as the API server returns it.
     """
     out: list[dict[str, Any]] = []
     for var in ps.spec.env or ():
-        if var.name in SECRET_ENV_NAMES:
+        if var.name.upper().startswith(_PREFIX):
             continue
         out.append({"name": var.name, "value": var.value} if var.value else {"name": var.name})
     return out + secret_env(ps)

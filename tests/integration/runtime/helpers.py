@@ -30,10 +30,11 @@ WEBHOOK_SECRET = "whsec_paydeck_test_webhook_secret_value"
 class Signer:
     """An RSA key pair published as a JWKS, minting tokens for tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, kid: str = "test-key") -> None:
+        self.kid = kid
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
-        jwk.update({"kid": "test-key", "use": "sig", "alg": "RS256"})
+        jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
         self.jwks = {"keys": [jwk]}
 
     def token(self, *roles: str, sub: str = "client-1", **overrides: Any) -> str:
@@ -47,7 +48,7 @@ class Signer:
             "roles": list(roles),
         }
         claims.update(overrides)
-        return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": "test-key"})
+        return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": self.kid})
 
 
 class Crash(Exception):

@@ -111,3 +111,106 @@ def test_webhook_signatures_replays_and_ordering(dsn, stripe_mock, signer):
         ).fetchone()
         assert (status, refunded) == ("refunded", 1250)
         assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 6
+
+
+def test_an_event_moves_only_the_payment_it_belongs_to(dsn, stripe_mock, signer):
+    """A signed event for another PaymentIntent that names our payment id in its metadata
+    (metadata is whatever the creator of that intent wrote) changes nothing; where our
+    payment has no intent yet, the event's amount and currency must match it."""
+    waiting = uuid.uuid4()  # a payment whose create call has not returned an intent yet
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO payments (id, amount_minor, currency, customer_id, payment_method,"
+            " status) VALUES (%s, 4200, 'EUR', 'c', 'pm_card_visa', 'pending')",
+            (waiting,),
+        )
+
+    def snapshot():
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute(
+                "SELECT id::text, status, amount_refunded, stripe_payment_intent_id"
+                " FROM payments ORDER BY id"
+            ).fetchall()
+            events = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return rows, events
+
+    def intent_event(event_type, intent, pid, **fields):
+        event = _event(event_type, intent, pid)
+        event["data"]["object"].update(fields)
+        return event
+
+    async def scenario():
+        async with running_app(dsn, stripe_mock.api_base, signer) as client:
+            created = await client.post(
+                "/api/v1/payments",
+                json=payment_body(),
+                headers=headers(signer.token("payment_operator")),
+            )
+            payment = created.json()
+            pid, intent = payment["id"], payment["stripe_payment_intent"]
+            assert intent
+
+            async def send(event):
+                body, sig = signed_event(event)
+                r = await client.post(
+                    "/webhooks/stripe", content=body, headers={"Stripe-Signature": sig}
+                )
+                assert r.status_code == 200, r.text
+                return r.json()["result"]
+
+            before = snapshot()
+            foreign = [
+                # Another intent claiming our (known-intent) payment.
+                intent_event("payment_intent.canceled", "pi_someone_else", pid),
+                intent_event(
+                    "payment_intent.succeeded", "pi_someone_else", pid, amount=1250, currency="eur"
+                ),
+                {
+                    "id": f"evt_{uuid.uuid4().hex}",
+                    "type": "charge.refunded",
+                    "data": {
+                        "object": {
+                            "id": "ch_x",
+                            "payment_intent": "pi_someone_else",
+                            "amount": 1250,
+                            "amount_refunded": 1250,
+                            "currency": "eur",
+                            "metadata": {"payment_id": pid},
+                        }
+                    },
+                },
+                # Our payment without an intent: amount or currency differ, or are missing.
+                intent_event("payment_intent.succeeded", "pi_new", str(waiting)),
+                intent_event(
+                    "payment_intent.succeeded", "pi_new", str(waiting), amount=1, currency="eur"
+                ),
+                intent_event(
+                    "payment_intent.succeeded", "pi_new", str(waiting), amount=4200, currency="usd"
+                ),
+            ]
+            for event in foreign:
+                assert await send(event) == "mismatch", event
+            assert snapshot() == before
+
+            # The payment's own intent still moves it, and an intent-less payment is
+            # matched by amount and currency.
+            assert await send(_event("payment_intent.succeeded", intent, pid)) == "apply"
+            matching = intent_event(
+                "payment_intent.amount_capturable_updated",
+                "pi_new",
+                str(waiting),
+                amount=4200,
+                currency="eur",
+            )
+            assert await send(matching) == "apply"
+            return pid
+
+    pid = asyncio.run(scenario())
+    with psycopg.connect(dsn) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT id::text, (status, stripe_payment_intent_id) FROM payments"
+            ).fetchall()
+        )
+    assert rows[pid][0] == "captured"
+    assert rows[str(waiting)] == ("authorized", "pi_new")

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from payment_operator.api import PaymentService, parse
+from payment_operator.api.v1alpha1 import EnvVar
 from payment_operator.builders import Capabilities, Context
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,6 +39,14 @@ def with_identity(body: dict[str, Any], **meta: Any) -> dict[str, Any]:
     """A copy of a body with the metadata the API server fills in."""
     metadata = {"namespace": NAMESPACE, "uid": UID, "generation": 1, **body["metadata"], **meta}
     return {**body, "metadata": metadata}
+
+
+def with_stored_env(ps: PaymentService, env: dict[str, str]) -> PaymentService:
+    """``ps`` with a spec.env the model's rules would refuse, as an object stored before a
+    rule existed keeps it (CRD validation ratcheting): what the builders must still filter.
+    """
+    stored = [EnvVar.model_construct(name=k, value=v) for k, v in env.items()]
+    return ps.model_copy(update={"spec": ps.spec.model_copy(update={"env": stored})})
 
 
 def sample(name: str) -> dict[str, Any]:

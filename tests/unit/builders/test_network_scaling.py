@@ -105,8 +105,17 @@ def test_ingress_only_when_asked_and_with_its_settings() -> None:
     assert ing["metadata"]["annotations"] == {"konghq.com/plugins": "rl"}
     assert "ingressClassName" not in ing["spec"]
     assert "tls" not in ing["spec"]
-    [path] = ing["spec"]["rules"][0]["http"]["paths"]
-    assert path["backend"] == {"service": {"name": "pay", "port": {"name": "http"}}}
+    paths = ing["spec"]["rules"][0]["http"]["paths"]
+    # The payment API and the webhooks, not "/": health, OpenAPI and metrics stay inside.
+    assert [(p["path"], p["pathType"]) for p in paths] == [
+        ("/api", "Prefix"),
+        ("/webhooks", "Prefix"),
+    ]
+    for path in paths:
+        assert path["backend"] == {"service": {"name": "pay", "port": {"name": "http"}}}
+    chosen = network.ingress(ps(ingress={"host": "pay.example.com", "path": "/api/v1"}))
+    assert chosen is not None
+    assert [p["path"] for p in chosen["spec"]["rules"][0]["http"]["paths"]] == ["/api/v1"]
 
 
 def test_autoscaler_scales_the_payment_service_itself() -> None:

@@ -23,7 +23,15 @@ from payment_operator.builders import (
 from payment_operator.builders.kafka import CLUSTER_LABEL
 from payment_operator.builders.workload import SECRET_ENV_NAMES, deployment_name
 
-from tests.unit.builders.cases import CASE_IDS, CASES, NAMESPACE, UID, Case, minimal_body
+from tests.unit.builders.cases import (
+    CASE_IDS,
+    CASES,
+    NAMESPACE,
+    UID,
+    Case,
+    minimal_body,
+    with_stored_env,
+)
 
 pytestmark = pytest.mark.unit
 cases = pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -151,8 +159,8 @@ def test_env_values_come_only_from_spec_env(case: Case) -> None:
 
 def test_a_secret_smuggled_into_spec_env_never_reaches_a_child() -> None:
     leak = "postgresql://app:hunter2@db/payments"
-    body = minimal_body(env=[{"name": "PAYMENT_DATABASE_URL", "value": leak}])
-    text = json.dumps(build_all(parse(body), Context()))
+    ps = with_stored_env(parse(minimal_body()), {"PAYMENT_DATABASE_URL": leak})
+    text = json.dumps(build_all(ps, Context()))
     assert "hunter2" not in text
     assert '"secretKeyRef": {"name": "db", "key": "url"}' in text
 

@@ -8,7 +8,7 @@ import pytest
 from payment_operator.api import PaymentService, parse
 from payment_operator.builders import meta, migrations, workload
 
-from tests.unit.builders.cases import minimal_body, sample
+from tests.unit.builders.cases import minimal_body, sample, with_stored_env
 
 pytestmark = pytest.mark.unit
 
@@ -20,6 +20,36 @@ def ps(**spec: Any) -> PaymentService:
 def env_of(p: PaymentService) -> dict[str, dict[str, Any]]:
     container = _deployment(p)["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e for e in container["env"]}
+
+
+def test_spec_env_never_overrides_a_runtime_setting() -> None:
+    # An object stored before the CRD refused PAYMENT_* names in spec.env keeps them
+    # (validation ratcheting): the builder drops them, in any case, and keeps the rest.
+    auth = {"jwksUrl": "https://idp.test/jwks", "issuer": "https://idp.test/", "audience": "a"}
+    stored = with_stored_env(
+        ps(auth=auth),
+        {
+            "PAYMENT_STRIPE_WEBHOOK_TOLERANCE_SECONDS": "0",
+            "payment_jwt_leeway_seconds": "999999",
+            "Payment_Jwks_Url": "http://evil.test/jwks",
+            "PAYMENT_STRIPE_SECRET_KEY": "sk_live_smuggled",
+            "LOG_FORMAT": "json",
+        },
+    )
+    pod, job = _pod(stored), _job(stored)["spec"]["template"]["spec"]
+    containers = pod["containers"] + pod.get("initContainers", []) + job["containers"]
+    for container in containers:
+        env = container["env"]
+        assert {"name": "LOG_FORMAT", "value": "json"} in env
+        # What is left of PAYMENT_* is the operator's own secret wiring, never a value.
+        assert all("valueFrom" in e for e in env if e["name"].upper().startswith("PAYMENT_"))
+    text = str([_deployment(stored), _job(stored)])
+    assert "sk_live_smuggled" not in text and "evil.test" not in text and "999999" not in text
+
+
+def test_spec_env_with_a_runtime_setting_is_refused_by_the_model() -> None:
+    with pytest.raises(ValueError, match=r"(?s)spec.env.0.*name: PAYMENT_\* variables are"):
+        ps(env=[{"name": "payment_jwt_leeway_seconds", "value": "999999"}])
 
 
 def test_service_account_without_cloud_identity_has_no_annotations_nor_token() -> None:

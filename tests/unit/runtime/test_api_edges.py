@@ -75,6 +75,18 @@ OP = SIGNER.token("payment_operator")
         (b'{"amount": 100,', 400, "invalid_json"),
         (b"[1, 2]", 400, "invalid_json"),
         (b'{"x": "' + b"a" * 70000 + b'"}', 413, "body_too_large"),
+        (b"[" * 20000 + b"]" * 20000, 400, "json_too_deep"),
+        (b'{"a":' * 3000 + b"1" + b"}" * 3000, 400, "json_too_deep"),
+        (b'{"amount": ' + b"7" * 5000 + b"}", 400, "number_too_large"),
+        (b'{"amount": 1e999}', 400, "number_too_large"),
+        (b'{"amount": NaN}', 400, "invalid_json"),
+        (b'{"\\udc00": 1}', 400, "invalid_json"),
+        (
+            b'{"amount": 100, "currency": "EUR", "customer": "c", "payment_method": "pm_1",'
+            b' "description": "nul \\u0000"}',
+            422,
+            "validation_error",
+        ),
     ],
 )
 def test_bad_input_has_a_code(client, body, status, code):

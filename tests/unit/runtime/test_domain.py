@@ -133,3 +133,19 @@ def test_providers():
     with pytest.raises(providers.CountryError) as exc:
         providers.methods_for("N1")
     assert exc.value.status == 400
+
+
+def test_an_event_belongs_to_a_payment_by_intent_or_else_by_amount_and_currency():
+    from payment_runtime.domain.webhooks import belongs_to, target_of
+
+    target = target_of(
+        "payment_intent.succeeded", {"id": "pi_1", "amount": 500, "currency": "eur"}
+    )
+    assert target is not None
+    assert belongs_to(target, "pi_1", 1, "USD")  # the intent decides when it is known
+    assert not belongs_to(target, "pi_2", 500, "EUR")
+    assert belongs_to(target, None, 500, "EUR ")  # char(3) comes back padded
+    assert not belongs_to(target, None, 501, "EUR")
+    assert not belongs_to(target, None, 500, "USD")
+    bare = target_of("payment_intent.succeeded", {"id": "pi_1", "amount": True})
+    assert bare is not None and not belongs_to(bare, None, 1, "EUR")

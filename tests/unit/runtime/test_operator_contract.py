@@ -216,4 +216,5 @@ def test_the_metrics_port_serves_only_metrics():
     assert r.json()["error"]["code"] == "not_found"
     on_main_port = TestClient(MetricsPortDispatch(app, 9090))
     assert on_main_port.get("/health").json() == {"status": "ok"}
-    assert on_main_port.get("/metrics").status_code == 200
+    r = on_main_port.get("/metrics")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")

@@ -122,8 +122,30 @@ class Resources(ApiModel):
     )
 
 
+#: The runtime reads its settings from ``PAYMENT_*`` variables, case-insensitively; the
+#: operator sets them from the spec's checked fields, so spec.env may not.
+RESERVED_ENV_PREFIX = "PAYMENT_"
+
+
 class EnvVar(ApiModel):
-    """A plain (non-secret) environment variable of the payment container."""
+    """A plain (non-secret) environment variable of the payment container.
+
+    ``PAYMENT_*`` names (in any case) are refused: they are the runtime's own settings, and
+    one set here would override what the operator derives from the validated spec (the
+    webhook tolerance, the JWT leeway, an https-only JWKS URL, the secrets wiring).
+    """
+
+    __rules__ = (
+        Rule(
+            rule=f"!self.name.upperAscii().startsWith('{RESERVED_ENV_PREFIX}')",
+            message=(
+                f"{RESERVED_ENV_PREFIX}* variables are the runtime's settings, set by the "
+                "operator from the spec: spec.env may not set them"
+            ),
+            check=lambda e: not e.name.upper().startswith(RESERVED_ENV_PREFIX),
+            field_path=".name",
+        ),
+    )
 
     name: EnvName = Field(description="Name of the variable.")
     value: str = Field(default="", max_length=4096, description="Value of the variable.")
@@ -498,8 +520,15 @@ class Ingress(ApiModel):
     """An Ingress exposing the service (webhooks from Stripe come in through it)."""
 
     host: DnsSubdomain = Field(description="Host name, such as payments.example.com.")
-    path: str = Field(
-        default="/", max_length=256, pattern=HTTP_PATH_PATTERN, description="Path prefix."
+    path: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=HTTP_PATH_PATTERN,
+        description=(
+            "One path prefix to route instead of the default /api and /webhooks (the payment "
+            "API and Stripe's webhooks); by default health, metrics and the OpenAPI document "
+            "are not reachable through the Ingress."
+        ),
     )
     class_name: str | None = Field(
         default=None,
