@@ -185,6 +185,7 @@ def test_restricted_namespace_accepts_the_pods(cluster, namespace, operator, thi
     cluster.kubectl("label", "namespace", namespace,
                     "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
     ps = _sample("aws")
+    ps["spec"]["kafka"]["topicProvisioner"] = "none"  # its MSK brokers do not exist here
     name = ps["metadata"]["name"]
     _apply(cluster, namespace, ps)
     obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)

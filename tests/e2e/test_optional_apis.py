@@ -139,6 +139,7 @@ def test_optional_children_are_created_and_pruned(cluster, namespace, operator, 
 
 def test_csi_secret_binding(cluster, namespace, operator, third_party_crds):
     ps = yaml.safe_load((ROOT / "manifests" / "samples" / "aws.yaml").read_text())
+    ps["spec"]["kafka"]["topicProvisioner"] = "none"  # its MSK brokers do not exist here
     name = ps["metadata"]["name"]
     cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=json.dumps(ps))
     spc = wait_for(lambda: get_json(cluster, "secretproviderclasses.secrets-store.csi.x-k8s.io",
