@@ -254,8 +254,11 @@ def test_every_contracted_permission_is_granted_and_no_more(cluster: KubeCluster
                    "deletecollection")
     for group, resource, verb in [("", "secrets", v) for v in extra_verbs] + [
         ("paydeck.dev", "paymentservices", "deletecollection"),
-        ("", "pods", "list"),
+        ("", "pods", "watch"),  # pods are read (waiting reasons), never watched or written
+        ("", "pods", "create"),
+        ("", "pods", "delete"),
         ("", "pods/exec", "create"),
+        ("", "pods/log", "get"),
         ("", "nodes", "get"),
         ("rbac.authorization.k8s.io", "clusterroles", "escalate"),
         ("kopf.dev", "clusterkopfpeerings", "delete"),
