@@ -33,7 +33,10 @@ def _h(token, key="k-1", ctype="application/json"):
     return {"Authorization": f"Bearer {token}", "Idempotency-Key": key, "Content-Type": ctype}
 
 
-OP = SIGNER.token("payment_operator")
+def _op() -> str:
+    """A fresh operator token (made when used: one made at collection time would expire
+    before a long suite reaches this module)."""
+    return SIGNER.token("payment_operator")
 
 
 @pytest.mark.parametrize(
@@ -90,7 +93,7 @@ OP = SIGNER.token("payment_operator")
     ],
 )
 def test_bad_input_has_a_code(client, body, status, code):
-    r = client.post("/api/v1/payments", content=body, headers=_h(OP))
+    r = client.post("/api/v1/payments", content=body, headers=_h(_op()))
     assert r.status_code == status
     assert r.json()["error"]["code"] == code
     assert "4242424242424242" not in r.text
@@ -108,11 +111,11 @@ def test_auth_and_roles(client):
     viewer = SIGNER.token("payment_viewer")
     r = client.post("/api/v1/payments", json=body, headers=_h(viewer))
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
-    r = client.post("/api/v1/payments", json=body, headers=_h(OP, key="bad key"))
+    r = client.post("/api/v1/payments", json=body, headers=_h(_op(), key="bad key"))
     assert r.json()["error"]["code"] == "idempotency_key_invalid"
     r = client.get("/api/v1/payments/providers/NL", headers={"Authorization": f"Bearer {viewer}"})
     assert r.json()["payment_methods"][0] == "card"
-    r = client.post("/api/v1/payments", json=body, headers=_h(OP, ctype="text/plain"))
+    r = client.post("/api/v1/payments", json=body, headers=_h(_op(), ctype="text/plain"))
     assert r.status_code == 415
 
 
