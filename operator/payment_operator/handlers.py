@@ -125,6 +125,7 @@ def _run(
         outcome = reconcile.reconcile(
             state.kube, state.coalescer, namespace, name, state.context(),
             trigger=trigger, prune_children=prune, wait=wait,
+            platform_policy=state.settings.platform_policy,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.

@@ -5,7 +5,9 @@ the objects it is about, so policies of other tests never apply.  The platform p
 to namespaces with a label of the test's own.
 
 * Platform policy: a PaymentService that breaks a rule is rejected at ``kubectl apply`` with a
-  message naming the rule (the PaymentServicePolicy field); a compliant one is admitted; a
+  message naming the rule (the PaymentServicePolicy field), and the operator's own check
+  (:mod:`payment_operator.policy`) gives the same message; a compliant one is admitted (and
+  passes the operator's check); a
   metadata-only write (the operator's finalizer) is admitted even when the policy was
   tightened since; without its params object every PaymentService is rejected.
 * Operator confinement: as the operator's ServiceAccount (``kubectl --as``), every child the
@@ -26,6 +28,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+from payment_operator import policy
 from payment_operator.api import parse
 from payment_operator.builders import Context, Workloads, revision, supporting, workloads
 
@@ -80,6 +83,14 @@ def payment_service(namespace: str, name: str = "pay", **spec: Any) -> dict[str,
     }
     return {"apiVersion": "paydeck.dev/v1alpha1", "kind": "PaymentService",
             "metadata": {"name": name, "namespace": namespace}, "spec": body}
+
+
+def operator_check(platform: Platform, ps: dict[str, Any]) -> list[str]:
+    """What :mod:`payment_operator.policy` says of ``ps``, with the live params object."""
+    live = json.loads(platform.cluster.kubectl(
+        "get", "paymentservicepolicy", platform.params["metadata"]["name"], "-o", "json").stdout)
+    body = {**ps, "metadata": {**ps["metadata"], "uid": "0"}}
+    return policy.violations(parse(body), policy.PlatformRules.from_spec(live["spec"]))
 
 
 def kubectl_apply(cluster: KubeCluster, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -180,10 +191,14 @@ DB_FROM_STORE = {"url": {"storeObject": "DATABASE_URL"}}
 )
 def test_a_payment_service_breaking_a_rule_is_rejected_naming_it(
         cluster: KubeCluster, platform: Platform, spec: dict[str, Any], rule: str) -> None:
-    result = kubectl_apply(cluster, payment_service(platform.namespace, "breaks", **spec))
+    ps = payment_service(platform.namespace, "breaks", **spec)
+    result = kubectl_apply(cluster, ps)
     assert result.returncode != 0, result.stdout
     assert "ValidatingAdmissionPolicy" in result.stderr and "platform policy " in result.stderr
     assert rule in result.stderr, result.stderr
+    # The operator's check refuses it with the API server's message.
+    [message] = operator_check(platform, ps)
+    assert message in result.stderr, (message, result.stderr)
 
 
 @pytest.mark.parametrize(
@@ -209,6 +224,7 @@ def test_a_compliant_payment_service_is_admitted(cluster: KubeCluster, platform:
     result = kubectl_apply(cluster, ps)
     assert result.returncode == 0, result.stderr
     assert "created" in result.stdout
+    assert operator_check(platform, ps) == []
 
 
 def test_stripe_api_base_when_the_platform_allows_it_is_https_only(

@@ -156,7 +156,8 @@ def _without_labels(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_helm_chart_grants_the_same_rbac_and_pod_as_the_bundle(helm: Path) -> None:
-    docs = [d for d in yaml.safe_load_all(render(helm)) if d]
+    docs = [d for d in yaml.safe_load_all(render(helm, "fullnameOverride=paydeck-operator"))
+            if d]
     bundle = b.bundle()
     assert b.permissions(b.one(docs, "ClusterRole")) == b.permissions(
         b.one(bundle, "ClusterRole"))
@@ -186,13 +187,16 @@ def test_helm_renders_a_role_and_kopf_peering_per_watched_namespace(helm: Path) 
         by_kind.setdefault(d["kind"], []).append(d["metadata"].get("namespace", ""))
     assert sorted(by_kind["KopfPeering"]) == sorted(by_kind["Role"]) == ["bank", "shop"]
     assert sorted(by_kind["RoleBinding"]) == ["bank", "shop"]
-    assert "ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind
+    # Cluster-wide, only reading the platform's PaymentServicePolicy.
+    assert b.permissions(b.one(docs, "ClusterRole")) == {
+        ("paydeck.dev", "paymentservicepolicies", "get", ("paydeck-payment-operator",))}
     # The Role grants what the cluster-wide ClusterRole does, on the namespaced peering, and
     # without the CRD watch (the operator turns Kopf's scanning off for exact namespaces).
     cluster_wide = b.permissions(b.one([d for d in yaml.safe_load_all(render(helm)) if d],
                                        "ClusterRole"))
     expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v, n)
-                for g, r, v, n in cluster_wide if g != "apiextensions.k8s.io"}
+                for g, r, v, n in cluster_wide
+                if g != "apiextensions.k8s.io" and r != "paymentservicepolicies"}
     for role in (d for d in docs if d["kind"] == "Role"):
         assert b.permissions(role) == expected
     binding = next(d for d in docs if d["kind"] == "RoleBinding")
@@ -272,6 +276,8 @@ def can_i(cluster: KubeCluster, *args: str) -> bool:
         (("create", "clusterroles.rbac.authorization.k8s.io"), False),
         (("delete", "namespaces"), False),
         (("get", "paymentservicepolicies.paydeck.dev"), False),
+        (("get", "paymentservicepolicies.paydeck.dev/paydeck-operator"), True),
+        (("patch", "paymentservicepolicies.paydeck.dev/paydeck-operator"), False),
         (("patch", "validatingadmissionpolicies.admissionregistration.k8s.io"), False),
     ],
 )

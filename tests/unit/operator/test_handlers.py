@@ -169,9 +169,9 @@ def test_a_pass_that_asks_for_a_requeue_is_run_again_then(state, posted, monkeyp
     again = threading.Event()
     real = reconcile._measured_pass
 
-    def measured(kube, namespace, name, ctx, trigger, prune, now):
+    def measured(kube, namespace, name, ctx, trigger, prune, now, *policy):
         triggers.append(trigger)
-        outcome = real(kube, namespace, name, ctx, trigger, prune, now)
+        outcome = real(kube, namespace, name, ctx, trigger, prune, now, *policy)
         if trigger == "requeue":
             again.set()
             return outcome

@@ -82,6 +82,14 @@ def test_peering_is_patched_by_name_only() -> None:
         ("list", ()), ("watch", ()), ("patch", ("paydeck",))}
 
 
+def test_the_platform_policy_is_read_by_name_only() -> None:
+    granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
+    assert {(v, names) for g, r, v, names in granted if r == "paymentservicepolicies"} == {
+        ("get", ("paydeck-operator",))}
+    env = b.one(b.bundle(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PAYDECK_PLATFORM_POLICY", "value": "paydeck-operator"} in env
+
+
 # -- admission policies ---------------------------------------------------------------------
 
 
