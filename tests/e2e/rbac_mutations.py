@@ -17,6 +17,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ MODES = {
     "payment-operator.rules.namespaced": ("cluster-wide", "namespaced"),
     "payment-operator.rules.peering": ("cluster-wide", "namespaced"),
     "payment-operator.rules.scanning": ("cluster-wide",),
+    "payment-operator.rules.platformPolicy": ("cluster-wide", "namespaced"),
 }
 DEFINE = re.compile(r'{{- define "([^"]+)" -}}')
 
@@ -117,6 +119,11 @@ def run(copy: Path, kubeconfig: Path, mode: str) -> tuple[bool, float, str]:
     return result.returncode == 0, time.monotonic() - started, (failures or [""])[0][:160]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM (a timeout, say) still takes the control plane down."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.rbac_mutations",
                                      description=__doc__,
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbs", action="store_true", help="remove one verb at a time")
     parser.add_argument("--only", default="", help="only rules whose text contains this")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
 
     work = Path(tempfile.mkdtemp(prefix="paydeck-rbac-mutations-"))
     copy = scratch_copy(work / "repo")

@@ -9,11 +9,13 @@ the arguments and environment of the chart's Deployment (peering included).
 
 The journey needs every rule: a PaymentService with every kind of child (a migration Job,
 Ingress, HorizontalPodAutoscaler, ServiceMonitor and PrometheusRule, ExternalSecret and
-SecretStore, KafkaTopic ...) becomes Healthy; a new image and fewer features roll a new
-revision, switch to the CSI driver and prune what is no longer wanted; deleting it releases
-the finalizer.  Kopf logs a forbidden watch and carries on, so any "forbidden" in the
-operator's log fails the test too: removing any one rule from templates/rbac.yaml makes this
-test fail (``python -m tests.e2e.rbac_mutations`` proves it, in a scratch copy).
+SecretStore, KafkaTopic ...) becomes Healthy; the platform narrows its PaymentServicePolicy
+and the operator's own check refuses to go on (naming the rule) until it is widened again; a
+new image and fewer features roll a new revision, switch to the CSI driver and prune what is
+no longer wanted; deleting it releases the finalizer.  Kopf logs a forbidden watch and
+carries on, so any "forbidden" in the operator's log fails the test too: removing any one rule
+from templates/rbac.yaml makes this test fail (``python -m tests.e2e.rbac_mutations`` proves
+it, in a scratch copy).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ import pytest
 import yaml
 
 from hack.cluster import wait_established
-from tests.e2e.conftest import OperatorProcess, get_json, play_sync_controllers, wait_for
+from tests.e2e.conftest import (
+    OperatorProcess,
+    condition,
+    get_json,
+    play_sync_controllers,
+    wait_for,
+)
 from tests.fixtures.cluster import KubeCluster
 from tests.unit.packaging import bundle as b
 
@@ -135,9 +143,10 @@ def enforced(cluster: KubeCluster, docs: list[dict[str, Any]], namespace: str) -
                                   input=json.dumps(bad_ps), check=False)
     unlabelled = {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": "probe", "namespace": namespace}}
+    # As the ServiceAccount's name with the admin group: whatever the chart's RBAC grants.
     rejected_cm = cluster.kubectl(
         "create", "--dry-run=server", "-f", "-",
-        f"--as=system:serviceaccount:{sa['namespace']}:{sa['name']}",
+        f"--as=system:serviceaccount:{sa['namespace']}:{sa['name']}", "--as-group=system:masters",
         input=json.dumps(unlabelled), check=False)
     return ("images.allowedPrefixes" in rejected_ps.stderr
             and "paydeck operator policy" in rejected_cm.stderr)
@@ -173,7 +182,20 @@ def gone(cluster: KubeCluster, kind: str, namespace: str, name: str = NAME):
     return lambda: get_json(cluster, kind, name, "-n", namespace) is None
 
 
-def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess) -> None:
+def nudge(cluster: KubeCluster, namespace: str) -> None:
+    """A metadata change: Kopf's update handler runs, no admission rule is involved."""
+    cluster.kubectl("annotate", "paysvc", NAME, "-n", namespace, "--overwrite",
+                    f"e2e.paydeck.dev/nudged={time.monotonic_ns()}")
+
+
+def refused_by_policy(cluster: KubeCluster, namespace: str):
+    def check():
+        obj = get_json(cluster, "paysvc", NAME, "-n", namespace)
+        return condition(obj, "Degraded").get("reason") == "PolicyViolation" and obj
+    return check
+
+
+def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: str) -> None:
     apply(cluster, payment_service(namespace, spec()))
     wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_1)), 120,
              "the first revision Healthy", op)
@@ -189,8 +211,27 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess) -> None:
     [job] = get_json(cluster, "jobs", "-n", namespace)["items"]
     assert job["metadata"]["name"].startswith(f"{NAME}-migrate-")
 
-    # A new revision, and fewer features: the CSI driver instead of External Secrets.
-    apply(cluster, payment_service(namespace, spec(IMAGE_2, backend="csi", extras=False)))
+    # The platform narrows its policy: admission has no say over what exists, the operator's
+    # own check has. It applies nothing more and says which rule, until the policy allows it.
+    def set_prefixes(prefixes: list[str]) -> None:
+        cluster.kubectl("patch", "paymentservicepolicy", policy, "--type=merge",
+                        "-p", json.dumps({"spec": {"images": {"allowedPrefixes": prefixes}}}))
+    set_prefixes(["registry.example/elsewhere/"])
+    nudge(cluster, namespace)
+    obj = wait_for(unless_forbidden(op, refused_by_policy(cluster, namespace)), 30,
+                   "the operator's policy check to refuse", op)
+    assert "platform policy images.allowedPrefixes" in condition(obj, "Degraded")["message"]
+    set_prefixes(["registry.example/"])
+    nudge(cluster, namespace)
+    wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_1)), 60,
+             "Healthy again once the policy allows it", op)
+
+    # A new revision, and fewer features: the CSI driver instead of External Secrets (once the
+    # API server has the restored policy too).
+    second = json.dumps(payment_service(namespace, spec(IMAGE_2, backend="csi", extras=False)))
+    wait_for(lambda: cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-f",
+                                     "-", input=second, check=False).returncode == 0,
+             30, "the second revision admitted", op)
     wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_2)), 120,
              "the second revision Healthy", op)
     assert get_json(cluster, "secretproviderclasses.secrets-store.csi.x-k8s.io", NAME,
@@ -223,9 +264,10 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
     docs = b.rendered(values(token, [app_ns] if namespaced else []),
                       namespace=operator_ns, release="rbac")
     installed = [d for d in docs if d["kind"] in INSTALLED]
-    if namespaced:  # nothing cluster-wide
+    if namespaced:  # cluster-wide only the platform's PaymentServicePolicy, read
         assert {d["kind"] for d in installed} >= {"Role", "RoleBinding", "KopfPeering"}
-        assert not {d["kind"] for d in installed} & {"ClusterRole", "ClusterRoleBinding"}
+        assert {(r, v) for _, r, v, _ in b.permissions(b.one(installed, "ClusterRole"))} == {
+            ("paymentservicepolicies", "get")}
     else:
         assert {d["kind"] for d in installed} >= {"ClusterRole", "ClusterKopfPeering"}
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(b.CRDS))
@@ -235,6 +277,7 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
         cluster.kubectl("create", "namespace", ns)
         cluster.kubectl("label", "namespace", ns, f"{LABEL}={token}")
     op: OperatorProcess | None = None
+    paused = False
     try:
         cluster.kubectl("apply", "--server-side", "--field-manager=helm", "-f", "-",
                         input="\n---\n".join(json.dumps(d) for d in installed))
@@ -244,12 +287,13 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
                                                 tmp_path / "kubeconfig")
         wait_for_terminating_namespaces(cluster)
         operator.stop()  # the session's operator (admin, every namespace) must not help
+        paused = True
         op = operator_process(kubeconfig, docs)
         op.start()
         if namespaced:
             # A PaymentService outside the watched namespaces is none of its business.
             apply(cluster, payment_service(other_ns, spec(extras=False)))
-        journey(cluster, app_ns, op)
+        journey(cluster, app_ns, op, b.one(docs, "PaymentServicePolicy")["metadata"]["name"])
         if namespaced:
             outside = get_json(cluster, "paysvc", NAME, "-n", other_ns)
             assert not outside.get("status") and not outside["metadata"].get("finalizers")
@@ -264,6 +308,7 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
             if "namespace" not in doc["metadata"]:
                 cluster.kubectl("delete", doc["kind"], doc["metadata"]["name"],
                                 "--ignore-not-found", check=False)
-        operator.start()
+        if paused:
+            operator.start()
         if op is not None:
             op.log.unlink(missing_ok=True)
