@@ -3,6 +3,7 @@
     python -m tests.e2e.rbac_mutations              # every rule, in the modes that grant it
     python -m tests.e2e.rbac_mutations --verbs      # every verb of every rule instead
     python -m tests.e2e.rbac_mutations --only apps  # rules whose text contains "apps"
+    python -m tests.e2e.rbac_mutations --mode namespaced  # one install mode only
 
 The repository (tracked and untracked files, as they are now) is copied to a scratch
 directory; the working tree is never changed.  One local control plane serves every run.  For
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbs", action="store_true", help="remove one verb at a time")
     parser.add_argument("--only", default="", help="only rules whose text contains this")
+    parser.add_argument("--mode", choices=("cluster-wide", "namespaced"), default=None,
+                        help="only this install mode")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
 
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     survivors: list[str] = []
     try:
         control.up()
-        for mode in ("cluster-wide", "namespaced"):
+        modes = (args.mode,) if args.mode else ("cluster-wide", "namespaced")
+        for mode in modes:
             passed, seconds, detail = run(copy, control.kubeconfig, mode)
             print(f"control {mode}: {'passes' if passed else 'FAILS'} ({seconds:.0f}s) {detail}",
                   flush=True)
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         for mutant in todo:
             (copy / TEMPLATE).write_text(mutant.text)
-            for mode in mutant.modes:
+            for mode in (m for m in mutant.modes if m in modes):
                 passed, seconds, detail = run(copy, control.kubeconfig, mode)
                 verdict = "SURVIVES" if passed else "killed"
                 print(f"{verdict:8} {mode:12} {seconds:4.0f}s  {mutant.name}\n"
