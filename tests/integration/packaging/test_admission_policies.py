@@ -513,6 +513,11 @@ def test_the_operator_updates_and_deletes_its_own_child_but_never_reparents_it(
     child["metadata"]["annotations"] = {"paydeck.dev/updated": "yes"}
     updated = confined.apply(child)
     assert updated.returncode == 0, updated.stderr
+    # Someone strips the label: the operator may put it back (the owner is what counts).
+    cluster.kubectl("label", "serviceaccount", "pay", "-n", confined.app,
+                    "app.kubernetes.io/managed-by-")
+    restored = confined.apply(child)
+    assert restored.returncode == 0, restored.stderr
     [owner] = copy.deepcopy(child["metadata"]["ownerReferences"])
     owner["uid"] = "00000000-0000-4000-8000-000000000000"  # another PaymentService's
     reparented = cluster.kubectl(
