@@ -32,7 +32,7 @@ Permission = tuple[str, str, str, tuple[str, ...]]  # (apiGroup, resource, verb,
 def permissions(role: dict[str, Any]) -> set[Permission]:
     """Every (group, resource, verb, resourceNames) a (Cluster)Role grants, flattened."""
     granted: set[Permission] = set()
-    for rule in role["rules"]:
+    for rule in role.get("rules") or []:
         assert "nonResourceURLs" not in rule, rule
         names = tuple(sorted(rule.get("resourceNames") or ()))
         for group in rule["apiGroups"]:
