@@ -91,6 +91,17 @@ def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -
     settings.peering.stealth = True
     # Replicas must not fall back to standalone (and fight) if the peering object is missing.
     settings.peering.mandatory = not own.standalone
+    # Given exact namespaces, Kopf needs nothing cluster-wide: without scanning it neither
+    # lists Namespaces (only patterns need that) nor watches CRDs (it finds the PaymentService
+    # API at start-up through discovery), so the namespaced install grants only Roles.
+    settings.scanning.disabled = bool(own.namespaces) and all(
+        _exact_namespace(ns) for ns in own.namespaces
+    )
+
+
+def _exact_namespace(pattern: str) -> bool:
+    """Whether a Kopf namespace pattern names one namespace (no glob, no negation)."""
+    return not any(char in pattern for char in "*?[]!,")
 
 
 def stop(state: OperatorState, **_: Any) -> None:
@@ -120,6 +131,7 @@ def _run(
         outcome = reconcile.reconcile(
             state.kube, state.coalescer, namespace, name, state.context(),
             kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
+            platform_policy=state.settings.platform_policy,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.

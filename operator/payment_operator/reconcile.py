@@ -19,7 +19,7 @@ from typing import Any
 
 import pydantic
 
-from payment_operator import api, builders, conditions, events, observability, providers
+from payment_operator import api, builders, conditions, events, observability, policy, providers
 from payment_operator.coalesce import Coalescer
 from payment_operator.events import Event
 from payment_operator.kube import apply, observe, resources, status
@@ -57,6 +57,7 @@ def reconcile(
     prune_children: bool,
     wait: bool = True,
     now: datetime | None = None,
+    platform_policy: str = "",
 ) -> Outcome:
     """Reconcile one PaymentService, coalescing with a pass already running for it.
 
@@ -64,11 +65,13 @@ def reconcile(
     returns an outcome with ``coalesced=True``; the running pass goes round again.  When a
     caller runs several passes, the outcome carries every pass's Events and the last pass's
     failure, object and requeue time.  ``kafka_admins`` are the process's Kafka admin
-    clients (topicProvisioner admin).
+    clients (topicProvisioner admin).  With ``platform_policy`` (the name of a
+    PaymentServicePolicy) each pass checks the spec against it before it applies anything.
     """
 
     def one_pass(prune: bool) -> Outcome:
-        return _measured_pass(kube, namespace, name, ctx, kafka_admins, trigger, prune, now)
+        return _measured_pass(kube, namespace, name, ctx, kafka_admins, trigger, prune, now,
+                              platform_policy)
 
     outcomes = coalescer.run((namespace, name), one_pass, prune=prune_children, wait=wait)
     if not outcomes:
@@ -119,14 +122,15 @@ def delete_topics(
 
 def _measured_pass(
     kube: Kube, namespace: str, name: str, ctx: builders.Context, kafka_admins: AdminClients,
-    trigger: str, prune: bool, now: datetime | None,
+    trigger: str, prune: bool, now: datetime | None, platform_policy: str = "",
 ) -> Outcome:
     started = time.monotonic()
     try:
         obj = kube.get(resources.PAYMENT_SERVICE, namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             return Outcome(obj=obj)
-        outcome = _reconcile(kube, obj, ctx, kafka_admins, prune, now or datetime.now(UTC))
+        outcome = _reconcile(kube, obj, ctx, kafka_admins, prune, now or datetime.now(UTC),
+                             platform_policy)
     except KubeError as err:
         observability.ERRORS.labels(failure_of(err).reason).inc()
         observability.RECONCILES.labels(trigger, "error").inc()
@@ -139,9 +143,34 @@ def _measured_pass(
     return outcome
 
 
+class PolicyRefusalError(Exception):
+    """The platform policy refuses the spec, or cannot be read: nothing may be applied."""
+
+    def __init__(self, failure: conditions.Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def check_platform_policy(kube: Kube, ps: api.PaymentService, name: str) -> None:
+    """Raise :class:`PolicyRefusalError` unless the PaymentServicePolicy ``name`` allows ``ps``.
+
+    A missing policy refuses everything, as the admission policy does (its params not found).
+    """
+    live = kube.get(resources.PLATFORM_POLICY, None, name)
+    if live is None:
+        raise PolicyRefusalError(conditions.Failure(
+            "PlatformPolicyMissing",
+            f"the PaymentServicePolicy {name} does not exist: nothing is applied without it",
+            retryable=True))
+    found = policy.violations(ps, policy.PlatformRules.from_spec(live.get("spec") or {}))
+    if found:
+        raise PolicyRefusalError(conditions.Failure(
+            "PolicyViolation", "; ".join(found)[:1024], retryable=False))
+
+
 def _reconcile(
     kube: Kube, obj: Obj, ctx: builders.Context, kafka_admins: AdminClients,
-    prune_children: bool, now: datetime,
+    prune_children: bool, now: datetime, platform_policy: str = "",
 ) -> Outcome:
     """One pass: observe -> decide -> build -> apply -> publish."""
     outcome = Outcome(obj=obj)
@@ -163,6 +192,8 @@ def _reconcile(
     observed: state.Observed | None = None
     revs = observe.Revisions()
     try:
+        if platform_policy:
+            check_platform_policy(kube, ps, platform_policy)
         # Supporting children first: the gates are read from what was just applied.
         supporting = builders.supporting(ps, ctx)
         result = apply.apply_all(kube, supporting)
@@ -204,6 +235,9 @@ def _reconcile(
         outcome.events.extend(events.new_failure(obj, outcome.failure))
     except apply.ConflictingObjectError as err:
         outcome.failure = conditions.Failure("ConflictingObject", str(err), retryable=False)
+        outcome.events.extend(events.new_failure(obj, outcome.failure))
+    except PolicyRefusalError as err:
+        outcome.failure = err.failure
         outcome.events.extend(events.new_failure(obj, outcome.failure))
     outcome.events.extend(events.writes(result))
     observability.count_writes(

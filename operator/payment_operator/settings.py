@@ -48,3 +48,10 @@ class Settings(BaseSettings):
     priority: int | None = Field(
         default=None, description="Peering priority; a random one when unset."
     )
+    platform_policy: str = Field(
+        default="",
+        description=(
+            "Name of the PaymentServicePolicy each pass checks the spec against before it"
+            " applies anything; no check when empty."
+        ),
+    )

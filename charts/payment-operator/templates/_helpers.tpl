@@ -43,3 +43,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
+
+{{/* Name of the cluster-scoped PaymentServicePolicy: platformPolicy.name, else the full name. */}}
+{{- define "payment-operator.platformPolicyName" -}}
+{{- default (include "payment-operator.fullname" .) .Values.platformPolicy.name }}
+{{- end }}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from payment_operator import policy
 from payment_operator.builders import kafka, monitoring, secrets
 
 
@@ -40,6 +41,8 @@ class Resource:
 
 
 PAYMENT_SERVICE = Resource("paydeck.dev/v1alpha1", "PaymentService", "paymentservices")
+#: The platform's rules for PaymentServices (cluster-scoped; read, never written).
+PLATFORM_POLICY = Resource(policy.API_VERSION, policy.KIND, policy.PLURAL, namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (
     PAYMENT_SERVICE,

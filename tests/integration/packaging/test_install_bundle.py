@@ -2,8 +2,10 @@
 
 The CRDs from crds/ are applied for real; the bundle and the rendered chart must pass a
 server-side dry run (schema, defaulting and admission, including Pod Security for the operator
-pod); the chart must lint and reject bad values; and once the RBAC is applied for real the
-operator's ServiceAccount may do exactly what its contract says and nothing on Secrets.
+pod, and the admission policies' type checks); the chart must lint, reject bad values and
+render one Role per watched namespace in namespaced mode; and once the RBAC is applied for real
+the operator's ServiceAccount can do nothing on Secrets, pods or RBAC.  That the rules are
+enough, and each one needed, is proved by running the operator with them (tests/e2e/test_rbac).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ SA_GROUPS = ["system:serviceaccounts", f"system:serviceaccounts:{b.NAMESPACE}",
              "system:authenticated"]
 CRD_NAMES = (
     "paymentservices.paydeck.dev",
+    "paymentservicepolicies.paydeck.dev",
     "clusterkopfpeerings.kopf.dev",
     "kopfpeerings.kopf.dev",
 )
@@ -138,29 +141,70 @@ def test_helm_template_passes_server_dry_run(cluster: KubeCluster, operator_name
                                              helm: Path, values: tuple[str, ...]) -> None:
     manifest = render(helm, *values)
     docs = [d for d in yaml.safe_load_all(manifest) if d]
-    assert {d["kind"] for d in docs} >= {"ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                                         "Deployment"}
+    roles = {"Role", "RoleBinding"} if any("watchNamespaces" in v for v in values) else {
+        "ClusterRole", "ClusterRoleBinding"}
+    assert {d["kind"] for d in docs} >= {"ServiceAccount", "Deployment",
+                                         "ValidatingAdmissionPolicy", "PaymentServicePolicy",
+                                         *roles}
     result = dry_run(cluster, manifest)
     applied = [line for line in result.stdout.splitlines() if "(server dry run)" in line]
     assert len(applied) == len(docs), result.stdout
 
 
+def _without_labels(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "metadata": {k: v for k, v in doc["metadata"].items() if k != "labels"}}
+
+
 def test_helm_chart_grants_the_same_rbac_and_pod_as_the_bundle(helm: Path) -> None:
-    docs = [d for d in yaml.safe_load_all(render(helm)) if d]
-    assert b.permissions(b.one(docs, "ClusterRole")) == b.EXPECTED_RULES
+    docs = [d for d in yaml.safe_load_all(render(helm, "fullnameOverride=paydeck-operator"))
+            if d]
+    bundle = b.bundle()
+    assert b.permissions(b.one(docs, "ClusterRole")) == b.permissions(
+        b.one(bundle, "ClusterRole"))
     deployment = b.one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert_restricted_operator_pod(deployment, image="ghcr.io/paydeck/payment-operator:0.1.0")
     assert b.one(docs, "ClusterKopfPeering")["metadata"]["name"] == "paydeck"
 
 
-def test_helm_renders_a_kopf_peering_per_watched_namespace(helm: Path) -> None:
+def test_helm_chart_ships_the_same_admission_policies_as_the_bundle(helm: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(render(helm, "fullnameOverride=paydeck-operator"))
+            if d]
+    kinds = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+             "PaymentServicePolicy")
+    chart = sorted((_without_labels(d) for d in docs if d["kind"] in kinds),
+                   key=lambda d: (d["kind"], d["metadata"]["name"]))
+    bundle = sorted((_without_labels(d) for d in b.bundle() if d["kind"] in kinds),
+                    key=lambda d: (d["kind"], d["metadata"]["name"]))
+    assert len(chart) == 5
+    assert chart == bundle
+
+
+def test_helm_renders_a_role_and_kopf_peering_per_watched_namespace(helm: Path) -> None:
     docs = [d for d in yaml.safe_load_all(render(helm, "watchNamespaces={shop,bank}")) if d]
-    peerings = sorted((d["kind"], d["metadata"]["namespace"]) for d in docs
-                      if d["apiVersion"] == "kopf.dev/v1")
-    assert peerings == [("KopfPeering", "bank"), ("KopfPeering", "shop")]
-    env = b.one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "PAYDECK_NAMESPACES", "value": '["shop","bank"]'} in env
+    by_kind: dict[str, list[str]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d["metadata"].get("namespace", ""))
+    assert sorted(by_kind["KopfPeering"]) == sorted(by_kind["Role"]) == ["bank", "shop"]
+    assert sorted(by_kind["RoleBinding"]) == ["bank", "shop"]
+    # Cluster-wide, only reading the platform's PaymentServicePolicy.
+    assert b.permissions(b.one(docs, "ClusterRole")) == {
+        ("paydeck.dev", "paymentservicepolicies", "get", ("paydeck-payment-operator",))}
+    # The Role grants what the cluster-wide ClusterRole does, on the namespaced peering, and
+    # without the CRD watch (the operator turns Kopf's scanning off for exact namespaces).
+    cluster_wide = b.permissions(b.one([d for d in yaml.safe_load_all(render(helm)) if d],
+                                       "ClusterRole"))
+    expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v, n)
+                for g, r, v, n in cluster_wide
+                if g != "apiextensions.k8s.io" and r != "paymentservicepolicies"}
+    for role in (d for d in docs if d["kind"] == "Role"):
+        assert b.permissions(role) == expected
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "paydeck-payment-operator",
+                                    "namespace": b.NAMESPACE}]
+    container = b.one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["--namespace=shop", "--namespace=bank"]
+    assert "PAYDECK_NAMESPACES" not in {e["name"] for e in container["env"]}
 
 
 def test_helm_lint_passes(helm: Path) -> None:
@@ -177,6 +221,8 @@ def test_helm_lint_passes(helm: Path) -> None:
         ("replicaCount=two", "replicaCount"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("peering.priority=5", "peering.priority must stay null"),
+        ("watchNamespaces={shop,kube-system}", "kube-system is a protected namespace"),
+        ("platformPolicy.rules.images.allowedPrefixes={registry.example}", "allowedPrefixes"),
     ],
 )
 def test_helm_rejects_bad_values(helm: Path, value: str, error: str) -> None:
@@ -217,15 +263,22 @@ def can_i(cluster: KubeCluster, *args: str) -> bool:
         (("delete", "jobs.batch", "-n", "shop"), True),  # retry of a failed one
         (("update", "jobs.batch", "-n", "shop"), False),
         (("create", "events", "-n", "shop"), True),
-        (("patch", "clusterkopfpeerings.kopf.dev"), True),
+        (("patch", "clusterkopfpeerings.kopf.dev/paydeck"), True),
+        (("patch", "clusterkopfpeerings.kopf.dev/another"), False),
+        (("patch", "kopfpeerings.kopf.dev", "-n", "shop"), False),
         (("get", "secrets", "-n", "shop"), False),
         (("list", "secrets", "-A"), False),
         (("watch", "secrets", "-n", b.NAMESPACE), False),
         (("create", "paymentservices.paydeck.dev", "-n", "shop"), False),
         (("delete", "paymentservices.paydeck.dev", "-n", "shop"), False),
         (("create", "pods", "-n", "shop"), False),
+        (("list", "namespaces"), False),
         (("create", "clusterroles.rbac.authorization.k8s.io"), False),
         (("delete", "namespaces"), False),
+        (("get", "paymentservicepolicies.paydeck.dev"), False),
+        (("get", "paymentservicepolicies.paydeck.dev/paydeck-operator"), True),
+        (("patch", "paymentservicepolicies.paydeck.dev/paydeck-operator"), False),
+        (("patch", "validatingadmissionpolicies.admissionregistration.k8s.io"), False),
     ],
 )
 def test_operator_service_account_can_i(cluster: KubeCluster, rbac: None,
@@ -245,14 +298,14 @@ def _allowed(api: client.AuthorizationV1Api, group: str, resource: str, verb: st
     return bool(api.create_subject_access_review(review).status.allowed)
 
 
-def test_every_contracted_permission_is_granted_and_no_more(cluster: KubeCluster,
-                                                            rbac: None) -> None:
+def test_bundle_rbac_is_granted_and_nothing_on_secrets_pods_or_rbac(cluster: KubeCluster,
+                                                                      rbac: None) -> None:
     api = client.AuthorizationV1Api(cluster.api())
-    missing = [p for p in sorted(b.EXPECTED_RULES) if not _allowed(api, *p)]
-    assert missing == []
-    extra_verbs = ("get", "list", "watch", "create", "update", "patch", "delete",
-                   "deletecollection")
-    for group, resource, verb in [("", "secrets", v) for v in extra_verbs] + [
+    granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
+    assert [p for p in sorted(granted) if not p[3] and not _allowed(api, *p[:3])] == []
+    all_verbs = ("get", "list", "watch", "create", "update", "patch", "delete",
+                 "deletecollection")
+    for group, resource, verb in [("", "secrets", v) for v in all_verbs] + [
         ("paydeck.dev", "paymentservices", "deletecollection"),
         ("", "pods", "watch"),  # pods are read (waiting reasons), never watched or written
         ("", "pods", "create"),
@@ -260,8 +313,11 @@ def test_every_contracted_permission_is_granted_and_no_more(cluster: KubeCluster
         ("", "pods/exec", "create"),
         ("", "pods/log", "get"),
         ("", "nodes", "get"),
+        ("", "serviceaccounts/token", "create"),
         ("rbac.authorization.k8s.io", "clusterroles", "escalate"),
+        ("rbac.authorization.k8s.io", "rolebindings", "create"),
         ("kopf.dev", "clusterkopfpeerings", "delete"),
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "delete"),
     ]:
         assert not _allowed(api, group, resource, verb), (group, resource, verb)
 

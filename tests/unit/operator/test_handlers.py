@@ -100,6 +100,20 @@ def test_configure_applies_kopf_settings(state):
     assert settings.execution.max_workers == state.settings.thread_workers
 
 
+@pytest.mark.parametrize(
+    ("namespaces", "disabled"),
+    [([], False), (["shop"], True), (["shop", "bank"], True), (["shop", "team-*"], False),
+     (["!kube-system"], False)],
+)
+def test_scanning_is_off_for_exact_namespaces(namespaces, disabled):
+    # The namespaced install grants Kopf nothing cluster-wide: no Namespace list, no CRD watch.
+    state = OperatorState.from_settings(Settings(namespaces=namespaces), FakeKube())
+    settings = kopf.OperatorSettings()
+    handlers.configure(state, settings=settings)
+    assert settings.scanning.disabled is disabled
+    state.scheduler.close()
+
+
 def test_the_resync_interval_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("PAYDECK_RESYNC_SECONDS", "12.5")
     state = OperatorState.from_settings(Settings(), FakeKube())
@@ -158,9 +172,9 @@ def test_a_pass_that_asks_for_a_requeue_is_run_again_then(state, posted, monkeyp
     again = threading.Event()
     real = reconcile._measured_pass
 
-    def measured(kube, namespace, name, ctx, kafka_admins, trigger, prune, now):
+    def measured(kube, namespace, name, ctx, kafka_admins, trigger, prune, now, *policy):
         triggers.append(trigger)
-        outcome = real(kube, namespace, name, ctx, kafka_admins, trigger, prune, now)
+        outcome = real(kube, namespace, name, ctx, kafka_admins, trigger, prune, now, *policy)
         if trigger == "requeue":
             again.set()
             return outcome

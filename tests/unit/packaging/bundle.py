@@ -1,15 +1,20 @@
-"""The install bundle and the operator's RBAC contract, shared by unit and integration tests.
+"""The install bundle and the Helm chart as objects, shared by unit, integration and e2e tests.
 
-``EXPECTED_RULES`` is the operator's permission contract written out once: exactly what the
-ClusterRole of manifests/install/ and of the Helm chart must grant, nothing more.
+There is no hand-written copy of the operator's RBAC here: what it needs is proved by running
+the operator with exactly the chart's rules (tests/e2e/test_rbac.py).  This module only reads
+the shipped files and renders the chart.
 """
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hack import tools
 
 ROOT = Path(__file__).resolve().parents[3]
 INSTALL = ROOT / "manifests" / "install"
@@ -19,50 +24,21 @@ CRDS = ROOT / "crds"
 NAMESPACE = "paydeck-system"
 SERVICE_ACCOUNT = "paydeck-operator"
 
-CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
-CHILDREN = {
-    "": ("serviceaccounts", "configmaps", "services"),
-    "apps": ("deployments",),
-    "batch": ("jobs",),  # the migration Job of each revision
-    "autoscaling": ("horizontalpodautoscalers",),
-    "policy": ("poddisruptionbudgets",),
-    "networking.k8s.io": ("networkpolicies", "ingresses"),
-    "monitoring.coreos.com": ("servicemonitors", "prometheusrules"),
-    "external-secrets.io": ("externalsecrets", "secretstores"),
-    "secrets-store.csi.x-k8s.io": ("secretproviderclasses",),
-    "kafka.strimzi.io": ("kafkatopics",),
-}
+KUBE_VERSION = tools.KUBERNETES_VERSION.removeprefix("v")
 
-Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
+Permission = tuple[str, str, str, tuple[str, ...]]  # (apiGroup, resource, verb, resourceNames)
 
 
-def _expand(group: str, resources: tuple[str, ...], verbs: tuple[str, ...]) -> set[Permission]:
-    return {(group, r, v) for r in resources for v in verbs}
-
-
-EXPECTED_RULES: set[Permission] = (
-    _expand("paydeck.dev", ("paymentservices",), ("get", "list", "watch", "patch"))
-    | _expand("paydeck.dev", ("paymentservices/status",), ("get", "patch"))
-    | set().union(*(_expand(g, rs, CHILD_VERBS) for g, rs in CHILDREN.items()))
-    | _expand("", ("events",), ("create", "patch"))
-    | _expand("events.k8s.io", ("events",), ("create", "patch"))
-    | _expand("kopf.dev", ("clusterkopfpeerings", "kopfpeerings"),
-              ("get", "list", "watch", "patch"))
-    | _expand("apiextensions.k8s.io", ("customresourcedefinitions",), ("get", "list", "watch"))
-    | _expand("", ("namespaces",), ("list", "watch"))
-    | _expand("", ("pods",), ("get", "list"))
-)
-
-
-def permissions(cluster_role: dict[str, Any]) -> set[Permission]:
-    """Every (group, resource, verb) a ClusterRole grants, flattened."""
+def permissions(role: dict[str, Any]) -> set[Permission]:
+    """Every (group, resource, verb, resourceNames) a (Cluster)Role grants, flattened."""
     granted: set[Permission] = set()
-    for rule in cluster_role["rules"]:
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+    for rule in role.get("rules") or []:
+        assert "nonResourceURLs" not in rule, rule
+        names = tuple(sorted(rule.get("resourceNames") or ()))
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
-                    granted.add((group, resource, verb))
+                    granted.add((group, resource, verb, names))
     return granted
 
 
@@ -79,6 +55,30 @@ def bundle() -> list[dict[str, Any]]:
     return load(bundle_files())
 
 
-def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    [found] = [d for d in docs if d["kind"] == kind]
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    [found] = [d for d in docs if d["kind"] == kind
+               and (name is None or d["metadata"]["name"] == name)]
     return found
+
+
+def render(values: dict[str, Any] | None = None, *, namespace: str = NAMESPACE,
+           release: str = "paydeck", check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``helm template`` of the chart with these values (a values file, so keys may hold dots)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        yaml.safe_dump(values or {}, file)
+        file.flush()
+        result = subprocess.run(
+            [str(tools.binary("helm")), "template", release, str(CHART), "--namespace",
+             namespace, "--kube-version", KUBE_VERSION, "--values", file.name],
+            text=True, capture_output=True, check=False, timeout=120,
+        )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def rendered(values: dict[str, Any] | None = None, *, namespace: str = NAMESPACE,
+             release: str = "paydeck") -> list[dict[str, Any]]:
+    """The chart's objects for these values."""
+    text = render(values, namespace=namespace, release=release).stdout
+    return [d for d in yaml.safe_load_all(text) if d]

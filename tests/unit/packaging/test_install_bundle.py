@@ -1,6 +1,9 @@
 """manifests/install/ and the chart's static files: the contract each object must keep.
 
-Least privilege (exactly the expected RBAC, nothing on Secrets), the restricted Pod Security
+RBAC without Secrets, wildcards or escalation, and covering every kind the operator manages
+(whether it is enough, and not more, is proved by running the operator with it:
+tests/e2e/test_rbac.py); admission policies that confine the operator's ServiceAccount and
+check PaymentServices against a shipped PaymentServicePolicy; the restricted Pod Security
 Standard, two replicas joined by Kopf peering, the probe and metrics ports, the values schema,
 and a header comment on every shipped YAML/Lua/JSON file.  Rendering the chart and asking the
 API server are integration tests (tests/integration/packaging).
@@ -32,6 +35,11 @@ def test_bundle_objects_in_apply_order() -> None:
         ("ClusterKopfPeering", "paydeck"),
         ("Deployment", "paydeck-operator"),
         ("Service", "paydeck-operator-metrics"),
+        ("ValidatingAdmissionPolicy", "paydeck-operator-confinement"),
+        ("ValidatingAdmissionPolicyBinding", "paydeck-operator-confinement"),
+        ("PaymentServicePolicy", "paydeck-operator"),
+        ("ValidatingAdmissionPolicy", "paydeck-operator-platform"),
+        ("ValidatingAdmissionPolicyBinding", "paydeck-operator-platform"),
     ]
     for doc in b.bundle():
         if doc["kind"] in {"ServiceAccount", "Deployment", "Service"}:
@@ -43,24 +51,108 @@ def test_namespace_enforces_restricted_pod_security() -> None:
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_cluster_role_grants_exactly_the_contract() -> None:
-    granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
-    assert granted - b.EXPECTED_RULES == set(), "more than needed"
-    assert b.EXPECTED_RULES - granted == set(), "missing"
+SA_USER = f"system:serviceaccount:{b.NAMESPACE}:{b.SERVICE_ACCOUNT}"
+#: Verbs that would let the operator change objects wholesale or grant itself more.
+NEVER = {"update", "deletecollection", "escalate", "bind", "impersonate", "*"}
 
 
 def test_cluster_role_has_nothing_on_secrets_and_no_wildcards() -> None:
-    for group, resource, verb in b.permissions(b.one(b.bundle(), "ClusterRole")):
-        assert resource.split("/")[0] != "secrets"
-        assert "*" not in (group, resource, verb)
+    for group, resource, verb, _ in b.permissions(b.one(b.bundle(), "ClusterRole")):
+        assert resource.split("/")[0] not in {"secrets", "namespaces"}, resource
+        if resource.startswith("pods"):  # read only: waiting reasons of containers
+            assert (resource, verb) in {("pods", "get"), ("pods", "list")}, (resource, verb)
+        assert group != "rbac.authorization.k8s.io"
+        assert "*" not in (group, resource) and verb not in NEVER, (group, resource, verb)
 
 
-def test_the_rbac_contract_is_not_vacuous() -> None:
-    # A self-check of the helper: a role that adds Secrets must differ from the contract.
-    role = b.one(b.bundle(), "ClusterRole")
-    extended = {"rules": [*role["rules"], {"apiGroups": [""], "resources": ["secrets"],
-                                           "verbs": ["get"]}]}
-    assert b.permissions(extended) - b.EXPECTED_RULES == {("", "secrets", "get")}
+def test_rbac_covers_every_kind_the_operator_manages() -> None:
+    granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
+    for resource in resources.KNOWN:
+        if resource.kind == "PaymentService":
+            continue
+        verbs = {"get", "list", "watch", "create", "patch", "delete"}  # children are watched
+        have = {v for g, r, v, names in granted
+                if (g, r) == (resource.group, resource.plural) and not names}
+        assert have == verbs, resource
+
+
+def test_peering_is_patched_by_name_only() -> None:
+    granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
+    assert {(v, names) for g, r, v, names in granted if r == "clusterkopfpeerings"} == {
+        ("list", ()), ("watch", ()), ("patch", ("paydeck",))}
+
+
+def test_the_platform_policy_is_read_by_name_only() -> None:
+    granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
+    assert {(v, names) for g, r, v, names in granted if r == "paymentservicepolicies"} == {
+        ("get", ("paydeck-operator",))}
+    env = b.one(b.bundle(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PAYDECK_PLATFORM_POLICY", "value": "paydeck-operator"} in env
+
+
+# -- admission policies ---------------------------------------------------------------------
+
+
+def _policy(kind: str, name: str) -> dict[str, Any]:
+    return b.one(b.bundle(), kind, name)
+
+
+def test_confinement_policy_matches_the_operator_on_every_child_kind() -> None:
+    policy = _policy("ValidatingAdmissionPolicy", "paydeck-operator-confinement")["spec"]
+    assert policy["failurePolicy"] == "Fail"
+    [condition] = policy["matchConditions"]
+    assert condition["expression"] == f'request.userInfo.username == "{SA_USER}"'
+    matched = {(group, plural) for rule in policy["matchConstraints"]["resourceRules"]
+               for group in rule["apiGroups"] for plural in rule["resources"]
+               if set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}}
+    children = {(r.group, r.plural) for r in resources.KNOWN if r.child}
+    assert matched == children
+    for validation in policy["validations"]:
+        assert "paydeck operator policy (" in validation["messageExpression"]
+    binding = _policy("ValidatingAdmissionPolicyBinding", "paydeck-operator-confinement")
+    assert binding["spec"] == {"policyName": "paydeck-operator-confinement",
+                               "validationActions": ["Deny"]}
+
+
+def test_confinement_policy_protects_kube_system() -> None:
+    policy = _policy("ValidatingAdmissionPolicy", "paydeck-operator-confinement")["spec"]
+    first = policy["validations"][0]["expression"]
+    assert "request.namespace in" in first and "'kube-system'" in first
+
+
+def test_platform_policy_checks_paymentservices_against_the_shipped_params() -> None:
+    policy = _policy("ValidatingAdmissionPolicy", "paydeck-operator-platform")["spec"]
+    assert policy["paramKind"] == {"apiVersion": "paydeck.dev/v1alpha1",
+                                   "kind": "PaymentServicePolicy"}
+    [rule] = policy["matchConstraints"]["resourceRules"]
+    assert (rule["apiGroups"], rule["resources"]) == (["paydeck.dev"], ["paymentservices"])
+    binding = _policy("ValidatingAdmissionPolicyBinding", "paydeck-operator-platform")["spec"]
+    assert binding["paramRef"] == {"name": "paydeck-operator",
+                                   "parameterNotFoundAction": "Deny"}
+    assert binding["validationActions"] == ["Deny"]
+    # Every message names its rule: a field of the PaymentServicePolicy.
+    fields = _policy_fields()
+    for validation in policy["validations"]:
+        rule_name = validation["messageExpression"].split("platform policy ", 1)[1].split(":")[0]
+        assert rule_name.split("/")[0] in fields, rule_name
+
+
+def _policy_fields() -> set[str]:
+    crd = yaml.safe_load((b.CRDS / "paymentservicepolicies.paydeck.dev.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return {section for section in spec["properties"]} | {
+        f"{section}.{field}" for section, body in spec["properties"].items()
+        for field in body["properties"]}
+
+
+def test_shipped_platform_params_are_the_safe_defaults() -> None:
+    params = _policy("PaymentServicePolicy", "paydeck-operator")["spec"]
+    assert params["stripe"] == {"allowApiBase": False}
+    assert params["service"]["allowedTypes"] == ["ClusterIP"]
+    assert params["ingress"]["hostSuffixes"] == [] == params["ingress"]["allowedAnnotations"]
+    assert params["identity"] == {"azureClientIds": [], "awsRoleArns": []}
+    assert params["podDisruptionBudget"] == {"minMaxUnavailable": 1}
+    assert all(p.endswith("/") for p in params["images"]["allowedPrefixes"])
 
 
 def test_binding_ties_the_role_to_the_service_account() -> None:
@@ -153,6 +245,11 @@ def test_default_values_satisfy_the_schema() -> None:
         (("peering", "priority"), "high"),
         (("resources", "limits", "memory"), "lots"),
         (("unknownKey",), True),
+        (("platformPolicy", "rules", "images", "allowedPrefixes"), ["registry.example"]),
+        (("platformPolicy", "rules", "service", "allowedTypes"), ["ExternalName"]),
+        (("platformPolicy", "rules", "ingress", "hostSuffixes"), ["*.example.com"]),
+        (("platformPolicy", "rules", "stripe", "allowApiBase"), "yes"),
+        (("operatorPolicy", "protectedNamespaces"), ["Kube_System"]),
     ],
 )
 def test_schema_rejects_bad_values(path: tuple[str, ...], bad: object) -> None:
@@ -181,6 +278,7 @@ SHIPPED = [
     b.CHART / "Chart.yaml",
     b.CHART / "values.yaml",
     b.ROOT / "crds" / "kopf-peering.yaml",
+    b.ROOT / "crds" / "paymentservicepolicies.paydeck.dev.yaml",
 ]
 
 
@@ -194,8 +292,16 @@ def test_values_schema_says_what_it_is() -> None:
     assert "values" in schema()["$comment"]
 
 
-def test_rbac_contract_covers_every_kind_the_operator_manages() -> None:
-    for resource in resources.KNOWN:
-        if resource.kind in ("PaymentService", "Event"):
-            continue
-        assert resource.plural in b.CHILDREN.get(resource.group, ()), resource
+def _policy_schema() -> dict[str, Any]:
+    crd = yaml.safe_load((b.CRDS / "paymentservicepolicies.paydeck.dev.yaml").read_text())
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+@pytest.mark.parametrize("source", ["chart values", "bundle"])
+def test_shipped_platform_rules_satisfy_the_policy_crd(source: str) -> None:
+    rules = (values()["platformPolicy"]["rules"] if source == "chart values"
+             else _policy("PaymentServicePolicy", "paydeck-operator")["spec"])
+    jsonschema.validate(rules, _policy_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**rules, "service": {"allowedTypes": ["ExternalName"]}},
+                            _policy_schema())
