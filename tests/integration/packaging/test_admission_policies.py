@@ -125,7 +125,7 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(cluster: KubeCluster, policy_crds: None) -> Iterator[Platform]:
-    token = secrets.token_hex(3)
+    token = "t" + secrets.token_hex(3)  # never all digits (YAML would read a number)
     namespace = f"platform-policy-{token}"
     cluster.kubectl("create", "namespace", namespace)
     cluster.kubectl("label", "namespace", namespace, f"{LABEL}={token}")
@@ -279,7 +279,7 @@ def test_a_tightened_policy_checks_spec_changes_only(cluster: KubeCluster,
 
 def test_without_its_params_object_the_platform_policy_rejects_everything(
         cluster: KubeCluster, policy_crds: None) -> None:
-    token = secrets.token_hex(3)
+    token = "t" + secrets.token_hex(3)  # never all digits (YAML would read a number)
     namespace = f"platform-noparams-{token}"
     cluster.kubectl("create", "namespace", namespace)
     cluster.kubectl("label", "namespace", namespace, f"{LABEL}={token}")
