@@ -395,7 +395,8 @@ class Rollout(ApiModel):
         ge=30,
         le=86400,
         description=(
-            "Seconds a step may go without progress (pods not ready, analysis not done) "
-            "before the rollout is aborted; pauses without a duration do not count."
+            "Seconds a setWeight step or the promotion may wait for its pods to be ready "
+            "before the rollout is aborted; pauses and analysis steps (which have their own "
+            "limits) do not count."
         ),
     )
