@@ -22,7 +22,7 @@ import pydantic
 from payment_operator import api, builders, conditions, events, observability, policy, providers
 from payment_operator.coalesce import Coalescer
 from payment_operator.events import Event
-from payment_operator.kube import apply, observe, resources, status
+from payment_operator.kube import apply, observe, record, resources, status
 from payment_operator.kube.client import Kube, KubeError, Obj
 from payment_operator.kube.errors import failure_of
 from payment_operator.rollout import engine, split, state, topics
@@ -246,7 +246,9 @@ def _reconcile(
     if plan is None or observed is None:
         _publish(kube, obj, None, outcome, now)
         return outcome
-    outcome.events.extend(Event(e.type, e.reason, e.message) for e in plan.events)
+    # The rollout's Events are posted now, before the status records what they announce, so
+    # a crash between the two cannot lose them (a replay's duplicates are refused by name).
+    record.post(kube, obj, [Event(e.type, e.reason, e.message) for e in plan.events], now)
     outcome.requeue_after = plan.requeue_after
     if plan.outcome is not None:
         observability.ROLLOUTS.labels(plan.outcome).inc()

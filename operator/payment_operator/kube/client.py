@@ -128,6 +128,12 @@ class Kube:
             query=query, body=manifest, content_type="application/apply-patch+yaml",
         )
 
+    def create(self, resource: Resource, manifest: Mapping[str, Any]) -> Obj:
+        """Create an object (a 409 AlreadyExists when its name is taken)."""
+        return self.request(
+            "POST", resource.collection(manifest["metadata"].get("namespace")), body=manifest,
+        )
+
     def patch_status(self, resource: Resource, namespace: str, name: str, patch: Obj) -> Obj:
         """JSON merge patch of the status subresource (resourceVersion in the patch guards it)."""
         return self.request(

@@ -41,6 +41,8 @@ class Resource:
 
 
 PAYMENT_SERVICE = Resource("paydeck.dev/v1alpha1", "PaymentService", "paymentservices")
+#: Core Events (the rollout's are posted with this client, see :mod:`~payment_operator.kube.record`).
+EVENT = Resource("v1", "Event", "events")
 #: The platform's rules for PaymentServices (cluster-scoped; read, never written).
 PLATFORM_POLICY = Resource(policy.API_VERSION, policy.KIND, policy.PLURAL, namespaced=False)
 

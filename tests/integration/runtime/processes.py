@@ -273,6 +273,13 @@ def outbox(dsn: str) -> tuple[dict[str, str], int]:
     return {r[0]: r[1] for r in rows}, sum(1 for r in rows if r[2] is None)
 
 
+def unpublished_payments(dsn: str) -> set[str]:
+    """The payment ids (message keys) of the outbox rows not yet published."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT message_key FROM outbox WHERE published_at IS NULL")
+        return {r[0] for r in rows.fetchall()}
+
+
 def consume_events(
     bootstrap: str,
     topic: str,

@@ -19,7 +19,7 @@ from typing import Any
 from payment_operator.kube.client import FIELD_MANAGER, Kube, KubeError, Obj
 from payment_operator.kube.resources import Resource
 
-WRITES = ("apply", "patch_status", "json_patch", "delete")
+WRITES = ("apply", "create", "patch_status", "json_patch", "delete")
 
 
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,6 +126,15 @@ class FakeKube(Kube):
         fresh["metadata"]["resourceVersion"] = str(next(self._versions))
         self.objects[key] = fresh
         return copy.deepcopy(fresh)
+
+    def create(self, resource: Resource, manifest: Mapping[str, Any]) -> Obj:
+        meta = manifest["metadata"]
+        self.calls.append(("create", resource.kind, meta["name"]))
+        if resource.kind in self.apply_errors:
+            raise self.apply_errors[resource.kind]
+        if (resource.kind, meta.get("namespace", ""), meta["name"]) in self.objects:
+            raise KubeError(409, "AlreadyExists", f"{resource.kind} {meta['name']} exists")
+        return self.add({"kind": resource.kind, **manifest})
 
     def patch_status(self, resource: Resource, namespace: str, name: str, patch: Obj) -> Obj:
         self.calls.append(("patch_status", resource.kind, name))
