@@ -7,12 +7,13 @@ kubeconfig holds a token from the TokenRequest API, so the API server authorizes
 with the chart's rules only and the confinement policy applies to each write.  It runs with
 the arguments and environment of the chart's Deployment (peering included).
 
-The journey needs every rule: a PaymentService with every kind of child (a migration Job,
-Ingress, HorizontalPodAutoscaler, ServiceMonitor and PrometheusRule, ExternalSecret and
+The journey needs every rule and verb: a PaymentService with every kind of child (a migration
+Job, Ingress, HorizontalPodAutoscaler, ServiceMonitor and PrometheusRule, ExternalSecret and
 SecretStore, KafkaTopic ...) becomes Healthy; the platform narrows its PaymentServicePolicy
-and the operator's own check refuses to go on (naming the rule) until it is widened again; a
-new image and fewer features roll a new revision, switch to the CSI driver and prune what is
-no longer wanted; deleting it releases the finalizer.  Kopf logs a forbidden watch and
+and the operator's own check refuses to go on (naming the rule) until it is widened again; new
+images and fewer features roll new revisions, switch to the CSI driver and then to plain
+Secrets, and prune every kind that can become unwanted (the first revision's Deployment and Job
+too); deleting it releases the finalizer.  Kopf logs a forbidden watch and
 carries on, so any "forbidden" in the operator's log fails the test too: removing any one rule
 from templates/rbac.yaml makes this test fail (``python -m tests.e2e.rbac_mutations`` proves
 it, in a scratch copy).
@@ -51,6 +52,8 @@ INSTALLED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Rol
 NAME = "pay"
 IMAGE_1 = "registry.example/payment-runtime:1"
 IMAGE_2 = "registry.example/payment-runtime:2"
+IMAGE_3 = "registry.example/payment-runtime:3"
+IMAGE_4 = "registry.example/payment-runtime:4"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "0e3f1a2b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 LABEL = "paydeck.dev/e2e-rbac"
@@ -74,25 +77,32 @@ def values(token: str, watched: list[str]) -> dict[str, Any]:
     }
 
 
-def spec(image: str = IMAGE_1, *, backend: str = "external-secrets", extras: bool = True
-         ) -> dict[str, Any]:
-    """Every kind of child; without ``extras`` no Ingress, autoscaler or monitoring."""
+def spec(image: str = IMAGE_1, *, backend: str | None = "external-secrets",
+         extras: bool = True) -> dict[str, Any]:
+    """Every kind of child; without ``extras`` no Ingress, autoscaler, monitoring, Kafka topic
+    or NetworkPolicy; without ``backend`` the secrets come from plain Secrets."""
     body: dict[str, Any] = {
         "image": image,
         "replicas": 2,
-        "stripe": {"secretKey": {"storeObject": "STRIPE_SECRET_KEY"}},
-        "database": {"url": {"storeObject": "DATABASE_URL"}},
-        "secretStore": {
+        "stripe": {"secretKey": {"secretRef": {"name": "stripe", "key": "key"}}},
+        "database": {"url": {"secretRef": {"name": "db", "key": "url"}}},
+        "podDisruptionBudget": {"maxUnavailable": 1},
+    }
+    if backend is not None:
+        body["stripe"] = {"secretKey": {"storeObject": "STRIPE_SECRET_KEY"}}
+        body["database"] = {"url": {"storeObject": "DATABASE_URL"}}
+        body["secretStore"] = {
             "backend": backend, "provider": "azure-keyvault",
             "azure": {"vaultName": "kv-pay", "tenantId": TENANT, "clientId": CLIENT_ID},
             "objects": [{"name": "DATABASE_URL", "remoteRef": "db-url"},
                         {"name": "STRIPE_SECRET_KEY", "remoteRef": "stripe-key"}],
-        },
-        "kafka": {"bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
-                  "strimzi": {"clusterName": "local"}, "topics": [{"name": "payment.events"}]},
-        "podDisruptionBudget": {"maxUnavailable": 1},
-    }
-    if extras:
+        }
+    if not extras:
+        body["networkPolicy"] = {"enabled": False}
+    else:
+        body["kafka"] = {"bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
+                         "strimzi": {"clusterName": "local"},
+                         "topics": [{"name": "payment.events"}]}
         body["autoscaling"] = {"minReplicas": 2, "maxReplicas": 3}
         body["ingress"] = {"host": "pay.e2e.example",
                            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"}}
@@ -226,8 +236,9 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: s
     wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_1)), 60,
              "Healthy again once the policy allows it", op)
 
-    # A new revision, and fewer features: the CSI driver instead of External Secrets (once the
-    # API server has the restored policy too).
+    # A new revision, and fewer features: the CSI driver instead of External Secrets, no
+    # Ingress, autoscaler, monitoring, Kafka topic or NetworkPolicy (once the API server has
+    # the restored policy too).
     second = json.dumps(payment_service(namespace, spec(IMAGE_2, backend="csi", extras=False)))
     wait_for(lambda: cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-f",
                                      "-", input=second, check=False).returncode == 0,
@@ -238,9 +249,30 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: s
                     "-n", namespace)
     for kind in ("ingress", "horizontalpodautoscaler", "servicemonitors.monitoring.coreos.com",
                  "prometheusrules.monitoring.coreos.com", "externalsecrets.external-secrets.io",
-                 "secretstores.external-secrets.io"):
+                 "secretstores.external-secrets.io", "networkpolicy"):
         wait_for(unless_forbidden(op, gone(cluster, kind, namespace)), 60, f"{kind} pruned", op)
+    wait_for(unless_forbidden(op, gone(cluster, "kafkatopics.kafka.strimzi.io", namespace,
+                                       f"{NAME}-payment.events")), 60, "the topic pruned", op)
     assert len(get_json(cluster, "jobs", "-n", namespace)["items"]) == 2
+
+    # Plain Secrets: the SecretProviderClass goes.  A fourth revision: the first one's
+    # Deployment and Job go (two old revisions are kept).
+    apply(cluster, payment_service(namespace, spec(IMAGE_3, backend=None, extras=False)))
+    wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_3)), 120,
+             "the third revision Healthy", op)
+    wait_for(unless_forbidden(op, gone(cluster, "secretproviderclasses.secrets-store.csi.x-k8s.io",
+                                       namespace)), 60, "the SecretProviderClass pruned", op)
+    first = {d["metadata"]["name"] for d in get_json(cluster, "deployments", "-n", namespace)[
+        "items"] if d["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_1}
+    apply(cluster, payment_service(namespace, spec(IMAGE_4, backend=None, extras=False)))
+    wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_4)), 120,
+             "the fourth revision Healthy", op)
+    [deployment] = first
+    wait_for(unless_forbidden(op, gone(cluster, "deployment", namespace, deployment)), 60,
+             "the first revision's Deployment pruned", op)
+    job = f"{NAME}-migrate-{deployment.removeprefix(f'{NAME}-')}"
+    wait_for(unless_forbidden(op, gone(cluster, "job", namespace, job)), 60,
+             "the first revision's Job pruned", op)
 
     cluster.kubectl("delete", "paysvc", NAME, "-n", namespace, "--wait=false")
     wait_for(unless_forbidden(op, gone(cluster, "paysvc", namespace)), 60,

@@ -488,45 +488,50 @@ def test_the_operator_cannot_take_over_or_delete_a_foreign_object(
     foreign = {"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "pay-config", "namespace": confined.app},
                "data": {"owner": "someone else"}}
+    deny_all = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "pay", "namespace": confined.app},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(foreign))
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(deny_all))
     try:
         takeover = confined.apply(children["ConfigMap"])
         assert takeover.returncode != 0
         assert "paydeck operator policy (takeover)" in takeover.stderr, takeover.stderr
-        deleted = cluster.kubectl("delete", "configmap", "pay-config", "-n", confined.app,
-                                  *confined.as_operator, check=False)
-        assert deleted.returncode != 0
-        assert "paydeck operator policy (managed-by)" in deleted.stderr, deleted.stderr
         assert json.loads(cluster.kubectl("get", "configmap", "pay-config", "-n",
                                           confined.app, "-o", "json").stdout)["data"] == {
             "owner": "someone else"}
+        deleted = cluster.kubectl("delete", "networkpolicy", "pay", "-n", confined.app,
+                                  *confined.as_operator, check=False)
+        assert deleted.returncode != 0
+        assert "paydeck operator policy (managed-by)" in deleted.stderr, deleted.stderr
+        assert cluster.kubectl("get", "networkpolicy", "pay", "-n", confined.app).returncode == 0
     finally:
-        cluster.kubectl("delete", "configmap", "pay-config", "-n", confined.app,
-                        "--ignore-not-found")
+        for kind, name in (("configmap", "pay-config"), ("networkpolicy", "pay")):
+            cluster.kubectl("delete", kind, name, "-n", confined.app, "--ignore-not-found")
 
 
 def test_the_operator_updates_and_deletes_its_own_child_but_never_reparents_it(
         cluster: KubeCluster, confined: Operator, children: dict[str, dict[str, Any]]) -> None:
-    child = copy.deepcopy(children["ServiceAccount"])
+    child = copy.deepcopy(children["NetworkPolicy"])
     created = confined.create(child, dry_run=False)
     assert created.returncode == 0, created.stderr
     child["metadata"]["annotations"] = {"paydeck.dev/updated": "yes"}
     updated = confined.apply(child)
     assert updated.returncode == 0, updated.stderr
     # Someone strips the label: the operator may put it back (the owner is what counts).
-    cluster.kubectl("label", "serviceaccount", "pay", "-n", confined.app,
+    cluster.kubectl("label", "networkpolicy", "pay", "-n", confined.app,
                     "app.kubernetes.io/managed-by-")
     restored = confined.apply(child)
     assert restored.returncode == 0, restored.stderr
     [owner] = copy.deepcopy(child["metadata"]["ownerReferences"])
     owner["uid"] = "00000000-0000-4000-8000-000000000000"  # another PaymentService's
     reparented = cluster.kubectl(
-        "patch", "serviceaccount", "pay", "-n", confined.app, "--type=merge",
+        "patch", "networkpolicy", "pay", "-n", confined.app, "--type=merge",
         "-p", json.dumps({"metadata": {"ownerReferences": [owner]}}), *confined.as_operator,
         check=False)
     assert reparented.returncode != 0
     assert "paydeck operator policy (takeover)" in reparented.stderr, reparented.stderr
-    deleted = cluster.kubectl("delete", "serviceaccount", "pay", "-n", confined.app,
+    deleted = cluster.kubectl("delete", "networkpolicy", "pay", "-n", confined.app,
                               *confined.as_operator, check=False)
     assert deleted.returncode == 0, deleted.stderr
 
