@@ -65,11 +65,10 @@ def _issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def generate(directory: Path) -> None:
-    """Write ca.{crt,key}, apiserver.{crt,key}, admin.{crt,key} and sa.{key,pub} into directory."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Name, x509.Certificate]:
+    """A fresh self-signed CA: its key, name and certificate."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("paydeck-local-ca")
+    ca_name = _name(common_name)
     now = datetime.datetime.now(datetime.UTC)
     ca_cert = (
         x509.CertificateBuilder()
@@ -90,6 +89,37 @@ def generate(directory: Path) -> None:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca_name, ca_cert
+
+
+def generate_kafka(directory: Path) -> None:
+    """Write ca.crt, broker.{crt,key,pem} (127.0.0.1 and localhost) and client.{crt,key}.
+
+    ``broker.pem`` is the broker's PKCS#8 key followed by its certificate: a Kafka keystore of
+    ``ssl.keystore.type=PEM``.  The CA's key is not kept.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_name, ca_cert = _ca("paydeck-kafka-ca")
+    (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    issued = {
+        "broker": _issue(ca_key, ca_name, _name("kafka-broker"),
+                         server_names=["localhost", "127.0.0.1"]),
+        "client": _issue(ca_key, ca_name, _name("paydeck-kafka-client"), client=True),
+    }
+    for stem, (key, cert) in issued.items():
+        _write_key(directory / f"{stem}.key", key)
+        (directory / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = directory / "broker.pem"
+    pem.write_bytes(
+        (directory / "broker.key").read_bytes() + (directory / "broker.crt").read_bytes()
+    )
+    pem.chmod(0o600)
+
+
+def generate(directory: Path) -> None:
+    """Write ca.{crt,key}, apiserver.{crt,key}, admin.{crt,key} and sa.{key,pub} into directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_name, ca_cert = _ca("paydeck-local-ca")
     _write_key(directory / "ca.key", ca_key)
     (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 

@@ -5,7 +5,16 @@ machine's own ``mvn`` and its configured repositories, and cached in
 ``~/.cache/paydeck/kafka-<version>/libs``; a second ``fetch`` finds them and downloads nothing.
 :class:`KafkaBroker` formats a data directory and runs the broker (``process.roles`` =
 ``broker,controller``) on loopback ports; ``stop()`` and ``start()`` restart it on the same
-ports and data so tests can take Kafka away and bring it back.  Usage::
+ports and data so tests can take Kafka away and bring it back.
+
+Besides its PLAINTEXT listener the broker has a SASL_SSL one (``sasl_ssl_bootstrap_servers``):
+TLS with a certificate for 127.0.0.1/localhost from a CA made at start (:mod:`hack.certs`,
+the ``cryptography`` library, PEM files in ``<workdir>/tls``; the broker reads its key and
+certificate as a PEM keystore), SASL mechanisms SCRAM-SHA-512 (the user is created when the
+storage is formatted, ``--add-scram``) and PLAIN (a JAAS entry of the listener), both with
+:attr:`KafkaBroker.sasl_username` / :attr:`KafkaBroker.sasl_password`, a random password per
+broker.  A client certificate (``client.crt``/``client.key``) is accepted but not required
+(``ssl.client.auth=requested``).  Usage::
 
     python -m hack.kafka fetch          # resolve and cache the jars
     python -m hack.kafka run            # run a broker in the foreground until Ctrl-C
@@ -17,6 +26,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hack import certs
 from hack.net import free_port
 
 KAFKA_VERSION = os.environ.get("PAYDECK_KAFKA_VERSION", "3.9.1")
@@ -150,8 +161,16 @@ class KafkaBroker:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="paydeck-kafka-"))
         self.port = free_port()
+        self.sasl_ssl_port = free_port()
         self.controller_port = free_port()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
+        self.sasl_ssl_bootstrap_servers = f"127.0.0.1:{self.sasl_ssl_port}"
+        #: The SASL user of the SASL_SSL listener (SCRAM-SHA-512 and PLAIN).
+        self.sasl_username = "paydeck"
+        self.sasl_password = secrets.token_hex(16)
+        self.tls_dir = self.workdir / "tls"
+        #: The CA that signed the broker's certificate (and ``client.crt``).
+        self.ca_file = self.tls_dir / "ca.crt"
         self.log_file = self.workdir / "broker.log"
         self.config_file = self.workdir / "server.properties"
         self._process: subprocess.Popen[bytes] | None = None
@@ -159,18 +178,52 @@ class KafkaBroker:
 
     # -- configuration -------------------------------------------------------------------------
 
+    def client_security(self, password: str | None = None) -> dict[str, str]:
+        """librdkafka settings for the SASL_SSL listener (SCRAM-SHA-512), ``password`` or
+        the right one."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(self.ca_file),
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password if password is None else password,
+        }
+
     def _write_config(self) -> None:
+        if not self.ca_file.is_file():
+            certs.generate_kafka(self.tls_dir)
+        sasl = "listener.name.sasl_ssl."
+        plain_jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{self.sasl_username}="{self.sasl_password}";'
+        )
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                f"PLAINTEXT://127.0.0.1:{self.port},SASL_SSL://127.0.0.1:{self.sasl_ssl_port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},SASL_SSL://127.0.0.1:{self.sasl_ssl_port}"
+            ),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            f"{sasl}sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+            f"{sasl}scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            f"{sasl}plain.sasl.jaas.config": plain_jaas,
+            f"{sasl}ssl.keystore.type": "PEM",
+            f"{sasl}ssl.keystore.location": str(self.tls_dir / "broker.pem"),
+            f"{sasl}ssl.truststore.type": "PEM",
+            f"{sasl}ssl.truststore.location": str(self.ca_file),
+            f"{sasl}ssl.client.auth": "requested",
             "log.dirs": str(self.workdir / "data"),
             "num.partitions": "1",
             "default.replication.factor": "1",
@@ -219,7 +272,9 @@ class KafkaBroker:
         ).stdout.split()[-1]
         result = subprocess.run(
             self._java(
-                "kafka.tools.StorageTool", "format", "-t", uuid, "-c", str(self.config_file)
+                "kafka.tools.StorageTool", "format", "-t", uuid, "-c", str(self.config_file),
+                "--add-scram",
+                f"SCRAM-SHA-512=[name={self.sasl_username},password={self.sasl_password}]",
             ),
             capture_output=True,
             text=True,
@@ -274,7 +329,7 @@ class KafkaBroker:
                     f"kafka exited with {self._process.returncode} while starting; "
                     f"log tail ({self.log_file}):\n{tail(self.log_file)}"
                 )
-            if _port_open(self.port) and self._metadata_ok():
+            if _port_open(self.port) and _port_open(self.sasl_ssl_port) and self._metadata_ok():
                 return
             time.sleep(0.5)
         raise TimeoutError(
@@ -362,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             broker.start()
             print(
-                f"kafka {broker.version} ready on {broker.bootstrap_servers} "
+                f"kafka {broker.version} ready on {broker.bootstrap_servers} (PLAINTEXT) and "
+                f"{broker.sasl_ssl_bootstrap_servers} (SASL_SSL, CA {broker.ca_file}) "
                 f"in {time.monotonic() - started:.1f}s (Ctrl-C to stop)",
                 flush=True,
             )

@@ -18,13 +18,28 @@ from payment_runtime.settings import Settings
 log = logging.getLogger("payment_runtime")
 
 
-def _relay(settings: Settings, dsn: str, stop: threading.Event, once: bool) -> int:
-    from payment_runtime.adapters.kafka_relay import OutboxRelay, drain, make_producer
+def _relay(
+    settings: Settings,
+    dsn: str,
+    sasl: secret_providers.KafkaSasl | None,
+    stop: threading.Event,
+    once: bool,
+) -> int:
+    from payment_runtime.adapters.kafka_relay import (
+        OutboxRelay,
+        drain,
+        make_producer,
+        security_config,
+    )
     from payment_runtime.metrics import Metrics
 
     relay = OutboxRelay(
         dsn,
-        make_producer(settings.kafka_bootstrap_servers, settings.kafka_message_timeout_ms),
+        make_producer(
+            settings.kafka_bootstrap_servers,
+            settings.kafka_message_timeout_ms,
+            security_config(settings, sasl),
+        ),
         Metrics(),
         batch_size=settings.relay_batch_size,
     )
@@ -70,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         dsn = secret_providers.load_database_url(settings, provider)
-        return _relay(settings, dsn, stop, args.once)
+        sasl = secret_providers.load_kafka_sasl(settings, provider)
+        return _relay(settings, dsn, sasl, stop, args.once)
 
     import uvicorn
 
@@ -110,9 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     relay_thread: threading.Thread | None = None
     if settings.relay_in_process:
+        sasl = secret_providers.load_kafka_sasl(settings, provider)
         relay_thread = threading.Thread(
             target=_relay,
-            args=(settings, runtime_secrets.database_url, stop, False),
+            args=(settings, runtime_secrets.database_url, sasl, stop, False),
             name="outbox-relay",
             daemon=True,
         )

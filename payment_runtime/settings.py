@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The Stripe API version this code was written and tested against.
@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     secret_name_database_url: str = "DATABASE_URL"  # noqa: S105
     secret_name_stripe_api_key: str = "STRIPE_API_KEY"  # noqa: S105 - a name, not a value
     secret_name_stripe_webhook_secret: str = "STRIPE_WEBHOOK_SECRET"  # noqa: S105
+    secret_name_kafka_sasl_username: str = "KAFKA_SASL_USERNAME"  # noqa: S105
+    secret_name_kafka_sasl_password: str = "KAFKA_SASL_PASSWORD"  # noqa: S105
 
     # Database.
     db_pool_min: int = Field(default=2, ge=1)
@@ -64,6 +66,16 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic: str = "payment.events"
     kafka_message_timeout_ms: int = 30_000
+    #: security.protocol of the producer. SSL ones use the CA file (and the client
+    #: certificate and key, for mTLS); SASL ones need a mechanism, and read the user name and
+    #: password through the secret provider (``secret_name_kafka_sasl_*``).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     relay_batch_size: int = 200
     relay_poll_interval_seconds: float = 0.5
     relay_in_process: bool = False  # run the relay as a thread inside `serve`
@@ -92,3 +104,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and self.kafka_sasl_mechanism is None:
+            raise ValueError("kafka_security_protocol SASL_* needs kafka_sasl_mechanism")
+        if not sasl and self.kafka_sasl_mechanism is not None:
+            raise ValueError("kafka_sasl_mechanism needs a SASL_* kafka_security_protocol")
+        if (self.kafka_ssl_certificate_location is None) != (self.kafka_ssl_key_location is None):
+            raise ValueError(
+                "kafka_ssl_certificate_location and kafka_ssl_key_location go together"
+            )
+        return self

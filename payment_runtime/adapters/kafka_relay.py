@@ -5,6 +5,10 @@ confluent-kafka's idempotent producer (``acks=all``), keyed by payment id with t
 id in a header and the payload, and marked published only after Kafka acknowledged
 them. If Kafka is down nothing is marked, the transaction rolls back, and the rows wait:
 payments never depend on Kafka.
+
+TLS and SASL come from the settings (:func:`security_config`): file paths of the CA and
+client certificate, and the SASL credentials the secret provider returned.  A client error
+such as a refused login is logged with librdkafka's reason, which never holds the password.
 """
 
 from __future__ import annotations
@@ -14,18 +18,75 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaError, Message, Producer
 
+from payment_runtime.adapters.secrets import KafkaSasl
 from payment_runtime.metrics import Metrics
+from payment_runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Client errors that need someone to act (credentials, certificates, settings): logged as
+#: errors; the others (a broker away, a reconnect) are librdkafka's to retry, logged at debug.
+_ACTIONABLE = frozenset({
+    KafkaError._AUTHENTICATION,
+    KafkaError._SSL,
+    KafkaError._INVALID_ARG,
+    KafkaError._UNSUPPORTED_FEATURE,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+})
 
-def make_producer(bootstrap_servers: str, message_timeout_ms: int) -> Producer:
-    """An idempotent producer: no duplicates or reordering from its own retries."""
+
+def security_config(settings: Settings, sasl: KafkaSasl | None) -> dict[str, str]:
+    """librdkafka's security settings: protocol, TLS file paths, SASL mechanism and login."""
+    out: dict[str, str] = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.endswith("SSL"):
+        files = {
+            "ssl.ca.location": settings.kafka_ssl_ca_location,
+            "ssl.certificate.location": settings.kafka_ssl_certificate_location,
+            "ssl.key.location": settings.kafka_ssl_key_location,
+        }
+        out.update({k: v for k, v in files.items() if v is not None})
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        if sasl is None or settings.kafka_sasl_mechanism is None:
+            raise ValueError("a SASL protocol needs a mechanism and credentials")
+        out["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        out["sasl.username"] = sasl.username
+        out["sasl.password"] = sasl.password
+    return out
+
+
+#: An actionable error is logged as an error once per this many seconds per code (librdkafka
+#: retries a refused login every few hundred milliseconds); the repeats go to debug.
+ERROR_LOG_INTERVAL_SECONDS = 60.0
+_last_logged: dict[int, float] = {}
+
+
+def _on_client_error(err: KafkaError) -> None:
+    """librdkafka's error callback: the code and reason, never the configuration."""
+    level = logging.DEBUG
+    if err.fatal() or err.code() in _ACTIONABLE:
+        now = time.monotonic()
+        last = _last_logged.get(err.code())
+        if last is None or now - last >= ERROR_LOG_INTERVAL_SECONDS:
+            _last_logged[err.code()] = now
+            level = logging.ERROR
+    log.log(level, "kafka client error", extra={"code": err.name(), "reason": err.str()})
+
+
+def make_producer(
+    bootstrap_servers: str, message_timeout_ms: int, security: Mapping[str, str] | None = None
+) -> Producer:
+    """An idempotent producer: no duplicates or reordering from its own retries.
+
+    ``security`` is :func:`security_config`'s output (PLAINTEXT without it).
+    """
     return Producer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -35,6 +96,8 @@ def make_producer(bootstrap_servers: str, message_timeout_ms: int) -> Producer:
             "linger.ms": 5,
             "client.id": "payment-runtime-relay",
             "logger": logging.getLogger("payment_runtime.kafka"),
+            "error_cb": _on_client_error,
+            **(security or {}),
         }
     )
 

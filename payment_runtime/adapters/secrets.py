@@ -176,6 +176,28 @@ def load_runtime_secrets(settings: Settings, provider: SecretProvider) -> Runtim
     )
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaSasl:
+    """The SASL user name and password of the outbox relay's producer."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return "KafkaSasl(<redacted>)"
+
+
+def load_kafka_sasl(settings: Settings, provider: SecretProvider) -> KafkaSasl | None:
+    """The SASL credentials when the producer's protocol is SASL_*, else None (nothing is
+    asked of the provider); both are required then (:class:`SecretNotFound`)."""
+    if not settings.kafka_security_protocol.startswith("SASL_"):
+        return None
+    return KafkaSasl(
+        username=provider.get(settings.secret_name_kafka_sasl_username),
+        password=provider.get(settings.secret_name_kafka_sasl_password),
+    )
+
+
 def load_database_url(settings: Settings, provider: SecretProvider) -> str:
     """Only the database URL (``migrate`` and ``relay`` need nothing else)."""
     return provider.get(settings.secret_name_database_url)

@@ -58,7 +58,7 @@ def migration_job(ps: PaymentService) -> dict[str, Any]:
                     "enableServiceLinks": False,
                     "securityContext": workload.pod_security_context(),
                     "containers": [workload.migrate_container(ps)],
-                    "volumes": workload.volumes(ps),
+                    "volumes": workload.volumes(ps, kafka=False),
                 },
             },
         },

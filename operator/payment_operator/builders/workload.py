@@ -6,6 +6,11 @@ user's Secret (``secretRef``) or at ``<name>-secrets`` (``storeObject``), the Se
 secret store binding syncs.  The runtime reads them with its ``env`` secret provider.
 Schema migrations run in a Job per revision (:mod:`.migrations`), never in the pods.
 
+Kafka security (spec.kafka.security) reaches the runtime's container only, never the
+migration Job's: the SASL user name and password as ``secretKeyRef`` env vars, the TLS CA
+(and client certificate and key) as a read-only projected volume of the named Secret keys,
+files readable by the pod's group only, whose paths the ConfigMap gives librdkafka.
+
 Each revision runs under its own Deployment ``<name>-<revision>``, selected by its revision
 label, so promoting a canary only changes replica counts: its pods are never rolled again.
 
@@ -19,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from payment_operator.api.v1alpha1 import PaymentService, SecretValueRef
+from payment_operator.api.v1alpha1 import KafkaSecurity, PaymentService, SecretValueRef
 from payment_operator.builders import meta
 
 #: Resource requests of the container when the spec sets none.
@@ -33,6 +38,14 @@ CSI_MOUNT_PATH = "/mnt/secrets-store"
 CSI_DRIVER = "secrets-store.csi.k8s.io"
 #: The container of the migration Job.
 MIGRATE_CONTAINER_NAME = "migrate"
+#: Where the Kafka TLS files are mounted (only with spec.kafka.security.tls), and as what.
+KAFKA_TLS_VOLUME = "kafka-tls"
+KAFKA_TLS_MOUNT_PATH = "/etc/paydeck/kafka-tls"
+KAFKA_TLS_CA_FILE = "ca.crt"
+KAFKA_TLS_CERT_FILE = "tls.crt"
+KAFKA_TLS_KEY_FILE = "tls.key"
+#: Owner and group may read (the pod's fsGroup owns the files), nobody else.
+KAFKA_TLS_MODE = 0o440
 
 AZURE_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 AZURE_TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
@@ -45,7 +58,15 @@ AWS_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 ENV_STRIPE_SECRET_KEY = "PAYMENT_STRIPE_SECRET_KEY"  # noqa: S105 - a name, not a value
 ENV_STRIPE_WEBHOOK_SECRET = "PAYMENT_STRIPE_WEBHOOK_SECRET"  # noqa: S105
 ENV_DATABASE_URL = "PAYMENT_DATABASE_URL"
-SECRET_ENV_NAMES = (ENV_STRIPE_SECRET_KEY, ENV_STRIPE_WEBHOOK_SECRET, ENV_DATABASE_URL)
+ENV_KAFKA_SASL_USERNAME = "PAYMENT_KAFKA_SASL_USERNAME"
+ENV_KAFKA_SASL_PASSWORD = "PAYMENT_KAFKA_SASL_PASSWORD"  # noqa: S105
+SECRET_ENV_NAMES = (
+    ENV_STRIPE_SECRET_KEY,
+    ENV_STRIPE_WEBHOOK_SECRET,
+    ENV_DATABASE_URL,
+    ENV_KAFKA_SASL_USERNAME,
+    ENV_KAFKA_SASL_PASSWORD,
+)
 _PREFIX = "PAYMENT_"
 
 
@@ -102,7 +123,34 @@ def config_data(ps: PaymentService) -> dict[str, str]:
         data["PAYMENT_RELAY_IN_PROCESS"] = "true"
         if spec.kafka.topics:
             data["PAYMENT_KAFKA_TOPIC"] = spec.kafka.topics[0].name
+        if spec.kafka.security is not None:
+            data.update(kafka_security_settings(spec.kafka.security))
     return dict(sorted(data.items()))
+
+
+def kafka_security_settings(security: KafkaSecurity) -> dict[str, str]:
+    """The producer's protocol, TLS file paths, SASL mechanism and secret names."""
+    data: dict[str, str] = {"PAYMENT_KAFKA_SECURITY_PROTOCOL": security.protocol}
+    if security.tls is not None:
+        data["PAYMENT_KAFKA_SSL_CA_LOCATION"] = f"{KAFKA_TLS_MOUNT_PATH}/{KAFKA_TLS_CA_FILE}"
+        if security.tls.cert_secret_ref is not None:
+            data["PAYMENT_KAFKA_SSL_CERTIFICATE_LOCATION"] = (
+                f"{KAFKA_TLS_MOUNT_PATH}/{KAFKA_TLS_CERT_FILE}"
+            )
+            data["PAYMENT_KAFKA_SSL_KEY_LOCATION"] = f"{KAFKA_TLS_MOUNT_PATH}/{KAFKA_TLS_KEY_FILE}"
+    if security.sasl is not None:
+        data["PAYMENT_KAFKA_SASL_MECHANISM"] = security.sasl.mechanism
+        data["PAYMENT_SECRET_NAME_KAFKA_SASL_USERNAME"] = ENV_KAFKA_SASL_USERNAME.removeprefix(
+            _PREFIX
+        )
+        data["PAYMENT_SECRET_NAME_KAFKA_SASL_PASSWORD"] = ENV_KAFKA_SASL_PASSWORD.removeprefix(
+            _PREFIX
+        )
+    return data
+
+
+def _kafka_security(ps: PaymentService) -> KafkaSecurity | None:
+    return ps.spec.kafka.security if ps.spec.kafka is not None else None
 
 
 def config_map(ps: PaymentService) -> dict[str, Any]:
@@ -124,17 +172,22 @@ def _secret_env(ps: PaymentService, env_name: str, ref: SecretValueRef) -> dict[
     return {"name": env_name, "valueFrom": {"secretKeyRef": key_ref}}
 
 
-def secret_env(ps: PaymentService) -> list[dict[str, Any]]:
-    """The env vars that carry secrets, each a ``secretKeyRef`` (never a value)."""
+def secret_env(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
+    """The env vars that carry secrets, each a ``secretKeyRef`` (never a value); the Kafka
+    SASL login only with ``kafka``."""
     spec = ps.spec
     out = [_secret_env(ps, ENV_STRIPE_SECRET_KEY, spec.stripe.secret_key)]
     if spec.stripe.webhook_secret is not None:
         out.append(_secret_env(ps, ENV_STRIPE_WEBHOOK_SECRET, spec.stripe.webhook_secret))
     out.append(_secret_env(ps, ENV_DATABASE_URL, spec.database.url))
+    security = _kafka_security(ps)
+    if kafka and security is not None and security.sasl is not None:
+        out.append(_secret_env(ps, ENV_KAFKA_SASL_USERNAME, security.sasl.username))
+        out.append(_secret_env(ps, ENV_KAFKA_SASL_PASSWORD, security.sasl.password))
     return out
 
 
-def container_env(ps: PaymentService) -> list[dict[str, Any]]:
+def container_env(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
     """spec.env (minus the runtime's ``PAYMENT_*`` names), then the secret env vars.
 
     The CRD refuses ``PAYMENT_*`` names in spec.env; this filter holds even for an object
@@ -149,7 +202,7 @@ def container_env(ps: PaymentService) -> list[dict[str, Any]]:
         if var.name.upper().startswith(_PREFIX):
             continue
         out.append({"name": var.name, "value": var.value} if var.value else {"name": var.name})
-    return out + secret_env(ps)
+    return out + secret_env(ps, kafka=kafka)
 
 
 def _quantities(values: dict[str, int | str] | None) -> dict[str, str]:
@@ -182,10 +235,19 @@ def _probe(path: str, *, period: int, failures: int, timeout: int = 2) -> dict[s
     }
 
 
-def _volume_mounts(ps: PaymentService) -> list[dict[str, Any]]:
+def _uses_kafka_tls(ps: PaymentService) -> bool:
+    security = _kafka_security(ps)
+    return security is not None and security.tls is not None
+
+
+def _volume_mounts(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
     if _uses_csi(ps):
         mounts.append({"name": "secrets-store", "mountPath": CSI_MOUNT_PATH, "readOnly": True})
+    if kafka and _uses_kafka_tls(ps):
+        mounts.append(
+            {"name": KAFKA_TLS_VOLUME, "mountPath": KAFKA_TLS_MOUNT_PATH, "readOnly": True}
+        )
     return mounts
 
 
@@ -229,22 +291,48 @@ def migrate_container(ps: PaymentService) -> dict[str, Any]:
     """``payment-runtime migrate`` with the runtime container's image, environment and mounts.
 
     It reads the database URL exactly as ``serve`` does (the ConfigMap and the same secret
-    env vars), and takes the main container's resources and security context.
+    env vars), and takes the main container's resources and security context.  It never
+    talks to Kafka, so it gets neither the SASL login nor the Kafka TLS files.
     """
     return {
         "name": MIGRATE_CONTAINER_NAME,
         "image": ps.spec.image,
         "args": ["migrate"],
         "envFrom": [{"configMapRef": {"name": meta.config_map_name(ps)}}],
-        "env": container_env(ps),
+        "env": container_env(ps, kafka=False),
         "resources": resources(ps),
         "securityContext": _security_context(),
-        "volumeMounts": _volume_mounts(ps),
+        "volumeMounts": _volume_mounts(ps, kafka=False),
     }
 
 
-def volumes(ps: PaymentService) -> list[dict[str, Any]]:
-    """The pod's volumes: a small /tmp, and the CSI secrets volume with backend csi."""
+def kafka_tls_volume(ps: PaymentService) -> dict[str, Any] | None:
+    """The projected volume of the Kafka TLS Secret keys (each may be another Secret)."""
+    security = _kafka_security(ps)
+    if security is None or security.tls is None:
+        return None
+    tls = security.tls
+    files = [(tls.ca_secret_ref, KAFKA_TLS_CA_FILE)]
+    if tls.cert_secret_ref is not None and tls.key_secret_ref is not None:
+        files += [
+            (tls.cert_secret_ref, KAFKA_TLS_CERT_FILE),
+            (tls.key_secret_ref, KAFKA_TLS_KEY_FILE),
+        ]
+    return {
+        "name": KAFKA_TLS_VOLUME,
+        "projected": {
+            "defaultMode": KAFKA_TLS_MODE,
+            "sources": [
+                {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}}
+                for ref, path in files
+            ],
+        },
+    }
+
+
+def volumes(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
+    """The pod's volumes: a small /tmp, the CSI secrets volume with backend csi, and the
+    Kafka TLS files (with ``kafka`` and spec.kafka.security.tls)."""
     out: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     if _uses_csi(ps):
         out.append(
@@ -257,6 +345,9 @@ def volumes(ps: PaymentService) -> list[dict[str, Any]]:
                 },
             }
         )
+    tls_volume = kafka_tls_volume(ps) if kafka else None
+    if tls_volume is not None:
+        out.append(tls_volume)
     return out
 
 

@@ -84,6 +84,14 @@ VAULT_BODY = minimal_body(
         "topicProvisioner": "strimzi",
         "strimzi": {"clusterName": "local"},
         "topics": [{"name": "payment.events"}, {"name": "Payment_DLQ", "partitions": 1}],
+        "security": {
+            "protocol": "SASL_PLAINTEXT",
+            "sasl": {
+                "mechanism": "SCRAM-SHA-256",
+                "username": {"secretRef": {"name": "kafka-login", "key": "user"}},
+                "password": {"secretRef": {"name": "kafka-login", "key": "password"}},
+            },
+        },
     },
     secretStore={
         "backend": "external-secrets",
@@ -107,6 +115,17 @@ VAULT_CSI_BODY = minimal_body(
         "objects": [{"name": "DATABASE_URL", "remoteRef": "payments/db"}],
     },
     database={"url": {"storeObject": "DATABASE_URL"}},
+    kafka={
+        "bootstrapServers": "kafka:9093",
+        "security": {
+            "protocol": "SSL",
+            "tls": {
+                "caSecretRef": {"name": "kafka-ca", "key": "ca.pem"},
+                "certSecretRef": {"name": "kafka-client", "key": "tls.crt"},
+                "keySecretRef": {"name": "kafka-client", "key": "tls.key"},
+            },
+        },
+    },
     monitoring={"serviceMonitor": True},
     networkPolicy={"allowedNamespaces": ["payments", "checkout"]},
 )

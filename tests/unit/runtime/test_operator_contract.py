@@ -14,7 +14,7 @@ from payment_operator import api
 from starlette.testclient import TestClient
 
 from payment_runtime import cli, logs, migrations
-from payment_runtime.adapters import secrets
+from payment_runtime.adapters import kafka_relay, secrets
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.api.app import ROUTES, MetricsPortDispatch, create_app
 from payment_runtime.api.auth import KeySource
@@ -32,7 +32,11 @@ TEST_SECRETS = {
     "PAYMENT_DATABASE_URL": "postgresql://u:pw-unit@db:5432/payments",
     "PAYMENT_STRIPE_SECRET_KEY": "sk_test_unit_contract",
     "PAYMENT_STRIPE_WEBHOOK_SECRET": "whsec_unit_contract",
+    "PAYMENT_KAFKA_SASL_USERNAME": "kafka-user-unit",
+    "PAYMENT_KAFKA_SASL_PASSWORD": "kafka-pw-unit-contract",
 }
+#: The secrets only the runtime container gets: the migration Job never talks to Kafka.
+KAFKA_SECRET_ENV = {"PAYMENT_KAFKA_SASL_USERNAME", "PAYMENT_KAFKA_SASL_PASSWORD"}
 
 
 def _built(case: Any) -> list[dict[str, Any]]:
@@ -97,13 +101,72 @@ def test_the_migration_job_runs_migrate_on_the_pods_database(case, monkeypatch):
     manifests = _built(case)
     migrate = operator_env.migrate_container(manifests)
     env = operator_env.resolve_env(manifests, TEST_SECRETS, migrate)
-    assert env == operator_env.resolve_env(manifests, TEST_SECRETS)
+    pod_env = operator_env.resolve_env(manifests, TEST_SECRETS)
+    assert env == {k: v for k, v in pod_env.items() if k not in KAFKA_SECRET_ENV}
+    assert not any("kafka" in m["name"] for m in migrate["volumeMounts"])
     operator_env.settings_from(env, monkeypatch)  # the process environment of the container
     applied_to: list[str] = []
     monkeypatch.setattr(logs, "configure", lambda level: None)  # keep pytest's handlers
     monkeypatch.setattr(migrations, "migrate", lambda dsn: applied_to.append(dsn) or [])
     assert cli.main(migrate["args"]) == 0
     assert applied_to == [TEST_SECRETS["PAYMENT_DATABASE_URL"]]
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_producer_gets_the_specs_kafka_security(case, monkeypatch):
+    manifests = _built(case)
+    env = operator_env.resolve_env(manifests, TEST_SECRETS)
+    settings = operator_env.settings_from(env, monkeypatch)
+    sasl = secrets.load_kafka_sasl(settings, secrets.EnvProvider(env))
+    config = kafka_relay.security_config(settings, sasl)
+    kafka = case.ps.spec.kafka
+    security = kafka.security if kafka is not None else None
+    if security is None:
+        assert config == {"security.protocol": "PLAINTEXT"}
+        return
+    assert config["security.protocol"] == security.protocol
+    if security.sasl is None:
+        assert sasl is None and "sasl.password" not in config
+    else:
+        assert config["sasl.mechanism"] == security.sasl.mechanism
+        assert config["sasl.username"] == TEST_SECRETS["PAYMENT_KAFKA_SASL_USERNAME"]
+        assert config["sasl.password"] == TEST_SECRETS["PAYMENT_KAFKA_SASL_PASSWORD"]
+    # Every TLS path is a file of the mounted projected volume, from the named Secret key.
+    pod = next(m for m in manifests if m["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = operator_env.runtime_container(manifests)
+    files = {}
+    for volume in pod["volumes"]:
+        mount = next(
+            (m for m in container["volumeMounts"] if m["name"] == volume["name"]), None
+        )
+        for source in volume.get("projected", {}).get("sources", ()):
+            for item in source["secret"]["items"]:
+                assert mount is not None and mount["readOnly"]
+                files[f"{mount['mountPath']}/{item['path']}"] = (source["secret"]["name"],
+                                                                 item["key"])
+    paths = {k: v for k, v in config.items() if k.endswith(".location")}
+    tls = security.tls
+    if tls is None:
+        assert paths == {} and files == {}
+        return
+    wanted = {"ssl.ca.location": tls.ca_secret_ref}
+    if tls.cert_secret_ref is not None and tls.key_secret_ref is not None:
+        wanted["ssl.certificate.location"] = tls.cert_secret_ref
+        wanted["ssl.key.location"] = tls.key_secret_ref
+    assert set(paths) == set(wanted)
+    for option, ref in wanted.items():
+        assert files[paths[option]] == (ref.name, ref.key), option
+
+
+def test_the_cases_cover_every_kafka_security_shape():
+    shapes = set()
+    for case in CASES:
+        kafka = case.ps.spec.kafka
+        security = kafka.security if kafka is not None else None
+        if security is not None:
+            mtls = security.tls is not None and security.tls.cert_secret_ref is not None
+            shapes.add((security.protocol, mtls))
+    assert {("SASL_SSL", False), ("SASL_PLAINTEXT", False), ("SSL", True)} <= shapes
 
 
 def test_the_samples_cover_webhooks_on_and_off():

@@ -34,6 +34,8 @@ TopicDeletionPolicy = Literal["Retain", "Delete"]
 SecretBackend = Literal["external-secrets", "csi"]
 SecretProvider = Literal["azure-keyvault", "aws-secrets-manager", "vault"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 AWS_REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
@@ -282,6 +284,104 @@ class Topic(ApiModel):
     )
 
 
+class KafkaTLS(ApiModel):
+    """TLS to the brokers: the CA the runtime trusts, and a client certificate for mTLS.
+
+    Each is a key of a Kubernetes Secret in the PaymentService's namespace, mounted read-only
+    into the runtime's pods (never the migration Job's) and read by librdkafka.
+    """
+
+    __rules__ = (
+        Rule(
+            rule="has(self.certSecretRef) == has(self.keySecretRef)",
+            message="certSecretRef and keySecretRef go together (a client certificate and its key)",
+            check=lambda t: (t.cert_secret_ref is None) == (t.key_secret_ref is None),
+            field_path=".keySecretRef",
+            reason="FieldValueRequired",
+        ),
+    )
+
+    ca_secret_ref: SecretKeySelector = Field(
+        description="PEM CA certificate(s) the brokers' certificates must chain to."
+    )
+    cert_secret_ref: SecretKeySelector | None = Field(
+        default=None, description="PEM client certificate for mutual TLS; with keySecretRef."
+    )
+    key_secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        description="Unencrypted PEM private key of the client certificate; with certSecretRef.",
+    )
+
+
+class KafkaSASL(ApiModel):
+    """SASL authentication of the runtime's producer; the credentials are secrets."""
+
+    mechanism: SaslMechanism = Field(description="SASL mechanism: PLAIN, SCRAM-SHA-256 or -512.")
+    username: SecretValueRef = Field(description="The SASL user name.")
+    password: SecretValueRef = Field(description="The SASL password.")
+
+
+def _is_sasl(protocol: str) -> bool:
+    return protocol.startswith("SASL_")
+
+
+def _is_tls(protocol: str) -> bool:
+    return protocol.endswith("SSL")
+
+
+class KafkaSecurity(ApiModel):
+    """How the runtime's outbox relay connects to the brokers: TLS and/or SASL.
+
+    It applies to the runtime's pods only; the operator's own admin client (topicProvisioner
+    admin) uses the operator's settings, never these references.
+    """
+
+    __rules__ = (
+        Rule(
+            rule="!self.protocol.startsWith('SASL_') || has(self.sasl)",
+            message="protocol SASL_PLAINTEXT or SASL_SSL needs sasl",
+            check=lambda s: not _is_sasl(s.protocol) or s.sasl is not None,
+            field_path=".sasl",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            rule="!has(self.sasl) || self.protocol.startsWith('SASL_')",
+            message="sasl may only be set with protocol SASL_PLAINTEXT or SASL_SSL",
+            check=lambda s: s.sasl is None or _is_sasl(s.protocol),
+            field_path=".sasl",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            rule="!self.protocol.endsWith('SSL') || has(self.tls)",
+            message="protocol SSL or SASL_SSL needs tls.caSecretRef",
+            check=lambda s: not _is_tls(s.protocol) or s.tls is not None,
+            field_path=".tls",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            rule="!has(self.tls) || self.protocol.endsWith('SSL')",
+            message="tls may only be set with protocol SSL or SASL_SSL",
+            check=lambda s: s.tls is None or _is_tls(s.protocol),
+            field_path=".tls",
+            reason="FieldValueForbidden",
+        ),
+    )
+
+    protocol: KafkaProtocol = Field(
+        default="PLAINTEXT",
+        description=(
+            "security.protocol of the runtime's producer: PLAINTEXT, SSL, SASL_PLAINTEXT or "
+            "SASL_SSL (SSL ones need tls, SASL ones need sasl)."
+        ),
+    )
+    tls: KafkaTLS | None = Field(
+        default=None, description="TLS settings; required with protocol SSL or SASL_SSL."
+    )
+    sasl: KafkaSASL | None = Field(
+        default=None, description="SASL settings; required with protocol SASL_PLAINTEXT/SASL_SSL."
+    )
+
+
 class Kafka(ApiModel):
     """The Kafka cluster the runtime publishes payment events to (through its outbox)."""
 
@@ -329,7 +429,9 @@ class Kafka(ApiModel):
         description=(
             "Who creates the topics: strimzi (KafkaTopic resources in this namespace, "
             "whose Ready condition gates a rollout); admin (the operator itself, through the "
-            "Kafka admin API over PLAINTEXT to bootstrapServers, on every reconcile: it creates "
+            "Kafka admin API to bootstrapServers, with the operator's own connection settings "
+            "(its deployment's kafkaAdmin chart values, never security below), on every "
+            "reconcile: it creates "
             "missing topics with their partitions, replicas and config, raises partitions, "
             "restores the config keys listed here and leaves other keys alone; it never "
             "lowers partitions, never changes the replication factor of an existing topic and "
@@ -345,6 +447,10 @@ class Kafka(ApiModel):
             "Delete (the operator deletes every topic listed in topics, including ones it did "
             "not create, before it releases the PaymentService's finalizer)."
         ),
+    )
+    security: KafkaSecurity | None = Field(
+        default=None,
+        description="TLS and SASL of the runtime's producer; PLAINTEXT without it.",
     )
     strimzi: StrimziCluster | None = Field(
         default=None, description="The Strimzi cluster; required with topicProvisioner strimzi."
@@ -617,6 +723,14 @@ class PaymentServiceSpec(ApiModel):
         _store_ref_rule("stripe.secretKey", ("stripe", "secret_key", "store_object")),
         _store_ref_rule("stripe.webhookSecret", ("stripe", "webhook_secret", "store_object")),
         _store_ref_rule("database.url", ("database", "url", "store_object")),
+        _store_ref_rule(
+            "kafka.security.sasl.username",
+            ("kafka", "security", "sasl", "username", "store_object"),
+        ),
+        _store_ref_rule(
+            "kafka.security.sasl.password",
+            ("kafka", "security", "sasl", "password", "store_object"),
+        ),
     )
 
     image: ImageRef = Field(
