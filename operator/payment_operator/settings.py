@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +47,27 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=120,
         description="Timeout of each Kafka admin API call (topicProvisioner admin).",
     )
+    kafka_admin_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        Field(default="PLAINTEXT", description="security.protocol of the Kafka admin client.")
+    )
+    kafka_admin_ssl_ca_location: str | None = Field(
+        default=None, description="PEM CA file the brokers' certificates must chain to (SSL)."
+    )
+    kafka_admin_ssl_certificate_location: str | None = Field(
+        default=None, description="PEM client certificate file for mutual TLS."
+    )
+    kafka_admin_ssl_key_location: str | None = Field(
+        default=None, description="PEM private key file of the client certificate."
+    )
+    kafka_admin_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism with a SASL_* protocol."
+    )
+    kafka_admin_sasl_username_file: str | None = Field(
+        default=None, description="File holding the SASL user name (a mounted Secret key)."
+    )
+    kafka_admin_sasl_password_file: str | None = Field(
+        default=None, description="File holding the SASL password (a mounted Secret key)."
+    )
     priority: int | None = Field(
         default=None, description="Peering priority; a random one when unset."
     )
@@ -55,3 +78,21 @@ class Settings(BaseSettings):
             " applies anything; no check when empty."
         ),
     )
+
+    @model_validator(mode="after")
+    def _kafka_admin_security(self) -> Settings:
+        sasl = self.kafka_admin_security_protocol.startswith("SASL_")
+        files = (self.kafka_admin_sasl_username_file, self.kafka_admin_sasl_password_file)
+        if sasl and (self.kafka_admin_sasl_mechanism is None or None in files):
+            raise ValueError(
+                "kafka_admin_security_protocol SASL_* needs kafka_admin_sasl_mechanism and "
+                "both kafka_admin_sasl_*_file settings"
+            )
+        if not sasl and (self.kafka_admin_sasl_mechanism is not None or files != (None, None)):
+            raise ValueError("kafka_admin_sasl_* settings need a SASL_* protocol")
+        tls = (self.kafka_admin_ssl_certificate_location, self.kafka_admin_ssl_key_location)
+        if (tls[0] is None) != (tls[1] is None):
+            raise ValueError(
+                "kafka_admin_ssl_certificate_location and kafka_admin_ssl_key_location go together"
+            )
+        return self

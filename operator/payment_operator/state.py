@@ -18,7 +18,7 @@ from payment_operator.kube.discovery import CapabilityCache
 from payment_operator.reconcile import Outcome
 from payment_operator.scheduler import Scheduler
 from payment_operator.settings import Settings
-from payment_operator.topics import AdminClients
+from payment_operator.topics import AdminClients, Security
 
 
 @dataclass
@@ -42,7 +42,8 @@ class OperatorState:
             capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
             coalescer=Coalescer(),
             scheduler=Scheduler(),
-            kafka_admins=AdminClients(timeout=settings.kafka_admin_timeout_seconds),
+            kafka_admins=AdminClients(timeout=settings.kafka_admin_timeout_seconds,
+                                      security=kafka_admin_security(settings)),
         )
 
     def context(self) -> builders.Context:
@@ -51,3 +52,17 @@ class OperatorState:
             capabilities=self.capabilities.get(self.kube),
             gateway_namespace=self.settings.gateway_namespace,
         )
+
+
+def kafka_admin_security(settings: Settings) -> Security:
+    """How the operator's Kafka admin clients connect, from its ``PAYDECK_KAFKA_ADMIN_*``
+    settings (files mounted into the operator's own pod)."""
+    return Security(
+        protocol=settings.kafka_admin_security_protocol,
+        ca_location=settings.kafka_admin_ssl_ca_location,
+        certificate_location=settings.kafka_admin_ssl_certificate_location,
+        key_location=settings.kafka_admin_ssl_key_location,
+        sasl_mechanism=settings.kafka_admin_sasl_mechanism,
+        sasl_username_file=settings.kafka_admin_sasl_username_file,
+        sasl_password_file=settings.kafka_admin_sasl_password_file,
+    )

@@ -13,17 +13,23 @@ topics makes two calls, both reads (DescribeTopics and DescribeConfigs).
 
 One client per bootstrap string lives for the whole process (:class:`AdminClients`), created
 on first use, so the number of connections does not grow with the number of passes.  The
-clients speak PLAINTEXT only: TLS and SASL listeners are not supported yet.
+clients connect with the operator's own :class:`Security` (its settings, from files mounted
+into the operator's pod: the chart's ``kafkaAdmin`` values), never with a PaymentService's
+``spec.kafka.security``, whose Secrets only the runtime's pods read.  The SASL user name and
+password are read from their files when a client is created.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -60,7 +66,16 @@ _UNREACHABLE = frozenset({
 })
 
 Futures = Mapping[Any, "concurrent.futures.Future[Any]"]
-Config = dict[str, str | int | float | bool]
+Config = dict[str, str | int | float | bool | Callable[[KafkaError], None]]
+
+#: Client errors that keep a client from ever getting an answer (a refused login, a certificate
+#: that does not verify): remembered per bootstrap string and named in an unreachable report,
+#: which otherwise would only say that a call timed out.
+_LOGIN_ERRORS = frozenset({
+    KafkaError._AUTHENTICATION,
+    KafkaError._SSL,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+})
 
 
 class Admin(Protocol):
@@ -79,8 +94,50 @@ class Unreachable(Exception):
     """The cluster did not answer a call in time."""
 
 
-def client_config(bootstrap: str, timeout: float) -> Config:
-    """The AdminClient settings: PLAINTEXT to ``bootstrap``, socket timeouts of ``timeout``."""
+@dataclass(frozen=True)
+class Security:
+    """How the admin clients connect: protocol, TLS files, SASL mechanism and login files.
+
+    Only paths are held here; :meth:`config` reads the login files.
+    """
+
+    protocol: str = "PLAINTEXT"
+    ca_location: str | None = None
+    certificate_location: str | None = None
+    key_location: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username_file: str | None = None
+    sasl_password_file: str | None = None
+
+    def config(self) -> Config:
+        """librdkafka's security settings, with the SASL login read from its files now."""
+        out: Config = {"security.protocol": self.protocol}
+        if self.protocol.endswith("SSL"):
+            files = {
+                "ssl.ca.location": self.ca_location,
+                "ssl.certificate.location": self.certificate_location,
+                "ssl.key.location": self.key_location,
+            }
+            out.update({k: v for k, v in files.items() if v is not None})
+        if self.protocol.startswith("SASL_"):
+            if None in (self.sasl_mechanism, self.sasl_username_file, self.sasl_password_file):
+                raise ValueError("a SASL protocol needs a mechanism and the login files")
+            assert self.sasl_mechanism is not None
+            assert self.sasl_username_file is not None and self.sasl_password_file is not None
+            out["sasl.mechanism"] = self.sasl_mechanism
+            out["sasl.username"] = _read(self.sasl_username_file)
+            out["sasl.password"] = _read(self.sasl_password_file)
+        return out
+
+
+def _read(path: str) -> str:
+    """A mounted Secret key's value, without the trailing newline editors add."""
+    return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+
+
+def client_config(bootstrap: str, timeout: float, security: Security | None = None) -> Config:
+    """The AdminClient settings: ``security`` (PLAINTEXT without it) to ``bootstrap``, socket
+    timeouts of ``timeout``."""
     millis = max(1000, int(timeout * 1000))
     return {
         "bootstrap.servers": bootstrap,
@@ -91,11 +148,12 @@ def client_config(bootstrap: str, timeout: float) -> Config:
         # librdkafka logs each failed connect to stderr; while a broker is down it tries again
         # with a backoff of up to reconnect.backoff.max.ms (10 s), so the log stays readable.
         "log.connection.close": False,
+        **(security.config() if security is not None else {}),
     }
 
 
 def _default_factory(config: Config) -> Admin:
-    return AdminClient(config)
+    return AdminClient(config)  # type: ignore[arg-type]  # the stubs omit callbacks
 
 
 @dataclass(frozen=True)
@@ -117,14 +175,17 @@ class AdminClients:
     """One AdminClient per bootstrap string, created on first use; thread-safe.
 
     ``factory`` builds a client from its settings (confluent-kafka's AdminClient unless a test
-    passes its own).
+    passes its own); ``security`` says how they connect (PLAINTEXT without it).
     """
 
     def __init__(self, timeout: float,
-                 factory: Callable[[Config], Admin] | None = None) -> None:
+                 factory: Callable[[Config], Admin] | None = None,
+                 security: Security | None = None) -> None:
         self.timeout = timeout
+        self.security = security or Security()
         self._factory = factory or _default_factory
         self._clients: dict[str, Admin] = {}
+        self._login_errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def bootstraps(self) -> list[str]:
@@ -137,7 +198,9 @@ class AdminClients:
         with self._lock:
             client = self._clients.get(bootstrap)
             if client is None:
-                client = self._factory(client_config(bootstrap, self.timeout))
+                config = client_config(bootstrap, self.timeout, self.security)
+                config["error_cb"] = functools.partial(self._on_error, bootstrap)
+                client = self._factory(config)
                 self._clients[bootstrap] = client
             return client
 
@@ -153,18 +216,43 @@ class AdminClients:
                 except Exception:  # closing is best effort
                     log.debug("closing a Kafka admin client failed", exc_info=True)
 
+    def _on_error(self, bootstrap: str, err: KafkaError) -> None:
+        """librdkafka's error callback: remember the last login error of ``bootstrap``."""
+        if err.code() in _LOGIN_ERRORS:
+            with self._lock:
+                self._login_errors[bootstrap] = f"{err.name()}: {err.str()}"
+
+    def _why(self, bootstrap: str, unreachable: str) -> str:
+        """``unreachable``, with the last login error of ``bootstrap`` when there is one."""
+        with self._lock:
+            client = self._clients.get(bootstrap)
+        poll = getattr(client, "poll", None)
+        if unreachable and poll is not None:
+            poll(0)  # serves the error callback (librdkafka queues it until a poll)
+        with self._lock:
+            login = self._login_errors.pop(bootstrap, "")
+        return f"{unreachable} (last client error: {login})" if unreachable and login else (
+            unreachable)
+
     def reconcile(self, bootstrap: str, wanted: Sequence[WantedTopic]) -> Report:
         """Bring the topics of ``bootstrap`` to ``wanted``; report what it came to (never
         raises: even an unexpected error ends up in the report, and so in TopicsReady)."""
         try:
-            return reconcile(self.get(bootstrap), bootstrap, wanted, self.timeout)
+            report = reconcile(self.get(bootstrap), bootstrap, wanted, self.timeout)
         except Exception as err:
             log.exception("reconciling kafka topics on %s failed", bootstrap)
             return Report(bootstrap, None, failures=(_text(err),), wanted=len(wanted))
+        return dataclasses.replace(report, unreachable=self._why(bootstrap, report.unreachable))
 
     def delete(self, bootstrap: str, names: Sequence[str]) -> DeleteResult:
         """Delete the topics ``names`` from ``bootstrap`` (a topic already gone is fine)."""
-        return delete(self.get(bootstrap), bootstrap, names, self.timeout)
+        try:
+            admin = self.get(bootstrap)
+        except Exception as err:  # no client (an unreadable login file): nothing was deleted
+            log.exception("creating a Kafka admin client for %s failed", bootstrap)
+            return DeleteResult(bootstrap, failures=(_text(err),))
+        result = delete(admin, bootstrap, names, self.timeout)
+        return dataclasses.replace(result, unreachable=self._why(bootstrap, result.unreachable))
 
 
 # ---- the calls ------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ import time
 from concurrent.futures import Future
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from payment_operator.rollout.topics import WantedTopic
+from payment_operator.settings import Settings
 from payment_operator.topics import AdminClients, admin
+from pydantic import ValidationError
 
 from tests.unit.operator.fake_kafka import FakeKafka
 
@@ -131,3 +134,75 @@ def test_deleting_tells_deleted_from_missing_and_unreachable():
     assert (result.ok, result.deleted, result.missing) == (True, ("a",), ("b",))
     down = admin.delete(FakeKafka(down=True), BOOT, ["a"], 1.0)
     assert not down.ok and down.unreachable.startswith("_TIMED_OUT")
+
+
+ADMIN_PASSWORD = "s3cret-admin"  # noqa: S105 - a test value
+
+
+def _login(tmp_path) -> admin.Security:
+    (tmp_path / "username").write_text("operator\n")
+    (tmp_path / "password").write_text(ADMIN_PASSWORD + "\n")
+    return admin.Security(
+        protocol="SASL_SSL",
+        ca_location="/etc/paydeck/kafka-admin/tls/ca.crt",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username_file=str(tmp_path / "username"),
+        sasl_password_file=str(tmp_path / "password"),
+    )
+
+
+def test_clients_connect_with_the_operators_security_and_read_the_login_files(tmp_path):
+    made = []
+    admins = AdminClients(2.5, factory=lambda config: made.append(config) or FakeKafka(),
+                          security=_login(tmp_path))
+    admins.reconcile("a:9093", WANTED)
+    (config,) = made
+    assert {k: config[k] for k in config if k.startswith(("security.", "ssl.", "sasl."))} == {
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": "/etc/paydeck/kafka-admin/tls/ca.crt",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "operator",
+        "sasl.password": ADMIN_PASSWORD,
+    }
+    assert config["socket.timeout.ms"] == 2500  # the admin timeout still bounds each call
+
+
+def test_an_unreadable_login_file_is_a_failure_in_the_report_not_a_crash(tmp_path):
+    security = _login(tmp_path)
+    (tmp_path / "password").unlink()
+    admins = AdminClients(1.0, factory=lambda config: FakeKafka(), security=security)
+    report = admins.reconcile("a:9093", WANTED)
+    assert report.failures and "password" in report.failures[0]
+    assert not admins.delete("a:9093", ["a"]).ok
+
+
+def test_a_login_error_names_itself_in_an_unreachable_report():
+    class Refused(FakeKafka):
+        def describe_topics(self, *args, **kwargs):
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Timed out"))
+
+    admins = AdminClients(1.0, factory=lambda config: Refused())
+    admins.get("a:9093")
+    admins._on_error("a:9093", KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error"))
+    report = admins.reconcile("a:9093", WANTED)
+    assert "_AUTHENTICATION: SASL authentication error" in report.unreachable, report
+    # Said once: the next pass reports only what happens then.
+    assert "_AUTHENTICATION" not in admins.reconcile("a:9093", WANTED).unreachable
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PAYDECK_KAFKA_ADMIN_SECURITY_PROTOCOL": "SASL_SSL"},
+        {"PAYDECK_KAFKA_ADMIN_SASL_MECHANISM": "PLAIN"},
+        {"PAYDECK_KAFKA_ADMIN_SSL_CERTIFICATE_LOCATION": "/tls.crt"},
+        {"PAYDECK_KAFKA_ADMIN_SECURITY_PROTOCOL": "SASL_SSL",
+         "PAYDECK_KAFKA_ADMIN_SASL_MECHANISM": "PLAIN",
+         "PAYDECK_KAFKA_ADMIN_SASL_USERNAME_FILE": "/u"},
+    ],
+)
+def test_operator_settings_the_admin_client_could_not_honour_are_refused(env, monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
