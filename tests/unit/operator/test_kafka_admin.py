@@ -136,7 +136,7 @@ def test_deleting_tells_deleted_from_missing_and_unreachable():
     assert not down.ok and down.unreachable.startswith("_TIMED_OUT")
 
 
-ADMIN_PASSWORD = "s3cret-admin"  # noqa: S105 - a test value
+ADMIN_PASSWORD = "s3cret-admin"
 
 
 def _login(tmp_path) -> admin.Security:
