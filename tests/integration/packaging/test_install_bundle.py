@@ -127,6 +127,23 @@ def test_operator_pod_is_admitted_by_restricted_pod_security(cluster: KubeCluste
     assert "violates PodSecurity" in rejected.stderr and "restricted" in rejected.stderr
 
 
+#: The operator's admin client over SASL_SSL with mutual TLS: two Secret volumes in its pod.
+KAFKA_ADMIN_SASL_SSL = (
+    "kafkaAdmin.securityProtocol=SASL_SSL", "kafkaAdmin.tls.secretName=kafka-admin-ca",
+    "kafkaAdmin.tls.clientCertificate=true", "kafkaAdmin.sasl.secretName=kafka-admin-login",
+)
+
+
+def test_operator_pod_with_kafka_admin_secrets_is_admitted_by_restricted_pod_security(
+        cluster: KubeCluster, operator_namespace: str, helm: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(render(helm, *KAFKA_ADMIN_SASL_SSL)) if d]
+    pod = operator_pod(b.one(docs, "Deployment"), operator_namespace)
+    assert {v["name"] for v in pod["spec"]["volumes"]} == {
+        "tmp", "kafka-admin-tls", "kafka-admin-sasl"}
+    admitted = create_pod_dry_run(cluster, pod)
+    assert admitted.returncode == 0, admitted.stderr
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -134,8 +151,9 @@ def test_operator_pod_is_admitted_by_restricted_pod_security(cluster: KubeCluste
         ("namespace.create=true", "fullnameOverride=paydeck-operator"),
         ("watchNamespaces={paydeck-system,default}", "replicaCount=1", "peering.priority=100",
          "operator.verbose=true", "metrics.service.enabled=false"),
+        KAFKA_ADMIN_SASL_SSL,
     ],
-    ids=["defaults", "own-namespace", "namespaced-peering"],
+    ids=["defaults", "own-namespace", "namespaced-peering", "kafka-admin-sasl-ssl"],
 )
 def test_helm_template_passes_server_dry_run(cluster: KubeCluster, operator_namespace: str,
                                              helm: Path, values: tuple[str, ...]) -> None:
