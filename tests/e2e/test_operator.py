@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.e2e import secrets
 from tests.e2e.conftest import condition, get_json, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +33,7 @@ def _sample(name: str) -> dict:
 
 
 def _apply(cluster, namespace: str, obj: dict) -> None:
+    secrets.create_for(cluster, namespace, obj)
     cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-n", namespace,
                     "-f", "-", input=json.dumps(obj))
 
@@ -42,6 +44,8 @@ def _ready(cluster, namespace, name):
     ok = (cond.get("status") == "True"
           and obj["status"].get("observedGeneration") == obj["metadata"]["generation"]
           and cond.get("observedGeneration") == obj["metadata"]["generation"])
+    if ok:  # kwok runs any pod: on a real node these would wait for their Secrets
+        assert not secrets.missing(cluster, namespace), secrets.missing(cluster, namespace)
     return obj if ok else None
 
 
