@@ -95,6 +95,16 @@ def sync_external_secret(cluster: KubeCluster, namespace: str, item: Mapping[str
                     "-f", "-", input=json.dumps(_secret(name, keys)))
 
 
+def sync_provider_class(cluster: KubeCluster, namespace: str, item: Mapping[str, Any]) -> None:
+    """Write the Secrets a SecretProviderClass syncs (``secretObjects``), as the Secrets Store
+    CSI driver does once a pod mounts its volume (kubelet mounts it before it starts the
+    containers, so their env can read the synced Secret)."""
+    for obj in (item.get("spec") or {}).get("secretObjects") or []:
+        keys = {entry["key"] for entry in obj.get("data") or []}
+        cluster.kubectl("apply", "--server-side", "--field-manager=tests", "-n", namespace,
+                        "-f", "-", input=json.dumps(_secret(obj["secretName"], keys)))
+
+
 def missing(cluster: KubeCluster, namespace: str) -> list[str]:
     """Every Secret (or key) the namespace's Deployments and Jobs need that does not exist."""
     workloads = []

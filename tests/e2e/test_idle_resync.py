@@ -61,8 +61,9 @@ def _check_idle_writes(cluster, namespace, operator):
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-",
                         input=json.dumps(ps))
     # The full sample waits for its ExternalSecret and KafkaTopics (SecretsReady, TopicsReady).
-    wait_for(lambda: play_sync_controllers(cluster, namespace) >= 3, 60,
-             "the ExternalSecret and KafkaTopics of the full sample", operator)
+    wait_for(lambda: play_sync_controllers(cluster, namespace) >= 4, 60,
+             "the ExternalSecret and KafkaTopics of the full sample, the aws sample's "
+             "SecretProviderClass", operator)
     for name in names:
         wait_for(lambda name=name: condition(get_json(cluster, "paysvc", name, "-n", namespace),
                                              "Ready").get("status") == "True",

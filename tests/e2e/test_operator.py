@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.e2e import secrets
-from tests.e2e.conftest import condition, get_json, wait_for
+from tests.e2e.conftest import condition, get_json, play_sync_controllers, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -192,7 +192,9 @@ def test_restricted_namespace_accepts_the_pods(cluster, namespace, operator, thi
     ps["spec"]["kafka"]["topicProvisioner"] = "none"  # its MSK brokers do not exist here
     name = ps["metadata"]["name"]
     _apply(cluster, namespace, ps)
-    obj = wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", operator)
+    # Its Secrets come from AWS Secrets Manager through the CSI driver (played by the test).
+    obj = wait_for(lambda: play_sync_controllers(cluster, namespace)
+                   and _ready(cluster, namespace, name), 120, "Ready", operator)
     assert obj["status"]["readyReplicas"] == ps["spec"].get("replicas", 2)
     # The migration Job's pod ran in the restricted namespace too.
     [job] = get_json(cluster, "jobs", "-n", namespace)["items"]
