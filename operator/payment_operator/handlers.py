@@ -79,7 +79,7 @@ def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -
     )
     settings.posting.level = logging.WARNING
     settings.posting.loggers = False  # only the Events we post on purpose
-    settings.batching.worker_limit = own.worker_limit
+    settings.queueing.worker_limit = own.worker_limit
     settings.execution.max_workers = own.thread_workers
     settings.watching.server_timeout = own.watch_server_timeout_seconds
     settings.watching.client_timeout = own.watch_client_timeout_seconds

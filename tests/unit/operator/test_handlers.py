@@ -98,6 +98,7 @@ def test_configure_applies_kopf_settings(state):
     assert settings.peering.name == "paydeck" and settings.peering.stealth
     assert settings.peering.mandatory is False  # standalone in this state's settings
     assert settings.execution.max_workers == state.settings.thread_workers
+    assert settings.queueing.worker_limit == state.settings.worker_limit
 
 
 @pytest.mark.parametrize(
