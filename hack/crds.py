@@ -1,6 +1,7 @@
-"""The upstream CRDs of the optional APIs, from the Go module proxy, cached once per version.
+"""Upstream CRDs, from the Go module proxy, cached once per version.
 
-The Prometheus Operator, External Secrets and the Secrets Store CSI driver ship their CRDs
+The optional APIs' (``OPTIONAL_APIS``: the Prometheus Operator, External Secrets and the Secrets
+Store CSI driver) and Argo CD's AppProject and Application (to validate manifests/argocd/) ship
 inside their Go modules, so ``go mod download`` fetches exactly the release's files; each
 set lands in ``~/.cache/paydeck/crds-<name>-<version>/`` and is never fetched again while it
 is there.  Strimzi's CRDs are generated from Java classes (no registry here carries the
@@ -60,8 +61,15 @@ SETS: dict[str, CrdSet] = {
         CrdSet("prometheus-operator", "github.com/prometheus-operator/prometheus-operator",
                "v0.88.0",
                tuple(f"{_PROMETHEUS}{p}.yaml" for p in ("servicemonitors", "prometheusrules"))),
+        # Not an API the operator uses: the example Argo CD AppProject and Applications are
+        # checked against it (tests/integration/packaging/test_argocd_project.py).
+        CrdSet("argo-cd", "github.com/argoproj/argo-cd/v3", "v3.2.0",
+               ("manifests/crds/appproject-crd.yaml", "manifests/crds/application-crd.yaml")),
     )
 }
+
+#: The sets whose kinds the operator may create (installed by the e2e optional-API tests).
+OPTIONAL_APIS = ["external-secrets", "secrets-store-csi-driver", "prometheus-operator"]
 
 #: KafkaTopic at kafka.strimzi.io/v1 (what Strimzi 1.2 serves), accepting any spec.
 STRIMZI_STANDIN = (Path(__file__).resolve().parents[1] / "tests" / "data" / "crds"
