@@ -94,6 +94,7 @@ def test_optional_children_are_created_and_pruned(cluster, namespace, operator, 
     name = ps["metadata"]["name"]
     cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-n", namespace, "-f", "-",
                     input=json.dumps(ps))
+    secrets.create_for(cluster, namespace, ps)  # the Kafka CA Secret the user keeps here
     # Not Ready: no External Secrets controller syncs the ExternalSecret here, and the
     # sample's KafkaTopics live in Strimzi's namespace; the children are applied regardless.
     for kind in OPTIONAL_KINDS:
@@ -102,7 +103,8 @@ def test_optional_children_are_created_and_pruned(cluster, namespace, operator, 
         assert _owned_by(obj, name), kind
     external = get_json(cluster, "externalsecrets.external-secrets.io", name, "-n", namespace)
     remote = sorted(d["remoteRef"]["key"] for d in external["spec"]["data"])
-    assert remote == ["payment-database-url", "stripe-secret-key", "stripe-webhook-secret"]
+    assert remote == ["payment-database-url", "payments-kafka-password", "payments-kafka-username",
+                      "stripe-secret-key", "stripe-webhook-secret"]
     assert condition(get_json(cluster, "paysvc", name, "-n", namespace),
                      "Degraded").get("status") != "True", operator.tail()
 
