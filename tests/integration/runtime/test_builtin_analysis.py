@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from payment_operator import providers
 from payment_operator.api import v1alpha1 as api
@@ -33,8 +31,7 @@ from payment_operator.rollout import analysis
 
 from tests.fixtures import _process
 from tests.fixtures.prometheus import SCRAPE_SECONDS
-from tests.integration.runtime import processes
-from tests.integration.runtime.helpers import headers, payment_body
+from tests.integration.runtime import canary_bed, processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -49,8 +46,6 @@ TUNING = {
     # which a two-core machine shared with other suites makes large.
     "maxLatencyIncrease": 1.0,
 }
-#: Payments each revision is sent per second while the traffic runs.
-RATE = 4.0
 
 
 def _analysis(prometheus: Any, **overrides: Any) -> api.Analysis:
@@ -69,52 +64,11 @@ def _analysis(prometheus: Any, **overrides: Any) -> api.Analysis:
 def _revisions(
     dsn: str, signer: Any, tmp_path: Any, prometheus: Any, stable_api: str, canary_api: str
 ) -> Iterator[dict[str, processes.RuntimeProcess]]:
-    """The stable and the canary runtime, scraped by ``prometheus``, keyed by revision."""
-    jwks = processes.write_jwks(signer, tmp_path)
+    """The stable and the canary runtime (in that order), keyed by revision."""
     tag = uuid.uuid4().hex[:6]
-    runtimes: dict[str, processes.RuntimeProcess] = {}
-    metrics_ports = []
-    for track, stripe in (("stable", stable_api), ("canary", canary_api)):
-        port, metrics_port = _process.free_port(), _process.free_port()
-        revision = f"{track}-{tag}"
-        env = processes.runtime_env(
-            dsn, stripe, jwks, port, metrics_port=metrics_port, revision=revision
-        )
-        runtimes[revision] = processes.RuntimeProcess(
-            ["serve"], env, tmp_path / f"{track}.log", port
-        )
-        metrics_ports.append(metrics_port)
-    with contextlib.ExitStack() as stack:
-        for runtime in runtimes.values():
-            stack.enter_context(processes.running(runtime))
-        prometheus.set_targets([([f"127.0.0.1:{p}" for p in metrics_ports],
-                                 {"namespace": NAMESPACE})])
-        _process.wait_until(
-            lambda: _scraped(prometheus, runtimes) == dict.fromkeys(runtimes, 0.0),
-            what="prometheus scraping both runtimes", timeout=30, interval=SCRAPE_SECONDS / 4,
-        )
+    bases = {f"stable-{tag}": stable_api, f"canary-{tag}": canary_api}
+    with canary_bed.revisions(dsn, signer, tmp_path, prometheus, NAMESPACE, bases) as runtimes:
         yield runtimes
-
-
-def _scraped(prometheus: Any, runtimes: dict[str, Any]) -> dict[str, float]:
-    """Revision -> payment creations Prometheus has seen, for these runtimes."""
-    result = prometheus.query(
-        f'sum by (revision) (payment_requests_total{{namespace="{NAMESPACE}",'
-        f'operation="create",revision=~"{"|".join(runtimes)}"}})'
-    )
-    return {r["metric"]["revision"]: float(r["value"][1]) for r in result}
-
-
-def _traffic(runtime: processes.RuntimeProcess, token: str, seconds: float) -> int:
-    """Payments sent to ``runtime`` at :data:`RATE` per second for ``seconds``."""
-    sent = 0
-    started = time.monotonic()
-    with httpx.Client(base_url=runtime.url, timeout=10) as client:
-        while time.monotonic() - started < seconds:
-            client.post("/api/v1/payments", json=payment_body(), headers=headers(token))
-            sent += 1
-            time.sleep(max(0.0, sent / RATE - (time.monotonic() - started)))
-    return sent
 
 
 def _measure_after_traffic(
@@ -123,12 +77,13 @@ def _measure_after_traffic(
 ) -> tuple[analysis.Run, dict[str, int]]:
     token = signer.token("payment_operator")
     with ThreadPoolExecutor(max_workers=len(runtimes)) as pool:
-        futures = {rev: pool.submit(_traffic, rt, token, WINDOW_SECONDS)
+        futures = {rev: pool.submit(canary_bed.traffic, rt, token, WINDOW_SECONDS)
                    for rev, rt in runtimes.items()}
         sent = {rev: f.result() for rev, f in futures.items()}
     # Wait for the scrape that saw the last payment, no longer.
     _process.wait_until(
-        lambda: _scraped(prometheus, runtimes) == {r: float(n) for r, n in sent.items()},
+        lambda: canary_bed.scraped(prometheus, NAMESPACE, runtimes)
+        == {r: float(n) for r, n in sent.items()},
         what="prometheus seeing every payment sent", timeout=20, interval=SCRAPE_SECONDS / 4,
     )
     return _round(spec, runtimes), sent
