@@ -39,10 +39,10 @@ def _series(revision, outcome, value):
 def test_payments_sum_the_outcomes_per_revision():
     data = {"resultType": "vector", "result": [
         _series("c1", "success", "3"), _series("c1", "error", "57.2"),
-        _series("s1", "success", "60"), _series("s1", "declined", "0"),
+        _series("s1", "success", "60"), _series("s1", "declined", "2"),
     ]}
     counts = builtin._payments(data)
-    assert counts["s1"] == SuccessCounts(60.0, 60.0)
+    assert counts["s1"] == SuccessCounts(60.0, 62.0)
     assert counts["c1"].successes == 3.0 and counts["c1"].total == pytest.approx(60.2)
 
 
