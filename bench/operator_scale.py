@@ -119,7 +119,7 @@ def floor(lc: local_cluster.Cluster, count: int) -> float:
         return (len(jobs) == count and all((j.get("status") or {}).get("succeeded") for j in jobs)
                 and len(deployments) == count and all(_true(d, "Available") for d in deployments))
 
-    _wait(done, 60 + count, "the floor's Jobs and Deployments")
+    _wait(done, 120 + 3 * count, "the floor's Jobs and Deployments")
     elapsed = time.perf_counter() - started
     lc.kubectl("delete", "namespace", namespace, "--wait=false")
     return elapsed

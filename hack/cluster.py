@@ -59,8 +59,10 @@ def _node_manifest(index: int) -> dict[str, object]:
         },
         "spec": {},
         "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            # Room for the scale benchmark's 1,000 PaymentServices (2,000 pods and their
+            # Jobs' pods on two fake nodes): kwok pods cost nothing.
+            "allocatable": {"cpu": "2000", "memory": "8Ti", "pods": "2500"},
+            "capacity": {"cpu": "2000", "memory": "8Ti", "pods": "2500"},
         },
     }
 
