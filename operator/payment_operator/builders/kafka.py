@@ -16,8 +16,13 @@ from typing import Any
 from payment_operator.api.v1alpha1 import PaymentService, Topic
 from payment_operator.builders import meta
 
-#: The only version Strimzi 1.2 serves (the group/version discovery asks for, too).
-API_VERSION = "kafka.strimzi.io/v1"
+GROUP = "kafka.strimzi.io"
+#: KafkaTopic versions whose spec (topicName, partitions, replicas, config) is the one built
+#: here, most preferred first: Strimzi 1.x serves v1 only, 0.4x releases v1beta2.  Discovery
+#: asks for them in this order; the builder emits the first one served.
+VERSIONS = ("v1", "v1beta2")
+API_VERSIONS = tuple(f"{GROUP}/{v}" for v in VERSIONS)
+API_VERSION = API_VERSIONS[0]
 CLUSTER_LABEL = "strimzi.io/cluster"
 
 
@@ -29,7 +34,14 @@ def topic_resource_name(ps: PaymentService, topic: str) -> str:
     return f"{meta.name(ps)}-{safe}"
 
 
-def _kafka_topic(ps: PaymentService, cluster: str, topic: Topic) -> dict[str, Any]:
+def api_version(capabilities: meta.Capabilities) -> str:
+    """The KafkaTopic group/version to emit: the one discovery found served."""
+    return f"{GROUP}/{capabilities.strimzi_version}"
+
+
+def _kafka_topic(
+    ps: PaymentService, cluster: str, topic: Topic, version: str
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "topicName": topic.name,
         "partitions": topic.partitions,
@@ -38,7 +50,7 @@ def _kafka_topic(ps: PaymentService, cluster: str, topic: Topic) -> dict[str, An
     if topic.config:
         spec["config"] = dict(sorted(topic.config.items()))
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": version,
         "kind": "KafkaTopic",
         "metadata": meta.object_meta(
             ps, topic_resource_name(ps, topic.name), extra_labels={CLUSTER_LABEL: cluster}
@@ -56,4 +68,5 @@ def kafka_topics(ps: PaymentService, ctx: meta.Context) -> list[dict[str, Any]]:
         return []
     if kafka.strimzi.namespace not in (None, meta.namespace(ps)):
         return []
-    return [_kafka_topic(ps, kafka.strimzi.cluster_name, t) for t in kafka.topics or ()]
+    version = api_version(ctx.capabilities)
+    return [_kafka_topic(ps, kafka.strimzi.cluster_name, t, version) for t in kafka.topics or ()]

@@ -52,13 +52,17 @@ class Capabilities:
 
     Each flag stands for the group/version its builder module emits (``monitoring``,
     ``secrets``, ``kafka``: their ``*API_VERSION`` constants), which discovery asks for
-    (``kube.resources.OPTIONAL_APIS``).
+    (``kube.resources.OPTIONAL_APIS``); Strimzi's KafkaTopic has two versions with the same
+    spec, and ``strimzi_version`` says which one the builder emits.
     """
 
     prometheus_operator: bool = False
     external_secrets: bool = False
     secrets_store_csi: bool = False
     strimzi: bool = False
+    #: The KafkaTopic version the cluster serves (``kafka.strimzi.io/<this>``), the first of
+    #: ``kafka.VERSIONS`` discovery finds; meaningful while ``strimzi`` is set.
+    strimzi_version: str = "v1"
 
 
 @dataclass(frozen=True)
