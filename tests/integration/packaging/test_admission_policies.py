@@ -567,8 +567,9 @@ def remote_topic(cluster: KubeCluster, confined: Operator,
                  children: dict[str, dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """A KafkaTopic the builders make for the live PaymentService with strimzi.namespace
     another namespace (Strimzi's real CRD installed): no owner reference, owner-uid label."""
-    from hack import crds
     from payment_operator.builders import Capabilities
+
+    from hack import crds
 
     cluster.kubectl("apply", "--server-side", "--field-manager=tests",
                     *(a for f in crds.paths(["strimzi"]) for a in ("-f", str(f))))
