@@ -87,14 +87,17 @@ def test_topics_in_another_namespace_follow_ready_and_go_with_delete(
     assert sorted(t["spec"]["topicName"] for t in topics) == ["payment.events", "payment.refunds"]
     assert _topics_ready(cluster, namespace, "pay").get("status") == "False"
 
-    # Strimzi (played by the test) makes them Ready: the gate opens, without a resync timer
-    # (300 s here): the events in the Strimzi namespace reconcile their owner.
+    # Strimzi (played by the test) makes them Ready: the gate opens and the service rolls out.
     assert play_sync_controllers(cluster, strimzi_namespace) == 2
     wait_for(lambda: _topics_ready(cluster, namespace, "pay").get("status") == "True",
              30, "TopicsReady True once both KafkaTopics are Ready", operator)
+    wait_for(lambda: get_json(cluster, "paysvc", "pay", "-n", namespace)["status"]
+             .get("phase") == "Healthy", 90, "Healthy once the gates open", operator)
+    # Settled (no gate polled, resync timer 300 s here): a KafkaTopic turning not Ready in the
+    # Strimzi namespace is seen at once, since its event there reconciles its owner.
     _set_ready(cluster, topics[1], "False")
     cond = wait_for(lambda: (c := _topics_ready(cluster, namespace, "pay"))
-                    .get("status") == "False" and c, 30, "TopicsReady back to False", operator)
+                    .get("status") == "False" and c, 20, "TopicsReady back to False", operator)
     assert topics[1]["metadata"]["name"] in cond["message"]  # type: ignore[index]
     _set_ready(cluster, topics[1], "True")
     wait_for(lambda: _topics_ready(cluster, namespace, "pay").get("status") == "True",
