@@ -47,6 +47,13 @@ SCHEMA_CASES: dict[str, list[dict[str, Any]]] = {
        for p in sorted(SAMPLES.glob("*.yaml"))},
     **{f"store-{provider}-{backend}": _optional_children(store_body(provider, backend), ALL)
        for provider in PROVIDERS for backend in BACKENDS},
+    # KafkaTopics in the Strimzi cluster's namespace: owned by labels, no owner reference.
+    "kafka-strimzi-namespace": _optional_children(minimal_body(kafka={
+        "bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
+        "topicDeletionPolicy": "Delete", "strimzi": {"clusterName": "main", "namespace": "kafka"},
+        "topics": [{"name": "payment.events", "partitions": 6, "replicas": 2,
+                    "config": {"retention.ms": "604800000", "cleanup.policy": "compact"}}]}),
+        ALL),
     # Units out of order: the PaymentService takes it, the ServiceMonitor schema would not.
     "monitoring-interval-30s1m": _optional_children(
         minimal_body(monitoring={"serviceMonitor": True, "interval": "30s1m"}), ALL),
