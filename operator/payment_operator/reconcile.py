@@ -108,13 +108,11 @@ def delete_topics(
         kafka = api.parse(obj).spec.kafka
     except pydantic.ValidationError:
         return Outcome()
-    if kube is not None and ctx is not None:
-        strimzi = _release_kafka_topics(kube, coalescer, obj, ctx)
-        if strimzi is not None:
-            return strimzi
+    released = (_release_kafka_topics(kube, coalescer, obj, ctx)
+                if kube is not None and ctx is not None else None)
     if (kafka is None or kafka.topic_provisioner != "admin" or not kafka.topics
             or kafka.topic_deletion_policy != "Delete"):
-        return Outcome()
+        return released or Outcome()
     names = [t.name for t in kafka.topics]
 
     def work(_prune: bool) -> Outcome:
@@ -133,8 +131,11 @@ def delete_topics(
                                         outcome.failure.message))
         return outcome
 
-    outcomes = coalescer.run((meta["namespace"], meta["name"]), work, prune=False, wait=True)
-    return outcomes[-1]
+    outcome = coalescer.run((meta["namespace"], meta["name"]), work, prune=False, wait=True)[-1]
+    if released is not None:  # KafkaTopics left from an earlier strimzi spec, say
+        outcome.events[:0] = released.events
+        outcome.failure = outcome.failure or released.failure
+    return outcome
 
 
 def _release_kafka_topics(

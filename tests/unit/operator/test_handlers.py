@@ -361,3 +361,15 @@ def test_deletion_applies_the_policy_to_label_owned_topics_only(state, posted, p
     handlers.on_delete(state, **_kopf_kwargs(body))
     assert sorted(_remote_topics(state)) == sorted([*left, "theirs"])
     assert posted == [("Normal", event)]
+
+
+def test_admin_delete_also_deletes_label_owned_topics_left_from_a_strimzi_spec(state, posted):
+    cluster = FakeKafka(topics={"payment.events": {"partitions": 3, "replicas": 1, "config": {}}})
+    body = _deleting(state, cluster, topicDeletionPolicy="Delete")
+    state.kube.apis = {"kafka.strimzi.io/v1"}
+    state.kube.add(_foreign_topic("left-over", uid=body["metadata"]["uid"]))
+    state.kube.add(_foreign_topic("theirs"))
+    handlers.on_delete(state, **_kopf_kwargs(body))
+    assert sorted(_remote_topics(state)) == ["theirs"]
+    assert "payment.events" not in cluster.topics
+    assert posted == [("Normal", "KafkaTopicsDeleted"), ("Normal", "KafkaTopicsDeleted")]
