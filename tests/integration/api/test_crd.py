@@ -303,3 +303,19 @@ def test_any_valid_model_is_accepted_and_parses_back_equal(
     stored = parse(get(cluster, namespace, name))
     assert stored.spec == service.spec
     cluster.kubectl("delete", "paymentservice", name, "-n", namespace, "--wait=false")
+
+
+@pytest.mark.parametrize("namespace_", [None, "kafka"])
+def test_topic_deletion_policy_delete_is_accepted_with_strimzi(
+    cluster: KubeCluster, crd: object, module_namespace: str, namespace_: str | None
+) -> None:
+    sample = load_sample(next(p for p in SAMPLES if p.stem == "minimal"))
+    strimzi = {"clusterName": "main", **({"namespace": namespace_} if namespace_ else {})}
+    sample["metadata"]["name"] = f"strimzi-delete-{namespace_ or 'here'}"
+    sample["spec"]["kafka"] = {
+        "bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
+        "topicDeletionPolicy": "Delete", "strimzi": strimzi, "topics": [{"name": "t"}]}
+    result = apply(cluster, module_namespace, sample, check=False)
+    assert result.returncode == 0, result.stderr
+    assert parse(get(cluster, module_namespace, sample["metadata"]["name"])).spec == parse(
+        sample).spec
