@@ -9,7 +9,7 @@ KUBECTL = $(shell $(PY) -m hack.tools path kubectl)
 PYTEST_ARGS ?=
 
 .PHONY: run down test test-unit test-integration test-e2e lint manifests bench tools deps sysdeps venv \
-        docker-build helm-lint clean
+        docker-build helm-lint lock clean
 
 ## run: local control plane + CRDs + operator in the foreground + a sample PaymentService
 run: deps tools
@@ -34,6 +34,7 @@ test-e2e: deps tools
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m payment_operator.api.crdgen --check
@@ -42,6 +43,15 @@ lint: venv
 manifests: venv
 	$(PY) -m payment_operator.api.crdgen
 	cp crds/*.yaml charts/payment-operator/crds/
+
+## lock: hash-locked requirements of each image (and of the wheel build) from pyproject.toml
+LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform linux --custom-compile-command "make lock"
+lock: venv
+	$(LOCK) pyproject.toml --extra operator -o requirements/operator.txt
+	$(LOCK) pyproject.toml --extra runtime -o requirements/runtime.txt
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(LOCK) - -o requirements/build.txt
 
 helm-lint: tools
 	$$($(PY) -m hack.tools path helm) lint charts/payment-operator --strict --kube-version 1.34.4

@@ -1,11 +1,15 @@
-"""Run every benchmark: ``python -m bench [operator|runtime]``."""
+"""Run every benchmark: ``python -m bench [operator|scale|runtime]``."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHES = {"operator": "bench.operator_resync", "runtime": "bench.runtime.run"}
+BENCHES = {
+    "operator": "bench.operator_resync",
+    "scale": "bench.operator_scale",
+    "runtime": "bench.runtime.run",
+}
 
 
 def main() -> int:

@@ -33,7 +33,8 @@ from hack import certs, tools
 from hack.net import free_port
 
 NODE_COUNT = 2
-SERVICE_CIDR = "10.0.0.0/24"
+#: Room for 65,534 Services (a /24 ran out at about 250 PaymentServices in the scale benchmark).
+SERVICE_CIDR = "10.0.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 
 

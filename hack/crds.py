@@ -1,10 +1,12 @@
-"""The upstream CRDs of the optional APIs, from Go modules (and Maven for Strimzi), cached once.
+"""Upstream CRDs, from the Go module proxy (Strimzi's: generated from Maven jars), cached once.
 
-The Prometheus Operator, External Secrets and the Secrets Store CSI driver ship their CRDs
-inside their Go modules, so ``go mod download`` fetches exactly the release's files; each
-set lands in ``~/.cache/paydeck/crds-<name>-<version>/`` and is never fetched again while it
-is there.  Strimzi ships no CRD YAML on any registry: its KafkaTopic CRD is generated offline
-the way Strimzi's own build does it, by ``io.strimzi.crdgenerator.CrdGenerator`` (the fat jar
+The optional APIs' (``OPTIONAL_APIS``: the Prometheus Operator, External Secrets, the Secrets
+Store CSI driver, Strimzi) and Argo CD's AppProject and Application (to validate
+manifests/argocd/).  All but Strimzi's ship inside their Go modules, so ``go mod download``
+fetches exactly the release's files; each set lands in
+``~/.cache/paydeck/crds-<name>-<version>/`` and is never fetched again while it is there.
+Strimzi ships no CRD YAML on any registry: its KafkaTopic CRD is generated offline the way
+Strimzi's own build does it, by ``io.strimzi.crdgenerator.CrdGenerator`` (the fat jar
 ``io.strimzi:crd-generator``) over the model classes of ``io.strimzi:api``, both from Maven
 (:func:`hack.kafka.copy_jars`), run with a JDK >= 21 (:func:`find_java`).  Usage::
 
@@ -66,6 +68,10 @@ SETS: dict[str, CrdSet] = {
         CrdSet("prometheus-operator", "github.com/prometheus-operator/prometheus-operator",
                "v0.88.0",
                tuple(f"{_PROMETHEUS}{p}.yaml" for p in ("servicemonitors", "prometheusrules"))),
+        # Not an API the operator uses: the example Argo CD AppProject and Applications are
+        # checked against it (tests/integration/packaging/test_argocd_project.py).
+        CrdSet("argo-cd", "github.com/argoproj/argo-cd/v3", "v3.2.0",
+               ("manifests/crds/appproject-crd.yaml", "manifests/crds/application-crd.yaml")),
     )
 }
 
@@ -174,6 +180,10 @@ def _generate(crds: GeneratedCrdSet) -> None:
         (staged / "out").rename(crds.home)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+#: The sets whose kinds the operator may create (installed by the e2e optional-API tests).
+OPTIONAL_APIS = ["external-secrets", "secrets-store-csi-driver", "prometheus-operator", "strimzi"]
 
 
 def _fetch(crds: CrdSet) -> None:

@@ -4,7 +4,7 @@ Every tool lands in ``~/.cache/paydeck/<tool>-<version>/bin``; a tool whose dire
 already holds its binaries is never rebuilt (``crds``: the upstream CRDs of the optional
 APIs, see :mod:`hack.crds`).  Usage::
 
-    python -m hack.tools build [kubernetes etcd kwok stripe-mock helm crds]
+    python -m hack.tools build [kubernetes etcd kwok stripe-mock helm prometheus crds]
     python -m hack.tools path kubectl
 """
 
@@ -31,6 +31,8 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
 STRIPE_MOCK_VERSION = "v0.203.0"
 HELM_VERSION = "v3.21.4"
+#: Prometheus v3.x publishes its Go module as v0.3xx.y (v0.316.0 is Prometheus 3.16.0).
+PROMETHEUS_VERSION = "v0.316.0"
 
 CACHE = Path(os.environ.get("PAYDECK_CACHE", Path.home() / ".cache" / "paydeck"))
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -65,6 +67,7 @@ TOOLS: dict[str, Tool] = {
     "kwok": Tool("kwok", KWOK_VERSION, ("kwok",)),
     "stripe-mock": Tool("stripe-mock", STRIPE_MOCK_VERSION, ("stripe-mock",)),
     "helm": Tool("helm", HELM_VERSION, ("helm",)),
+    "prometheus": Tool("prometheus", PROMETHEUS_VERSION, ("prometheus",)),
 }
 
 
@@ -253,7 +256,9 @@ def build_kubernetes(tool: Tool) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _build_simple(tool: Tool, module: str, package: str, out_name: str) -> Path:
+def _build_simple(
+    tool: Tool, module: str, package: str, out_name: str, tags: str = ""
+) -> Path:
     """Build one main package of a module that needs no replace directives."""
     work = _scratch_module(tool.name)
     (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
@@ -261,7 +266,9 @@ def _build_simple(tool: Tool, module: str, package: str, out_name: str) -> Path:
     _go(["mod", "tidy"], work, {"GOFLAGS": ""})
     staged = work / "out"
     staged.mkdir()
-    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(staged / out_name), package], work)
+    tag_args = ["-tags", tags] if tags else []
+    _go(["build", "-trimpath", *tag_args, "-ldflags", "-s -w", "-o", str(staged / out_name),
+         package], work)
     return work
 
 
@@ -307,12 +314,27 @@ def build_helm(tool: Tool) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def build_prometheus(tool: Tool) -> None:
+    """The Prometheus server, with only the file and static service discovery.
+
+    ``remove_all_sd`` drops the cloud and Kubernetes discovery plugins (``plugins/``): the
+    test bed's targets come from a file, which ``discovery/file`` (always built) reads.  No web
+    UI assets are embedded; the HTTP API the analysis queries is all the tests need.
+    """
+    work = _build_simple(tool, "github.com/prometheus/prometheus",
+                         "github.com/prometheus/prometheus/cmd/prometheus", "prometheus",
+                         tags="remove_all_sd")
+    _finish(tool, work / "out")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 BUILDERS = {
     "kubernetes": build_kubernetes,
     "etcd": build_etcd,
     "kwok": build_kwok,
     "stripe-mock": build_stripe_mock,
     "helm": build_helm,
+    "prometheus": build_prometheus,
 }
 
 

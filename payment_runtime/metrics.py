@@ -8,12 +8,23 @@ The payment-success ratio a canary ``AnalysisTemplate`` computes::
 ``outcome`` is ``success`` (accepted), ``declined`` (the payment failed at Stripe),
 ``rejected`` (a client error: bad input, auth, idempotency conflict — not the
 service's fault, so excluded from the ratio) or ``error`` (a 5xx).
+
+Every series is split by revision: ``/metrics`` serves :func:`labelled`, which adds
+``revision="<PAYMENT_REVISION>"`` to each sample (the operator sets that variable from the
+pod's ``paydeck.dev/revision`` label).  The canary and the stable revision are told apart by
+that label alone; which one is the canary is the operator's knowledge, not the pod's.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterator, Mapping
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+#: Every ``outcome`` of ``payment_requests_total`` (see the module docstring).
+PAYMENT_OUTCOMES = ("success", "declined", "rejected", "error")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -29,6 +40,10 @@ class Metrics:
             ["operation", "outcome"],
             registry=r,
         )
+        # Known label values start at 0, so a rate or increase over a window that saw the
+        # series appear counts its first payments too (and no traffic reads as 0, not absent).
+        for outcome in PAYMENT_OUTCOMES:
+            self.payment_requests.labels("create", outcome)
         self.http_duration = Histogram(
             "http_request_duration_seconds",
             "HTTP request latency",
@@ -61,3 +76,31 @@ class Metrics:
         self.outbox_publish_errors = Counter(
             "outbox_publish_errors", "Outbox events Kafka did not acknowledge", registry=r
         )
+
+
+#: The label that names the revision of the process that exported a series.
+REVISION_LABEL = "revision"
+
+
+class _Labelled(Collector):
+    """Every sample of ``source`` with ``labels`` added (a sample's own labels win)."""
+
+    def __init__(self, source: CollectorRegistry, labels: Mapping[str, str]) -> None:
+        self.source = source
+        self.labels = dict(labels)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            family.samples = [
+                s._replace(labels={**self.labels, **s.labels}) for s in family.samples
+            ]
+            yield family
+
+
+def labelled(registry: CollectorRegistry, revision: str | None) -> CollectorRegistry:
+    """What ``/metrics`` serves: ``registry`` with ``revision`` on every sample (if given)."""
+    if not revision:
+        return registry
+    view = CollectorRegistry(auto_describe=False)
+    view.register(_Labelled(registry, {REVISION_LABEL: revision}))
+    return view

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     #: :attr:`port` answers 404 for ``/metrics``; without it (local runs), ``/metrics`` is
     #: served on :attr:`port`.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: The pod's revision (the operator sets it from the pod's ``paydeck.dev/revision`` label
+    #: through the downward API). Every series on ``/metrics`` carries it as the ``revision``
+    #: label, so canary analysis can split any metric by revision; unset, no label is added.
+    revision: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,63}$")
     #: How often a background task reads the outbox gauges; scrapes never query the database.
     outbox_stats_interval_seconds: float = Field(default=15.0, ge=0.1, le=3600)
     max_body_bytes: int = 64 * 1024

@@ -3,7 +3,8 @@
 :func:`register` binds every handler to the process's :class:`OperatorState` and registers it
 in the registry ``main()`` passes to ``kopf.run``, so values such as the drift-timer interval
 come from the settings read at start-up.  Kopf keeps its progress and diff base in
-``status.kopf`` (never in annotations, never in spec), uses the finalizer
+``status.kopf`` (never in annotations, never in spec; the diff base as a digest, see
+:mod:`payment_operator.diffbase`), uses the finalizer
 ``paydeck.dev/finalizer``, and posts only the Events we mean.
 """
 
@@ -19,6 +20,7 @@ from typing import Any, cast
 import kopf
 
 from payment_operator import observability, reconcile
+from payment_operator.diffbase import DigestDiffBaseStorage
 from payment_operator.kube import resources
 from payment_operator.kube.client import KubeError
 from payment_operator.kube.errors import failure_of
@@ -75,12 +77,12 @@ def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -
     own = state.settings
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
         field="status.kopf.last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
     settings.posting.loggers = False  # only the Events we post on purpose
-    settings.batching.worker_limit = own.worker_limit
+    settings.queueing.worker_limit = own.worker_limit
     settings.execution.max_workers = own.thread_workers
     settings.watching.server_timeout = own.watch_server_timeout_seconds
     settings.watching.client_timeout = own.watch_client_timeout_seconds

@@ -14,6 +14,13 @@ from payment_operator.settings import Settings
 from payment_operator.state import OperatorState
 
 
+def liveness_endpoint(settings: Settings) -> str:
+    """Kopf's liveness URL: where it listens (an IPv6 address in brackets)."""
+    host = settings.liveness_bind_address
+    shown = f"[{host}]" if host.version == 6 else str(host)
+    return f"http://{shown}:{settings.liveness_port}/healthz"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="payment-operator", description=__doc__)
     parser.add_argument("-n", "--namespace", action="append", default=None,
@@ -40,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     state = OperatorState.from_settings(settings)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, state)
-    start_http_server(settings.metrics_port)
+    start_http_server(settings.metrics_port, addr=str(settings.metrics_bind_address))
     kopf.run(
         registry=registry,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         standalone=settings.standalone,
-        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+        liveness_endpoint=liveness_endpoint(settings),
     )
     return 0
 

@@ -317,7 +317,7 @@ def _reconcile(
         return outcome
     # The rollout's Events are posted now, before the status records what they announce, so
     # a crash between the two cannot lose them (a replay's duplicates are refused by name).
-    record.post(kube, obj, [Event(e.type, e.reason, e.message) for e in plan.events], now)
+    record.post(kube, obj, plan.events, now)
     outcome.requeue_after = plan.requeue_after
     if plan.outcome is not None:
         observability.ROLLOUTS.labels(plan.outcome).inc()

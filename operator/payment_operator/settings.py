@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, IPvAnyAddress
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,18 @@ class Settings(BaseSettings):
     thread_workers: int = Field(default=8, ge=1, description="Threads for synchronous API calls.")
     metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
     liveness_port: int = Field(default=8080, description="Port of the /healthz endpoint.")
+    metrics_bind_address: IPvAnyAddress = Field(
+        # every address, as before this setting existed (the pod IP must be reachable)
+        default="0.0.0.0",  # type: ignore[assignment]  # noqa: S104
+        description="Address the /metrics endpoint listens on (every IPv4 address by default).",
+    )
+    liveness_bind_address: IPvAnyAddress = Field(
+        default="0.0.0.0",  # type: ignore[assignment]  # noqa: S104
+        description=(
+            "Address the /healthz endpoint listens on; the kubelet probes the pod IP, so in a"
+            " pod it must include that."
+        ),
+    )
     discovery_ttl_seconds: float = Field(
         default=300.0, gt=0, description="How long answers about optional APIs are cached."
     )

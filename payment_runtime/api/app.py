@@ -34,7 +34,7 @@ from payment_runtime.api.auth import PROCESS, READ, REFUND, Authenticator, KeySo
 from payment_runtime.domain import idempotency, providers
 from payment_runtime.domain.money import Money, MoneyError
 from payment_runtime.errors import ApiError
-from payment_runtime.metrics import Metrics
+from payment_runtime.metrics import Metrics, labelled
 from payment_runtime.service import KeyRequest, Outcome, PaymentService
 from payment_runtime.settings import Settings
 
@@ -321,7 +321,8 @@ async def metrics_endpoint(request: Request) -> Response:
     """The registry as it is: the outbox gauges come from :func:`refresh_outbox_stats`, so
     a scrape never waits on (or opens) a database connection."""
     runtime = _rt(request)
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    exposed = labelled(runtime.metrics.registry, runtime.settings.revision)
+    return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
 
 async def refresh_outbox_stats(pool: Any, metrics: Metrics, interval: float) -> None:

@@ -18,6 +18,7 @@ import pytest
 from hack import crds
 from hack.cluster import wait_established
 from hack.net import free_port
+from tests.e2e import secrets
 from tests.fixtures.cluster import KubeCluster
 
 #: The session operator's drift timer is slow on purpose: drift must be undone by child events.
@@ -115,7 +116,7 @@ def third_party_crds(cluster: KubeCluster) -> list[Path]:
     driver (cached from their releases' Go modules) and Strimzi's KafkaTopic (generated from
     its Maven jars), see hack/crds.py.
     """
-    files = crds.paths()
+    files = crds.paths(crds.OPTIONAL_APIS)
     # Server-side: the SecretStore CRDs are too big for client-side apply's annotation.
     cluster.kubectl("apply", "--server-side", "--field-manager=tests",
                     *(arg for f in files for arg in ("-f", str(f))))
@@ -125,8 +126,10 @@ def third_party_crds(cluster: KubeCluster) -> list[Path]:
 
 
 def play_sync_controllers(cluster: KubeCluster, namespace: str) -> int:
-    """Do what External Secrets and Strimzi's topic operator would (neither runs here): mark
-    every ExternalSecret and KafkaTopic of the namespace Ready.  Returns how many."""
+    """Do what External Secrets, the Secrets Store CSI driver and Strimzi's topic operator
+    would (none runs here): write every ExternalSecret's target Secret and every Secret a
+    SecretProviderClass syncs, and mark every ExternalSecret and KafkaTopic of the namespace
+    Ready.  Returns how many objects it played for."""
     ready = {"status": {"conditions": [{
         "type": "Ready", "status": "True", "reason": "Synced", "message": "synced by the test",
         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
@@ -136,9 +139,21 @@ def play_sync_controllers(cluster: KubeCluster, namespace: str) -> int:
         for item in items:
             if not any(c.get("type") == "Ready" and c.get("status") == "True"
                        for c in (item.get("status") or {}).get("conditions") or []):
+                if kind.startswith("externalsecrets."):
+                    secrets.sync_external_secret(cluster, namespace, item)
                 cluster.kubectl("patch", kind, item["metadata"]["name"], "-n", namespace,
                                 "--subresource=status", "--type=merge",
                                 "-p", json.dumps(ready))
+            done += 1
+    classes = (get_json(cluster, "secretproviderclasses.secrets-store.csi.x-k8s.io", "-n",
+                        namespace) or {}).get("items", [])
+    if classes:
+        have = {s["metadata"]["name"] for s in get_json(cluster, "secrets", "-n",
+                                                        namespace)["items"]}
+        for item in classes:
+            wanted = {o["secretName"] for o in item["spec"].get("secretObjects") or []}
+            if wanted - have:
+                secrets.sync_provider_class(cluster, namespace, item)
             done += 1
     return done
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from hack.apiserver_metrics import writes_between
+from tests.e2e import secrets
 from tests.e2e.conftest import (
     OperatorProcess,
     condition,
@@ -56,15 +57,18 @@ def _check_idle_writes(cluster, namespace, operator):
             # The sample's MSK brokers do not exist here (admin topics against a real broker
             # are tests/e2e/test_topics_admin.py): the topics are taken as existing.
             ps["spec"]["kafka"]["topicProvisioner"] = "none"
+        secrets.create_for(cluster, namespace, ps)
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-",
                         input=json.dumps(ps))
     # The full sample waits for its ExternalSecret and KafkaTopics (SecretsReady, TopicsReady).
-    wait_for(lambda: play_sync_controllers(cluster, namespace) >= 3, 60,
-             "the ExternalSecret and KafkaTopics of the full sample", operator)
+    wait_for(lambda: play_sync_controllers(cluster, namespace) >= 4, 60,
+             "the ExternalSecret and KafkaTopics of the full sample, the aws sample's "
+             "SecretProviderClass", operator)
     for name in names:
         wait_for(lambda name=name: condition(get_json(cluster, "paysvc", name, "-n", namespace),
                                              "Ready").get("status") == "True",
                  120, f"{name} Ready", operator)
+    assert not secrets.missing(cluster, namespace)  # kwok would run pods without them
     time.sleep(2)  # let the last status writes and child events settle
 
     def metrics() -> str:

@@ -17,6 +17,7 @@ from payment_operator.api import parse
 from payment_operator.builders import Context, build_all
 from payment_operator.kube import drift, resources
 
+from tests.e2e import secrets
 from tests.e2e.conftest import condition, get_json, play_sync_controllers, wait_for
 from tests.unit.builders.cases import (
     ALL_CAPABILITIES,
@@ -151,6 +152,7 @@ def test_optional_children_are_created_and_pruned(cluster, namespace, operator, 
     play_sync_controllers(cluster, namespace)
     wait_for(lambda: (get_json(cluster, "paysvc", name, "-n", namespace)["status"]
                       .get("phase") == "Healthy"), 60, "Healthy once the gates open", operator)
+    assert not secrets.missing(cluster, namespace)  # the synced Secret is what the pods read
     # Optional children are watched too: the deletion of a ServiceMonitor is an event of its
     # own (not only the drift timer, 300 s here, or another child's event), and it is back.
     seen = operator.child_events("ServiceMonitor")

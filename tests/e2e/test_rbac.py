@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from hack.cluster import wait_established
+from tests.e2e import secrets as pod_secrets
 from tests.e2e.conftest import (
     OperatorProcess,
     condition,
@@ -125,6 +126,7 @@ def payment_service(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply(cluster: KubeCluster, obj: dict[str, Any]) -> None:
+    pod_secrets.create_for(cluster, obj["metadata"]["namespace"], obj)
     cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-f", "-",
                     input=json.dumps(obj))
 
@@ -219,6 +221,7 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: s
     apply(cluster, payment_service(namespace, spec()))
     wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_1)), 120,
              "the first revision Healthy", op)
+    assert not pod_secrets.missing(cluster, namespace)  # kwok would run pods without them
     assert get_json(cluster, "configmap", f"{NAME}-config", "-n", namespace)
     for kind in ("serviceaccount", "service", "networkpolicy", "ingress",
                  "poddisruptionbudget", "horizontalpodautoscaler",

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from hack.tools import KWOK_FAIL_IMAGE, KWOK_SLOW_IMAGE
+from tests.e2e import secrets
 from tests.e2e.conftest import condition, get_json, wait_for
 from tests.unit.packaging import lua
 
@@ -44,6 +45,7 @@ def service(image=IMAGE_1, steps=None, replicas=4, surge=1, analysis=None, deadl
 
 
 def apply(cluster, namespace, obj):
+    secrets.create_for(cluster, namespace, obj)
     cluster.kubectl("apply", "--server-side", "--field-manager=gitops", "-n", namespace,
                     "-f", "-", input=json.dumps(obj))
 
@@ -120,8 +122,10 @@ def messages(cluster, namespace, reason):
 
 def start(cluster, namespace, operator, **kw):
     apply(cluster, namespace, service(**kw))
-    return wait_for(healthy(cluster, namespace, kw.get("image", IMAGE_1)), 90,
-                    "the first revision Healthy", operator)
+    obj = wait_for(healthy(cluster, namespace, kw.get("image", IMAGE_1)), 90,
+                   "the first revision Healthy", operator)
+    assert not secrets.missing(cluster, namespace)  # kwok would run pods without them
+    return obj
 
 
 def at_step(cluster, namespace, index, weight):

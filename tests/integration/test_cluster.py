@@ -179,3 +179,13 @@ def test_ctrl_c_on_run_tears_everything_down():
     assert not state.exists()
     assert not [pid for pid in state_pids.values() if local_cluster._alive(pid)]
     assert not list(local_cluster._stray_pids(state))
+
+
+def test_the_service_range_fits_thousands_of_services(cluster, namespace):
+    # An address past the first /24 is allocatable: 1,000 PaymentServices' Services fit.
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "far"},
+           "spec": {"clusterIP": "10.0.200.10", "ports": [{"port": 80}]}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(svc))
+    got = json.loads(cluster.kubectl("get", "service", "far", "-n", namespace,
+                                     "-o", "json").stdout)
+    assert got["spec"]["clusterIP"] == "10.0.200.10"

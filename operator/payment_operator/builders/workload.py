@@ -135,7 +135,8 @@ def secret_env(ps: PaymentService) -> list[dict[str, Any]]:
 
 
 def container_env(ps: PaymentService) -> list[dict[str, Any]]:
-    """spec.env (minus the runtime's ``PAYMENT_*`` names), then the secret env vars.
+    """spec.env (minus the runtime's ``PAYMENT_*`` names), the secret env vars, then
+    ``PAYMENT_REVISION`` (:func:`revision_env`; Job pods carry the revision label too).
 
     The CRD refuses ``PAYMENT_*`` names in spec.env; this filter holds even for an object
     stored before that rule (validation ratcheting keeps unchanged fields), since an
@@ -149,7 +150,7 @@ def container_env(ps: PaymentService) -> list[dict[str, Any]]:
         if var.name.upper().startswith(_PREFIX):
             continue
         out.append({"name": var.name, "value": var.value} if var.value else {"name": var.name})
-    return out + secret_env(ps)
+    return [*out, *secret_env(ps), revision_env()]
 
 
 def _quantities(values: dict[str, int | str] | None) -> dict[str, str]:
@@ -222,6 +223,18 @@ def container(ps: PaymentService) -> dict[str, Any]:
         "readinessProbe": _probe("/health/ready", period=5, failures=3),
         "securityContext": _security_context(),
         "volumeMounts": _volume_mounts(ps),
+    }
+
+
+def revision_env() -> dict[str, Any]:
+    """``PAYMENT_REVISION`` from the pod's own revision label (downward API).
+
+    The runtime adds it to every series as ``revision``, so analysis queries can split any
+    metric by revision; read from the label, it leaves the revision hash unchanged.
+    """
+    return {
+        "name": "PAYMENT_REVISION",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{meta.LABEL_REVISION}']"}},
     }
 
 

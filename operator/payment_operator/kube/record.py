@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from payment_operator.events import Event
 from payment_operator.kube.client import Kube, KubeError, Obj
 from payment_operator.kube.resources import EVENT
+from payment_operator.rollout.state import Event
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ class Resource:
 
 
 PAYMENT_SERVICE = Resource("paydeck.dev/v1alpha1", "PaymentService", "paymentservices")
-#: Core Events (the rollout posts its own with this client, see :mod:`.record`).
+#: Core Events (the rollout posts its own through this client: kube/record.py).
 EVENT = Resource("v1", "Event", "events")
 #: The platform's rules for PaymentServices (cluster-scoped; read, never written).
 PLATFORM_POLICY = Resource(policy.API_VERSION, policy.KIND, policy.PLURAL, namespaced=False)

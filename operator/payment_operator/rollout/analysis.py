@@ -14,6 +14,10 @@ round resets that count.  The run ends Failed, Inconclusive or Error when the ma
 counter goes over its limit, and Successful once ``count`` measurements are taken within the
 limits.
 
+The built-in ``paymentSuccess`` analysis has two metrics, :data:`BUILTIN_METRICS`; their
+results carry the canary's and the stable revision's counts, judged by
+:mod:`payment_operator.rollout.compare` (too few payments is no data).
+
 No usable value: an empty result follows ``onNoData`` (inconclusive, fail or pass); NaN,
 +Inf and -Inf follow it too, except that they never pass: under ``onNoData: pass`` they are
 Inconclusive, so a broken query (0/0) cannot promote a canary.
@@ -29,12 +33,18 @@ from typing import Any, Final
 
 from payment_operator.api import v1alpha1 as api
 from payment_operator.api.v1alpha1.resource import plain
+from payment_operator.rollout import compare
 
 Verdict = api.MeasurementPhase
 
 #: Longest message of one metric, and of the run (the status schema's limits).
 METRIC_MESSAGE_MAX: Final = 1024
 RUN_MESSAGE_MAX: Final = 4096
+
+#: The metrics of ``builtin: paymentSuccess``, in the order they are measured and shown.
+SUCCESS_RATIO: Final = "success-ratio"
+P99_LATENCY: Final = "p99-latency"
+BUILTIN_METRICS: Final = (SUCCESS_RATIO, P99_LATENCY)
 
 _NO_DATA: Final[Mapping[api.OnNoData, Verdict]] = {
     "inconclusive": "Inconclusive",
@@ -52,6 +62,21 @@ class MetricResult:
     value: float | None
     #: The provider failed (timeout, HTTP error, bad JSON, not a number); ``value`` is ignored.
     error: str | None = None
+    #: Built-in analysis: what was counted for the canary and the stable revision.
+    canary: compare.SuccessCounts | compare.LatencySamples | None = None
+    stable: compare.SuccessCounts | compare.LatencySamples | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Canary against stable, as the status shows it (values as text)."""
+
+    canary_value: str | None
+    stable_value: str | None
+    canary_samples: int
+    stable_samples: int
+    test: str
+    p_value: str | None
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,7 @@ class Measurement:
     #: The value as text (``NaN``, ``+Inf`` and ``-Inf`` included); None without one.
     value: str | None = None
     message: str = ""
+    comparison: Comparison | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +167,14 @@ class Run:
                     measured_at=_utc(m.measured_at),
                     value=m.value,
                     message=m.message or "",
+                    comparison=None if m.comparison is None else Comparison(
+                        canary_value=m.comparison.canary_value,
+                        stable_value=m.comparison.stable_value,
+                        canary_samples=m.comparison.canary_samples,
+                        stable_samples=m.comparison.stable_samples,
+                        test=m.comparison.test,
+                        p_value=m.comparison.p_value,
+                    ),
                 )
                 for m in status.metrics or ()
             ),
@@ -164,6 +198,13 @@ def next_measurement_at(run: Run, analysis: api.Analysis) -> datetime:
 def is_due(run: Run, analysis: api.Analysis, now: datetime) -> bool:
     """True when the run is still Running and its next round is due at ``now`` or earlier."""
     return not run.done and _utc(now) >= next_measurement_at(run, analysis)
+
+
+def metric_names(analysis: api.Analysis) -> tuple[str, ...]:
+    """The names of the metrics a round measures: the custom ones or the built-in ones."""
+    if analysis.builtin is not None:
+        return BUILTIN_METRICS
+    return tuple(m.name for m in analysis.metrics or ())
 
 
 def judge(metric: api.Metric, result: MetricResult, on_no_data: api.OnNoData) -> Verdict:
@@ -194,11 +235,18 @@ def record(
     now = _utc(now)
     by_name = {r.name: r for r in results}
     assessed: list[tuple[str, float | None, Verdict, str]] = []
-    for metric in analysis.metrics:
-        result = by_name.get(metric.name) or MetricResult(metric.name, None, "not measured")
-        verdict, detail = _assess(metric, result, analysis.on_no_data)
-        value = None if result.error is not None else result.value
-        assessed.append((metric.name, value, verdict, detail))
+    comparisons: dict[str, Comparison] = {}
+    metrics = {m.name: m for m in analysis.metrics or ()}
+    for name in metric_names(analysis):
+        result = by_name.get(name) or MetricResult(name, None, "not measured")
+        if name in metrics:
+            verdict, detail = _assess(metrics[name], result, analysis.on_no_data)
+            value = None if result.error is not None else result.value
+        else:
+            verdict, detail, value, comparison = _assess_builtin(name, result, analysis)
+            if comparison is not None:
+                comparisons[name] = comparison
+        assessed.append((name, value, verdict, detail))
     verdict = _round_verdict([v for _, _, v, _ in assessed])
 
     if verdict == "Error":
@@ -231,6 +279,7 @@ def record(
                 measured_at=now,
                 value=None if value is None else format_value(value),
                 message=_clip(d, METRIC_MESSAGE_MAX),
+                comparison=comparisons.get(name),
             )
             for name, value, v, d in assessed
         ),
@@ -277,6 +326,48 @@ def _assess(
     if low is None:
         return "Successful", f"{text} meets max {_bound(high)}"
     return "Successful", f"{text} within [{_bound(low)}, {_bound(high)}]"
+
+
+def _assess_builtin(
+    name: str, result: MetricResult, analysis: api.Analysis
+) -> tuple[Verdict, str, float | None, Comparison | None]:
+    """Verdict, reason, canary value and comparison of one built-in metric's result."""
+    if result.error is not None:
+        return "Error", result.error or "provider error", None, None
+    tuning = analysis.payment_success or api.PaymentSuccess()
+    canary, stable = result.canary, result.stable
+    found: compare.Judgement
+    if isinstance(canary, compare.SuccessCounts) and isinstance(stable, compare.SuccessCounts):
+        found = compare.success_ratio(
+            canary, stable, max_drop=tuning.max_success_ratio_drop,
+            significance=tuning.significance, min_payments=tuning.min_payments,
+        )
+    elif isinstance(canary, compare.LatencySamples) and isinstance(
+        stable, compare.LatencySamples
+    ):
+        found = compare.p99_latency(
+            canary, stable, max_increase=tuning.max_latency_increase,
+            significance=tuning.significance, min_samples=tuning.min_latency_samples,
+        )
+    else:
+        return "Error", f"{name}: the provider returned no canary and stable data", None, None
+    comparison = Comparison(
+        canary_value=None if found.canary_value is None else format_value(found.canary_value),
+        stable_value=None if found.stable_value is None else format_value(found.stable_value),
+        canary_samples=found.canary_samples,
+        stable_samples=found.stable_samples,
+        test=found.test,
+        p_value=None if found.p_value is None else f"{found.p_value:.4g}",
+    )
+    if found.outcome == "pass":
+        return "Successful", found.reason, found.canary_value, comparison
+    if found.outcome == "fail":
+        return "Failed", found.reason, found.canary_value, comparison
+    on_no_data = analysis.on_no_data
+    values = (found.canary_value, found.stable_value)
+    if on_no_data == "pass" and any(v is not None and math.isnan(v) for v in values):
+        return "Inconclusive", f"{found.reason}: never passes (onNoData pass)", None, comparison
+    return _NO_DATA[on_no_data], f"{found.reason} (onNoData {on_no_data})", None, comparison
 
 
 def _bound(value: float | None) -> str:
@@ -336,6 +427,17 @@ def _measurement_status(m: Measurement) -> dict[str, Any]:
         out["value"] = m.value
     out["message"] = m.message
     out["measuredAt"] = format_time(m.measured_at)
+    if m.comparison is not None:
+        c = m.comparison
+        comparison = {
+            "canaryValue": c.canary_value,
+            "stableValue": c.stable_value,
+            "canarySamples": c.canary_samples,
+            "stableSamples": c.stable_samples,
+            "test": c.test,
+            "pValue": c.p_value,
+        }
+        out["comparison"] = {k: v for k, v in comparison.items() if v is not None}
     return out
 
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from payment_operator.api import parse
 from payment_operator.api import v1alpha1 as api
 from payment_operator.rollout import analysis
+from payment_operator.rollout.compare import LatencySamples, SuccessCounts
 
 from tests.fixtures.cluster import KubeCluster
 from tests.unit.api.manifests import INVALID, SAMPLES, load_invalid, load_sample
@@ -303,6 +304,37 @@ def test_any_valid_model_is_accepted_and_parses_back_equal(
     stored = parse(get(cluster, namespace, name))
     assert stored.spec == service.spec
     cluster.kubectl("delete", "paymentservice", name, "-n", namespace, "--wait=false")
+
+
+def test_status_stores_a_builtin_analysis_comparison(
+    cluster: KubeCluster, crd: object, namespace: str
+) -> None:
+    sample = _with_status(cluster, namespace)
+    name = sample["metadata"]["name"]
+    spec = api.Analysis.model_validate(
+        {"builtin": "paymentSuccess", "prometheusAddress": "http://p:9090"}
+    )
+    start = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    measured = analysis.record(
+        analysis.start(start), spec, api.StepAnalysis(count=3),
+        [
+            analysis.MetricResult(analysis.SUCCESS_RATIO, None, canary=SuccessCounts(3, 60),
+                                  stable=SuccessCounts(120, 120)),
+            # Too few intervals: a comparison without a p-value.
+            analysis.MetricResult(analysis.P99_LATENCY, None, canary=LatencySamples((0.1,)),
+                                  stable=LatencySamples((0.1, 0.2))),
+        ],
+        start + timedelta(seconds=30),
+    )
+    body = {"status": {"canary": {"analysis": measured.to_status()}}}
+    cluster.kubectl(
+        "patch", "paymentservice", name, "-n", namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(body),
+    )
+    stored = get(cluster, namespace, name)["status"]["canary"]["analysis"]
+    assert stored["metrics"][0]["comparison"]["canarySamples"] == 60
+    assert "pValue" not in stored["metrics"][1]["comparison"]
+    assert analysis.Run.from_status(stored) == measured
 
 
 @pytest.mark.parametrize("namespace_", [None, "kafka"])

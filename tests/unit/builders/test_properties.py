@@ -150,6 +150,10 @@ def test_env_values_come_only_from_spec_env(case: Case) -> None:
         for var in container["env"]:
             if "valueFrom" in var:
                 assert set(var) == {"name", "valueFrom"}
+                if var["name"] == "PAYMENT_REVISION":  # the pod's own label, nothing else
+                    assert var["valueFrom"] == {"fieldRef": {
+                        "fieldPath": "metadata.labels['paydeck.dev/revision']"}}
+                    continue
                 assert set(var["valueFrom"]) == {"secretKeyRef"}
             else:
                 assert (var["name"], var.get("value", "")) in allowed

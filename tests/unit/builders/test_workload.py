@@ -291,3 +291,16 @@ def test_the_migration_job_gets_the_runtime_containers_environment(spec: dict[st
     assert migrate["volumeMounts"] == runtime["volumeMounts"]
     # The runtime's resources: quota fits it whenever it fits one more pod.
     assert migrate["resources"] == runtime["resources"]
+
+
+def test_pods_learn_their_revision_from_their_own_label() -> None:
+    p = ps()
+    want = {"name": "PAYMENT_REVISION",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['paydeck.dev/revision']"}}}
+    for spec, labels in (
+        (_pod(p), workload.pod_template(p)["metadata"]["labels"]),
+        (_job(p)["spec"]["template"]["spec"], _job(p)["spec"]["template"]["metadata"]["labels"]),
+    ):
+        [container] = spec["containers"]
+        assert want in container["env"]
+        assert labels[meta.LABEL_REVISION] == workload.revision(p)

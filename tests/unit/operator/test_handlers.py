@@ -11,6 +11,7 @@ import time
 import kopf
 import pytest
 from payment_operator import handlers, reconcile
+from payment_operator.diffbase import DigestDiffBaseStorage
 from payment_operator.kube.errors import KubeError
 from payment_operator.settings import Settings
 from payment_operator.state import OperatorState
@@ -94,10 +95,11 @@ def test_configure_applies_kopf_settings(state):
     handlers.configure(state, settings=settings)
     assert settings.persistence.finalizer == handlers.FINALIZER
     assert isinstance(settings.persistence.progress_storage, kopf.StatusProgressStorage)
-    assert isinstance(settings.persistence.diffbase_storage, kopf.StatusDiffBaseStorage)
+    assert isinstance(settings.persistence.diffbase_storage, DigestDiffBaseStorage)
     assert settings.peering.name == "paydeck" and settings.peering.stealth
     assert settings.peering.mandatory is False  # standalone in this state's settings
     assert settings.execution.max_workers == state.settings.thread_workers
+    assert settings.queueing.worker_limit == state.settings.worker_limit
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ again from the same stored status: its second post must be refused by name, not 
 from datetime import UTC, datetime
 
 import pytest
-from payment_operator.events import Event
 from payment_operator.kube import record
 from payment_operator.kube.client import KubeError
+from payment_operator.rollout.state import Event
 
 from tests.unit.operator.fake_kube import FakeKube
 from tests.unit.operator.test_reconcile import NAME, _pass, _ps

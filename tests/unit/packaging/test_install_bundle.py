@@ -43,9 +43,10 @@ def test_bundle_objects_in_apply_order() -> None:
         ("PaymentServicePolicy", "paydeck-operator"),
         ("ValidatingAdmissionPolicy", "paydeck-operator-platform"),
         ("ValidatingAdmissionPolicyBinding", "paydeck-operator-platform"),
+        ("NetworkPolicy", "paydeck-operator"),
     ]
     for doc in b.bundle():
-        if doc["kind"] in {"ServiceAccount", "Deployment", "Service"}:
+        if doc["kind"] in {"ServiceAccount", "Deployment", "Service", "NetworkPolicy"}:
             assert doc["metadata"]["namespace"] == b.NAMESPACE
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from payment_operator.api.v1alpha1 import PaymentServiceSpec
 from payment_operator.rollout import analysis, engine
+from payment_operator.rollout.compare import LatencySamples, SuccessCounts
 from payment_operator.rollout.state import (
     Command,
     Gate,
@@ -252,3 +253,45 @@ def test_analysis_step_passes_after_count_measurements():
     assert not engine.decide(plan.state, s, obs, T0 + timedelta(seconds=5)).measure
     plan = engine.decide(plan.state, s, good, T0 + timedelta(seconds=10))
     assert plan.state.step_index == 2  # on to promotion
+
+
+BUILTIN = {"interval": "10s", "builtin": "paymentSuccess",
+           "prometheusAddress": "http://prometheus:9090", "failureLimit": 0}
+
+
+def _builtin_round(canary, stable, latency=(0.1,) * 6):
+    return (
+        analysis.MetricResult(analysis.SUCCESS_RATIO, None, canary=SuccessCounts(*canary),
+                              stable=SuccessCounts(*stable)),
+        analysis.MetricResult(analysis.P99_LATENCY, None, canary=LatencySamples(latency),
+                              stable=LatencySamples(latency)),
+    )
+
+
+def test_builtin_analysis_aborts_a_failing_canary_naming_both_ratios_and_sizes():
+    s = spec([{"setWeight": 10}, {"analysis": {"count": 2}}], analysis_=BUILTIN)
+    obs = observed([wl(OLD, 4), wl(NEW, 1)],
+                   measurements=_builtin_round((3, 60), (118, 120)))
+    plan = engine.decide(canary_state(step_index=1, weight=10), s, obs, T0)
+    assert plan.phase == "Degraded" and plan.outcome == "aborted"
+    assert "canary 0.05 vs stable 0.9833 (payments 60 vs 120)" in plan.message
+    assert plan.replicas == {OLD: 4, NEW: 0}
+    [aborted] = [e for e in plan.events if e.reason == "RolloutAborted"]
+    assert "canary 0.05 vs stable 0.9833 (payments 60 vs 120)" in aborted.message
+
+
+def test_builtin_analysis_lets_a_healthy_canary_go_on():
+    s = spec([{"setWeight": 10}, {"analysis": {"count": 1}}], analysis_=BUILTIN)
+    obs = observed([wl(OLD, 4), wl(NEW, 1)],
+                   measurements=_builtin_round((99, 100), (198, 200)))
+    plan = engine.decide(canary_state(step_index=1, weight=10), s, obs, T0)
+    assert plan.state.step_index == 2  # on to promotion
+
+
+def test_builtin_analysis_without_traffic_pauses_inconclusive():
+    s = spec([{"setWeight": 10}, {"analysis": {"count": 3}}],
+             analysis_={**BUILTIN, "inconclusiveLimit": 0})
+    obs = observed([wl(OLD, 4), wl(NEW, 1)], measurements=_builtin_round((0, 0), (0, 0), ()))
+    plan = engine.decide(canary_state(step_index=1, weight=10), s, obs, T0)
+    assert plan.phase == "Paused" and "inconclusive" in plan.message
+    assert "fewer than 50 payments on a side (canary 0, stable 0)" in plan.message

@@ -77,6 +77,9 @@ def resolve_env(
     for var in container.get("env", ()):
         if "valueFrom" in var:
             (kind,) = var["valueFrom"].keys()
+            if kind == "fieldRef" and var["name"] == "PAYMENT_REVISION":
+                env[var["name"]] = "0123456789"  # the kubelet's value of the revision label
+                continue
             if kind != "secretKeyRef":
                 raise AssertionError(f"unexpected valueFrom {var}")
             if var["name"] not in secrets:
@@ -90,7 +93,9 @@ def resolve_env(
 def secret_env_names(manifests: list[dict[str, Any]]) -> set[str]:
     """The env vars the container gets from a secretKeyRef."""
     return {
-        var["name"] for var in runtime_container(manifests).get("env", ()) if "valueFrom" in var
+        var["name"]
+        for var in runtime_container(manifests).get("env", ())
+        if "secretKeyRef" in var.get("valueFrom", {})
     }
 
 

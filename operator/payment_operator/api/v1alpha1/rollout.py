@@ -256,13 +256,100 @@ class Metric(ApiModel):
     )
 
 
+Builtin = Literal["paymentSuccess"]
+
+
+class PaymentSuccess(ApiModel):
+    """Tuning of the built-in ``paymentSuccess`` analysis (every field has a default).
+
+    Canary and stable are compared over the same window: the success ratio of payment
+    creations (success / (success + declined + error)) by a one-sided two-proportion z-test
+    (Agresti-Caffo), and p99 latency of ``POST /api/v1/payments`` by a one-sided Mann-Whitney
+    U test on per-interval p99 values.  Either fails only when the test finds the canary worse
+    than the stable revision by more than the tolerance at the significance level.
+    """
+
+    window: Duration = Field(
+        default="10m",
+        description="How far back each measurement looks, for both revisions, such as 10m.",
+    )
+    latency_interval: Duration = Field(
+        default="1m",
+        description=(
+            "Length of each interval whose p99 latency is one sample of the latency test "
+            "(window / latencyInterval samples per revision); at least two scrape intervals."
+        ),
+    )
+    min_payments: int = Field(
+        default=50,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Payments each revision must have had in the window before it is judged; with "
+            "fewer the measurement has no data (see onNoData)."
+        ),
+    )
+    min_latency_samples: int = Field(
+        default=5,
+        ge=3,
+        le=1000,
+        description="Per-interval p99 values each revision needs before latency is judged.",
+    )
+    max_success_ratio_drop: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description=(
+            "How far below the stable success ratio the canary's may be, absolute "
+            "(0.01: one percentage point)."
+        ),
+    )
+    max_latency_increase: float = Field(
+        default=0.2,
+        ge=0,
+        le=100,
+        description="How much higher the canary's p99 latency may be, relative (0.2: 20%).",
+    )
+    significance: float = Field(
+        default=0.05,
+        ge=0.0001,
+        le=0.5,
+        description=(
+            "The tests' significance level: a metric fails when its p-value is below it."
+        ),
+    )
+
+
 class Analysis(ApiModel):
-    """How the canary is measured during analysis steps.
+    """How the canary is measured during analysis steps: custom metrics or a built-in one.
 
     Each measurement queries every metric once.  It is Failed when a metric fails (out of its
     threshold range, or no usable value under ``onNoData: fail``), else an error when a
     provider failed, else Inconclusive when a metric is, else Successful.
     """
+
+    __rules__ = (
+        Rule(
+            rule="has(self.metrics) != has(self.builtin)",
+            message="an analysis sets exactly one of metrics or builtin",
+            check=lambda a: present(a.metrics, a.builtin) == 1,
+        ),
+        Rule(
+            rule="has(self.builtin) == has(self.prometheusAddress)",
+            message="prometheusAddress is required with builtin, and only with it",
+            check=lambda a: (a.builtin is None) == (a.prometheus_address is None),
+            field_path=".prometheusAddress",
+        ),
+        Rule(
+            rule=(
+                "!has(self.paymentSuccess) || "
+                "(has(self.builtin) && self.builtin == 'paymentSuccess')"
+            ),
+            message="paymentSuccess tunes builtin: paymentSuccess and needs it",
+            check=lambda a: a.payment_success is None or a.builtin == "paymentSuccess",
+            field_path=".paymentSuccess",
+        ),
+    )
 
     interval: Duration = Field(
         default="30s",
@@ -313,16 +400,39 @@ class Analysis(ApiModel):
             "empty result; NaN, +Inf and -Inf still count as inconclusive, so they never pass)."
         ),
     )
-    metrics: list[Metric] = Field(
+    metrics: list[Metric] | None = Field(
+        default=None,
         min_length=1,
         max_length=8,
-        description="The metrics to measure; every one must pass for a measurement to pass.",
+        description=(
+            "The metrics to measure; every one must pass for a measurement to pass. "
+            "Exclusive with builtin."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    builtin: Builtin | None = Field(
+        default=None,
+        description=(
+            "A built-in analysis instead of metrics: paymentSuccess compares the canary's "
+            "payment success ratio and p99 latency with the stable revision's, with "
+            "statistical tests (see paymentSuccess). Needs prometheusAddress."
+        ),
+    )
+    prometheus_address: Url | None = Field(
+        default=None,
+        description=(
+            "Base URL of the Prometheus HTTP API the built-in analysis queries, such as "
+            "http://prometheus-operated.monitoring:9090."
+        ),
+    )
+    payment_success: PaymentSuccess | None = Field(
+        default=None,
+        description="Window, minimum sample sizes, tolerances and significance of paymentSuccess.",
     )
 
     @model_validator(mode="after")
     def _unique_metrics(self) -> Analysis:
-        unique((m.name for m in self.metrics), "metric name")
+        unique((m.name for m in self.metrics or ()), "metric name")
         return self
 
 

@@ -72,6 +72,32 @@ class Condition(StatusModel):
     message: str = Field(max_length=32768, description="Human-readable details of the transition.")
 
 
+class Comparison(StatusModel):
+    """Canary against stable, for a metric of the built-in analysis."""
+
+    canary_value: str | None = Field(
+        default=None, max_length=64, description="The canary's value (NaN included)."
+    )
+    stable_value: str | None = Field(
+        default=None, max_length=64, description="The stable revision's value."
+    )
+    canary_samples: Int64 = Field(
+        default=0, ge=0, description="Payments (or latency points) the canary's value is from."
+    )
+    stable_samples: Int64 = Field(
+        default=0, ge=0, description="Payments (or latency points) the stable value is from."
+    )
+    test: str = Field(max_length=128, description="The statistical test applied.")
+    p_value: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Its one-sided p-value for 'the canary is worse by more than the tolerance'; "
+            "absent when there were too few samples to test."
+        ),
+    )
+
+
 class MetricMeasurement(StatusModel):
     """The last measurement of one metric."""
 
@@ -91,6 +117,10 @@ class MetricMeasurement(StatusModel):
         default=None, max_length=1024, description="The value against the threshold, or the error."
     )
     measured_at: datetime = Field(description="When the metric was measured.")
+    comparison: Comparison | None = Field(
+        default=None,
+        description="Canary and stable values, sample sizes and test (built-in analysis only).",
+    )
 
 
 class AnalysisStatus(StatusModel):

@@ -1,0 +1,279 @@
+"""The operator at scale: N PaymentServices to Ready, beside the server-side-apply floor.
+
+For each N (50, 200 and 1,000 by default) one run on one fresh local control plane measures:
+
+- **floor**: ``kubectl apply --server-side`` of exactly the children the operator would
+  create for N minimal PaymentServices (ServiceAccount, ConfigMap, Service, PDB, the migration
+  Job and the Deployment), all at once with no operator, until every Job has succeeded and
+  every Deployment is Available;
+- **paydeck**: the real ``payment-operator`` process, N PaymentServices applied at once, until
+  every one is ``Ready`` (it runs each Job first, then the Deployment: the rollout order);
+- the operator's CPU-seconds per object and peak RSS (``/proc``), API requests per reconcile
+  pass and writes during one idle resync of every object (``apiserver_request_total``).
+
+Every figure is printed beside its floor from the same run, as a ratio.  Usage:
+``python -m bench.operator_scale [N ...]``; ``make bench`` runs it and writes the table to
+``bench/results/operator_scale.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from payment_operator import api, builders
+
+from hack import cluster as local_cluster
+from hack.apiserver_metrics import OPERATOR_RESOURCES, operator_writes
+from hack.net import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_COUNTS = (50, 200, 1000)
+#: The drift timer during the run: long enough not to interfere until the idle measurement.
+RESYNC_SECONDS = 90
+_REQUESTS = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$')
+
+
+@dataclass
+class Result:
+    count: int
+    floor_seconds: float
+    operator_seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    requests_per_pass: float
+    idle_writes: int
+
+
+def _sample(count: int, namespace: str) -> list[dict[str, Any]]:
+    sample = yaml.safe_load((ROOT / "manifests" / "samples" / "minimal.yaml").read_text())
+    out = []
+    for i in range(count):
+        obj = json.loads(json.dumps(sample))
+        obj["metadata"].update(name=f"svc-{i:04d}", namespace=namespace)
+        out.append(obj)
+    return out
+
+
+def _children(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the operator creates for these PaymentServices, without owner references."""
+    out = []
+    for doc in docs:
+        ps = api.parse({**doc, "metadata": {**doc["metadata"], "uid": "floor"}})
+        plan = builders.Workloads(replicas={builders.revision(ps): ps.spec.replicas},
+                                  migration=True)
+        for child in builders.build_all(ps, builders.Context(), plan):
+            child["metadata"].pop("ownerReferences", None)
+            out.append(child)
+    return out
+
+
+def _apply_list(lc: local_cluster.Cluster, namespace: str, items: list[dict[str, Any]]) -> None:
+    lc.kubectl("apply", "--server-side", "--field-manager=bench", "-n", namespace, "-f", "-",
+               input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+
+def _wait(check: Any, timeout: float, what: str, interval: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached after {timeout:.0f} s")
+
+
+def _items(lc: local_cluster.Cluster, kind: str, namespace: str) -> list[dict[str, Any]]:
+    out = lc.kubectl("get", kind, "-n", namespace, "-o", "json").stdout
+    return list(json.loads(out)["items"])
+
+
+def _true(obj: dict[str, Any], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def floor(lc: local_cluster.Cluster, count: int) -> float:
+    """Seconds from the first SSA request until every Job succeeded and Deployment is up."""
+    namespace = f"floor-{count}"
+    lc.kubectl("create", "namespace", namespace)
+    children = _children(_sample(count, namespace))
+    started = time.perf_counter()
+    for chunk in range(0, len(children), 600):  # one List per 600 children: kubectl's limits
+        _apply_list(lc, namespace, children[chunk:chunk + 600])
+
+    def done() -> bool:
+        jobs = _items(lc, "jobs", namespace)
+        deployments = _items(lc, "deployments", namespace)
+        return (len(jobs) == count and all((j.get("status") or {}).get("succeeded") for j in jobs)
+                and len(deployments) == count and all(_true(d, "Available") for d in deployments))
+
+    _wait(done, 60 + count, "the floor's Jobs and Deployments")
+    elapsed = time.perf_counter() - started
+    lc.kubectl("delete", "namespace", namespace, "--wait=false")
+    return elapsed
+
+
+class Operator:
+    """The real payment-operator process, with /proc read for its CPU time and peak RSS."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.metrics_port = free_port()
+        self.log = Path(tempfile.mkstemp(prefix="paydeck-bench-operator-", suffix=".log")[1])
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+               "PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS),
+               "PAYDECK_METRICS_PORT": str(self.metrics_port),
+               "PAYDECK_LIVENESS_PORT": str(free_port())}
+        exe = Path(sys.executable).parent / "payment-operator"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([str(exe), "--standalone"], env=env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def reconciles(self, trigger: str = "") -> float:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("paydeck_reconcile_total{") and trigger in line)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _requests(metrics: str) -> int:
+    """Every request (reads included) on the operator's kinds, any verb."""
+    total = 0
+    for line in metrics.splitlines():
+        match = _REQUESTS.match(line)
+        if match and re.search(r'resource="([^"]*)"', match["labels"]) and any(
+                f'resource="{r}"' in match["labels"] for r in OPERATOR_RESOURCES):
+            total += int(float(match["value"]))
+    return total
+
+
+def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, float, float, int]:
+    """(seconds to all Ready, CPU-seconds, peak RSS MiB, requests per pass, idle writes)."""
+    namespace = f"paydeck-{count}"
+    lc.kubectl("create", "namespace", namespace)
+    for name in ("payments-stripe", "payments-db"):
+        lc.kubectl("create", "secret", "generic", name, "-n", namespace,
+                   "--from-literal=secret-key=x", "--from-literal=url=x")
+    op = Operator(lc.kubeconfig)
+    try:
+        _serving(op)  # started: its imports and start-up are not counted below
+        cpu_before = op.cpu_seconds()
+        requests_before = _requests(_metrics(lc))
+        passes_before = op.reconciles()
+        started = time.perf_counter()
+        docs = _sample(count, namespace)
+        for chunk in range(0, len(docs), 500):
+            _apply_list(lc, namespace, docs[chunk:chunk + 500])
+
+        def ready() -> bool:
+            items = _items(lc, "paymentservices", namespace)
+            return len(items) == count and all(_true(i, "Ready") for i in items)
+
+        _wait(ready, 120 + 2 * count, "every PaymentService Ready")
+        elapsed = time.perf_counter() - started
+        cpu = op.cpu_seconds() - cpu_before
+        passes = op.reconciles() - passes_before
+        per_pass = (_requests(_metrics(lc)) - requests_before) / max(passes, 1)
+        idle = idle_writes(lc, op, count)
+        return elapsed, cpu, op.peak_rss_mib(), per_pass, idle
+    finally:
+        op.stop()
+
+
+def _serving(op: Operator) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            op.reconciles()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the operator never served its metrics; log: {op.log}")
+
+
+def _metrics(lc: local_cluster.Cluster) -> str:
+    return lc.kubectl("get", "--raw", "/metrics").stdout
+
+
+def idle_writes(lc: local_cluster.Cluster, op: Operator, count: int) -> int:
+    """Writes the API server served while the drift timer passed over every object once."""
+    time.sleep(5)  # the last status writes and child events settle
+    before: Counter[str] = operator_writes(_metrics(lc))
+    resyncs = op.reconciles('trigger="resync"')
+    _wait(lambda: op.reconciles('trigger="resync"') - resyncs >= count, RESYNC_SECONDS + 120,
+          "one idle resync of every object", interval=2)
+    after = operator_writes(_metrics(lc))
+    after.subtract(before)
+    return sum((+after).values())
+
+
+def run(count: int) -> Result:
+    state = Path(tempfile.mkdtemp(prefix="paydeck-bench-scale-"))
+    with local_cluster.running(state) as lc:
+        crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
+        lc.kubectl("apply", "--server-side", "-f", str(crd))
+        local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
+        floor_seconds = floor(lc, count)
+        seconds, cpu, rss, per_pass, idle = with_operator(lc, count)
+    return Result(count, floor_seconds, seconds, cpu, rss, per_pass, idle)
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| N | floor (SSA, no operator) s | paydeck s | ratio | CPU-s/object | peak RSS MiB "
+        "| API requests/pass | writes in an idle resync |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.count} | {r.floor_seconds:.1f} | {r.operator_seconds:.1f} | "
+            f"{r.operator_seconds / r.floor_seconds:.2f} | {r.cpu_seconds / r.count:.3f} | "
+            f"{r.peak_rss_mib:.0f} | {r.requests_per_pass:.1f} | {r.idle_writes} |")
+    return "\n".join(lines)
+
+
+def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
+    results = []
+    for count in counts:
+        print(f"-- {count} PaymentServices", flush=True)
+        results.append(run(count))
+        print(table(results[-1:]), flush=True)
+    report = (f"## Operator at scale ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n"
+              f"{table(results)}\n")
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "operator_scale.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main(tuple(int(a) for a in sys.argv[1:]) or DEFAULT_COUNTS)
