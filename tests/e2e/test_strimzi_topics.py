@@ -85,7 +85,8 @@ def test_topics_in_another_namespace_follow_ready_and_go_with_delete(
         assert meta["labels"]["strimzi.io/cluster"] == "payments-kafka"
         assert meta["name"].startswith(f"{namespace}.pay-")
     assert sorted(t["spec"]["topicName"] for t in topics) == ["payment.events", "payment.refunds"]
-    assert _topics_ready(cluster, namespace, "pay").get("status") == "False"
+    wait_for(lambda: _topics_ready(cluster, namespace, "pay").get("reason") == "NotReady",
+             30, "TopicsReady False: not Ready yet", operator)
 
     # Strimzi (played by the test) makes them Ready: the gate opens and the service rolls out.
     assert play_sync_controllers(cluster, strimzi_namespace) == 2
