@@ -98,7 +98,7 @@ def test_topics_in_another_namespace_follow_ready_and_go_with_delete(
     # Strimzi namespace is seen at once, since its event there reconciles its owner.
     _set_ready(cluster, topics[1], "False")
     cond = wait_for(lambda: (c := _topics_ready(cluster, namespace, "pay"))
-                    .get("status") == "False" and c, 20, "TopicsReady back to False", operator)
+                    .get("status") == "False" and c, 45, "TopicsReady back to False", operator)
     assert topics[1]["metadata"]["name"] in cond["message"]  # type: ignore[index]
     _set_ready(cluster, topics[1], "True")
     wait_for(lambda: _topics_ready(cluster, namespace, "pay").get("status") == "True",
