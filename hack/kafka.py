@@ -52,23 +52,19 @@ _POM = """<?xml version="1.0" encoding="UTF-8"?>
          xsi:schemaLocation="http://maven.apache.org/POM/4.0.0 https://maven.apache.org/xsd/maven-4.0.0.xsd">
   <modelVersion>4.0.0</modelVersion>
   <groupId>dev.paydeck.hack</groupId>
-  <artifactId>kafka-broker-jars</artifactId>
+  <artifactId>{name}-jars</artifactId>
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_{scala}</artifactId>
-      <version>{kafka}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-simple</artifactId>
-      <version>{slf4j}</version>
-    </dependency>
+{dependencies}
   </dependencies>
 </project>
 """
+_DEPENDENCY = """    <dependency>
+      <groupId>{group}</groupId>
+      <artifactId>{artifact}</artifactId>
+      <version>{version}</version>
+    </dependency>"""
 
 
 def home(version: str = KAFKA_VERSION) -> Path:
@@ -94,8 +90,6 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     if fetched(version):
         print(f"kafka {version}: cached in {home(version)}", file=sys.stderr)
         return libs(version)
-    if shutil.which("mvn") is None:
-        raise RuntimeError("mvn is not on PATH: install Debian's `maven` package (and Java 17)")
     home(version).mkdir(parents=True, exist_ok=True)
     with (home(version) / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -104,13 +98,19 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     return libs(version)
 
 
-def _fetch_locked(version: str) -> None:
-    print(f"kafka {version}: resolving jars with mvn (cold)", file=sys.stderr, flush=True)
-    work = Path(tempfile.mkdtemp(prefix="paydeck-kafka-fetch-", dir=home(version)))
+def copy_jars(name: str, coordinates: list[str], out: Path, *, transitive: bool = True) -> None:
+    """Resolve Maven ``group:artifact:version`` coordinates with the machine's ``mvn`` (its
+    configured repositories and local repository) and copy the jars into ``out``, which must
+    not exist yet.  ``transitive=False`` copies only the named artifacts."""
+    if shutil.which("mvn") is None:
+        raise RuntimeError("mvn is not on PATH: install Debian's `maven` package (and Java 17)")
+    work = Path(tempfile.mkdtemp(prefix=f"paydeck-{name}-fetch-", dir=out.parent))
     try:
-        pom = _POM.format(scala=SCALA_VERSION, kafka=version, slf4j=SLF4J_SIMPLE_VERSION)
-        (work / "pom.xml").write_text(pom)
-        staged = work / "libs"
+        deps = "\n".join(
+            _DEPENDENCY.format(group=g, artifact=a, version=v)
+            for g, a, v in (c.split(":") for c in coordinates)
+        )
+        (work / "pom.xml").write_text(_POM.format(name=name, dependencies=deps))
         subprocess.run(
             [
                 "mvn",
@@ -120,10 +120,28 @@ def _fetch_locked(version: str) -> None:
                 "-f",
                 str(work / "pom.xml"),
                 f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-                f"-DoutputDirectory={staged}",
+                f"-DoutputDirectory={out}",
                 "-DincludeScope=runtime",
+                f"-DexcludeTransitive={str(not transitive).lower()}",
             ],
             check=True,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _fetch_locked(version: str) -> None:
+    print(f"kafka {version}: resolving jars with mvn (cold)", file=sys.stderr, flush=True)
+    staged = home(version) / ".libs-staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        copy_jars(
+            "kafka-broker",
+            [
+                f"org.apache.kafka:kafka_{SCALA_VERSION}:{version}",
+                f"org.slf4j:slf4j-simple:{SLF4J_SIMPLE_VERSION}",
+            ],
+            staged,
         )
         if not any(staged.glob(f"kafka_{SCALA_VERSION}-{version}.jar")):
             raise RuntimeError(f"mvn did not produce kafka_{SCALA_VERSION}-{version}.jar")
@@ -132,7 +150,7 @@ def _fetch_locked(version: str) -> None:
         staged.rename(libs(version))
         (home(version) / ".complete").write_text(version + "\n")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def _port_open(port: int) -> bool:

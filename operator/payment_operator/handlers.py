@@ -30,6 +30,7 @@ GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
 FINALIZER = "paydeck.dev/finalizer"
 MANAGED = {"app.kubernetes.io/managed-by": "paydeck-operator"}
 OWNER_LABEL = "paydeck.dev/paymentservice"
+OWNER_NAMESPACE_LABEL = "paydeck.dev/owner-namespace"
 #: Seconds before a requeue that failed to reach the API server is tried again.
 REQUEUE_RETRY_SECONDS = 10.0
 #: Attempts at deleting a PaymentService's Kafka topics (topicDeletionPolicy Delete), and the
@@ -201,7 +202,8 @@ def on_delete(
     attempts, and is then released with a Warning Event saying the topics are left.
     """
     state.scheduler.cancel((str(meta.namespace), str(meta.name)))
-    outcome = reconcile.delete_topics(state.kafka_admins, state.coalescer, body)
+    outcome = reconcile.delete_topics(state.kafka_admins, state.coalescer, body,
+                                      kube=state.kube, ctx=state.context())
     _post(body, outcome)
     if outcome.failure is not None:
         if retry + 1 < TOPIC_DELETE_ATTEMPTS:
@@ -255,7 +257,10 @@ def on_child_event(state: OperatorState, body: kopf.Body, **_: Any) -> None:
     Never waits: if a pass for the owner is running, it is told to go round once more.
     """
     meta = body.get("metadata", {})
-    owner, namespace = meta.get("labels", {}).get(OWNER_LABEL), meta.get("namespace")
+    labels = meta.get("labels") or {}
+    # A child in another namespace (a KafkaTopic in Strimzi's) names its owner's namespace.
+    owner = labels.get(OWNER_LABEL)
+    namespace = labels.get(OWNER_NAMESPACE_LABEL) or meta.get("namespace")
     if not owner or not namespace:
         return
     observability.CHILD_EVENTS.labels(str(body.get("kind", ""))).inc()

@@ -79,11 +79,24 @@ def reconcile(
     return replace(outcomes[-1], events=[e for o in outcomes for e in o.events])
 
 
+def topic_namespaces(ctx: builders.Context) -> tuple[str | None, ...]:
+    """Where label-owned KafkaTopics may be: each watched namespace, or all (None)."""
+    return ctx.watch_namespaces or (None,)
+
+
+def _kafka_topic_kinds(ctx: builders.Context) -> tuple[resources.Resource, ...]:
+    return tuple(r for r in resources.children(ctx.capabilities) if r.kind == "KafkaTopic")
+
+
 def delete_topics(
-    kafka_admins: AdminClients, coalescer: Coalescer[Outcome], obj: Mapping[str, Any]
+    kafka_admins: AdminClients, coalescer: Coalescer[Outcome], obj: Mapping[str, Any],
+    kube: Kube | None = None, ctx: builders.Context | None = None,
 ) -> Outcome:
     """A PaymentService is being deleted: delete its Kafka topics if its spec says so
-    (topicProvisioner admin with topicDeletionPolicy Delete); with any other spec, nothing.
+    (topicDeletionPolicy Delete: with topicProvisioner admin through the admin API, with
+    strimzi its KafkaTopics in other namespaces, owned by label); with Retain the
+    label-owned KafkaTopics stay, handed over (an Event names them); otherwise nothing.
+    KafkaTopics in the PaymentService's own namespace go with it (garbage collection).
 
     Runs under the object's lock, so a pass that started before the deletion finishes first
     (passes on an object being deleted touch nothing).  A topic already gone counts as
@@ -95,9 +108,11 @@ def delete_topics(
         kafka = api.parse(obj).spec.kafka
     except pydantic.ValidationError:
         return Outcome()
+    released = (_release_kafka_topics(kube, coalescer, obj, ctx)
+                if kube is not None and ctx is not None else None)
     if (kafka is None or kafka.topic_provisioner != "admin" or not kafka.topics
             or kafka.topic_deletion_policy != "Delete"):
-        return Outcome()
+        return released or Outcome()
     names = [t.name for t in kafka.topics]
 
     def work(_prune: bool) -> Outcome:
@@ -116,8 +131,56 @@ def delete_topics(
                                         outcome.failure.message))
         return outcome
 
-    outcomes = coalescer.run((meta["namespace"], meta["name"]), work, prune=False, wait=True)
-    return outcomes[-1]
+    outcome = coalescer.run((meta["namespace"], meta["name"]), work, prune=False, wait=True)[-1]
+    if released is not None:  # KafkaTopics left from an earlier strimzi spec, say
+        outcome.events[:0] = released.events
+        outcome.failure = outcome.failure or released.failure
+    return outcome
+
+
+def _release_kafka_topics(
+    kube: Kube, coalescer: Coalescer[Outcome], obj: Mapping[str, Any], ctx: builders.Context
+) -> Outcome | None:
+    """The label-owned KafkaTopics of a PaymentService being deleted: deleted with
+    topicDeletionPolicy Delete, left (handed over) with Retain.  None when it has none (with
+    no topics in its spec, or no KafkaTopic API, it has nothing to look for)."""
+    meta = obj["metadata"]
+    kinds = _kafka_topic_kinds(ctx)
+    if not kinds:
+        return None
+    kafka = api.parse(obj).spec.kafka
+    delete = kafka is not None and kafka.topic_deletion_policy == "Delete"
+
+    def work(_prune: bool) -> Outcome:
+        outcome = Outcome()
+        selector = f"{builders.meta.LABEL_OWNER_UID}={meta['uid']}"
+        found = [(r, o) for r in kinds for ns in topic_namespaces(ctx)
+                 for o in kube.list_objects(r, ns, selector)
+                 if not o["metadata"].get("ownerReferences")
+                 and apply.owner_uid(o) == meta["uid"]]
+        names = sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for _, o in found)
+        if not names:
+            return outcome
+        if delete:
+            for resource, o in found:
+                kube.delete(resource, o["metadata"]["namespace"], o["metadata"]["name"],
+                            o["metadata"]["uid"])
+            outcome.events.append(Event("Normal", "KafkaTopicsDeleted",
+                                        f"topicDeletionPolicy Delete: deleted the KafkaTopics "
+                                        f"{', '.join(names)}"))
+        else:
+            outcome.events.append(Event("Normal", "KafkaTopicsRetained",
+                                        f"topicDeletionPolicy Retain: the KafkaTopics "
+                                        f"{', '.join(names)} stay, handed over to their "
+                                        "namespace (no PaymentService manages them now)"))
+        return outcome
+
+    try:
+        return coalescer.run((meta["namespace"], meta["name"]), work, prune=False, wait=True)[-1]
+    except KubeError as err:
+        failure = conditions.Failure("KafkaTopicsNotDeleted",
+                                     f"KafkaTopics of this PaymentService: {err}", retryable=True)
+        return Outcome(failure=failure, events=[Event("Warning", failure.reason, failure.message)])
 
 
 def _measured_pass(
@@ -222,6 +285,12 @@ def _reconcile(
             kinds = resources.children(ctx.capabilities)
             apply.prune(kube, meta["namespace"], meta["uid"], builders.selector(ps), kinds,
                         wanted, result)
+            # KafkaTopics in Strimzi's namespace (owned by label): wherever they may be, also
+            # in a namespace the spec named before.
+            apply.prune_label_owned(
+                kube, topic_namespaces(ctx), meta["uid"], _kafka_topic_kinds(ctx),
+                {(m["metadata"]["namespace"], m["kind"], m["metadata"]["name"])
+                 for m in supporting}, result)
         result.raise_for_conflicts()
     except KubeError as err:
         if err.status == 403 and "being terminated" in err.message:
@@ -278,7 +347,9 @@ def _decide(
         revision=rev, image=ps.spec.image, replicas=ps.spec.replicas,
         job_name=builders.migrations.job_name(ps, rev), workloads=revs.workloads,
         job=observe.migration_job(kube, ps, uid, rev),
-        gates=observe.gate_states(ps, ctx.capabilities, result.live, topic_report),
+        gates=observe.gate_states(
+            ps, ctx.capabilities, result.live, topic_report,
+            watched=ctx.sees(builders.kafka.topics_namespace(ps) or str(ps.metadata.namespace))),
         command=observe.command(obj.get("status")),
     )
     current = state.RolloutState.from_status(obj.get("status"))

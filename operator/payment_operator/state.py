@@ -51,6 +51,12 @@ class OperatorState:
         return builders.Context(
             capabilities=self.capabilities.get(self.kube),
             gateway_namespace=self.settings.gateway_namespace,
+            # Exact names only: with a pattern, children anywhere may be seen (and looked for).
+            watch_namespaces=(
+                tuple(self.settings.namespaces)
+                if all(not any(c in ns for c in "*?[]!,") for ns in self.settings.namespaces)
+                else ()
+            ),
         )
 
 

@@ -113,9 +113,10 @@ def operator(cluster: KubeCluster, crd: Path) -> Iterator[OperatorProcess]:
 @pytest.fixture(scope="package")
 def third_party_crds(cluster: KubeCluster) -> list[Path]:
     """The real CRDs of the Prometheus Operator, External Secrets and the Secrets Store CSI
-    driver (cached from their releases' Go modules), and a stand-in for Strimzi's KafkaTopic.
+    driver (cached from their releases' Go modules) and Strimzi's KafkaTopic (generated from
+    its Maven jars), see hack/crds.py.
     """
-    files = [*crds.paths(crds.OPTIONAL_APIS), crds.STRIMZI_STANDIN]
+    files = crds.paths(crds.OPTIONAL_APIS)
     # Server-side: the SecretStore CRDs are too big for client-side apply's annotation.
     cluster.kubectl("apply", "--server-side", "--field-manager=tests",
                     *(arg for f in files for arg in ("-f", str(f))))

@@ -9,7 +9,8 @@ the arguments and environment of the chart's Deployment (peering included).
 
 The journey needs every rule and verb: a PaymentService with every kind of child (a migration
 Job, Ingress, HorizontalPodAutoscaler, ServiceMonitor and PrometheusRule, ExternalSecret and
-SecretStore, KafkaTopic ...) becomes Healthy; the platform narrows its PaymentServicePolicy
+SecretStore, a KafkaTopic in the Strimzi cluster's namespace, owned by labels ...) becomes
+Healthy; the platform narrows its PaymentServicePolicy
 and the operator's own check refuses to go on (naming the rule) until it is widened again; new
 images and fewer features roll new revisions, switch to the CSI driver and then to plain
 Secrets, and prune every kind that can become unwanted (the first revision's Deployment and Job
@@ -111,7 +112,15 @@ def spec(image: str = IMAGE_1, *, backend: str | None = "external-secrets",
     return body
 
 
+def kafka_namespace(namespace: str) -> str:
+    """The Strimzi cluster's namespace of the journey's KafkaTopics (owned by labels there)."""
+    return f"{namespace}-kafka"
+
+
 def payment_service(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    if "strimzi" in body.get("kafka", {}):
+        body = {**body, "kafka": {**body["kafka"], "strimzi": {
+            **body["kafka"]["strimzi"], "namespace": kafka_namespace(namespace)}}}
     return {"apiVersion": "paydeck.dev/v1alpha1", "kind": "PaymentService",
             "metadata": {"name": NAME, "namespace": namespace}, "spec": body}
 
@@ -181,6 +190,7 @@ def unless_forbidden(op: OperatorProcess, check):
 def healthy(cluster: KubeCluster, namespace: str, image: str):
     def check():
         play_sync_controllers(cluster, namespace)  # External Secrets and Strimzi, played
+        play_sync_controllers(cluster, kafka_namespace(namespace))
         obj = get_json(cluster, "paysvc", NAME, "-n", namespace)
         status = (obj or {}).get("status", {})
         assert "forbidden" not in status.get("message", "").lower(), status["message"]
@@ -219,8 +229,9 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: s
                  "prometheusrules.monitoring.coreos.com",
                  "externalsecrets.external-secrets.io", "secretstores.external-secrets.io"):
         assert get_json(cluster, kind, NAME, "-n", namespace), kind
-    assert get_json(cluster, "kafkatopics.kafka.strimzi.io", f"{NAME}-payment.events",
-                    "-n", namespace)
+    topic = f"{namespace}.{NAME}-payment.events"
+    assert get_json(cluster, "kafkatopics.kafka.strimzi.io", topic,
+                    "-n", kafka_namespace(namespace))
     [job] = get_json(cluster, "jobs", "-n", namespace)["items"]
     assert job["metadata"]["name"].startswith(f"{NAME}-migrate-")
 
@@ -254,8 +265,9 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: s
                  "prometheusrules.monitoring.coreos.com", "externalsecrets.external-secrets.io",
                  "secretstores.external-secrets.io", "networkpolicy"):
         wait_for(unless_forbidden(op, gone(cluster, kind, namespace)), 60, f"{kind} pruned", op)
-    wait_for(unless_forbidden(op, gone(cluster, "kafkatopics.kafka.strimzi.io", namespace,
-                                       f"{NAME}-payment.events")), 60, "the topic pruned", op)
+    wait_for(unless_forbidden(op, gone(cluster, "kafkatopics.kafka.strimzi.io",
+                                       kafka_namespace(namespace), topic)),
+             60, "the topic pruned", op)
     assert len(get_json(cluster, "jobs", "-n", namespace)["items"]) == 2
 
     # Plain Secrets: the SecretProviderClass goes.  A fourth revision: the first one's
@@ -295,8 +307,9 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
                                                      tmp_path, mode):
     token = "t" + secrets.token_hex(3)  # never all digits (YAML would read a number)
     operator_ns, app_ns, other_ns = (f"rbac-{part}-{token}" for part in ("op", "app", "other"))
+    kafka_ns = kafka_namespace(app_ns)
     namespaced = mode == "namespaced"
-    docs = b.rendered(values(token, [app_ns] if namespaced else []),
+    docs = b.rendered(values(token, [app_ns, kafka_ns] if namespaced else []),
                       namespace=operator_ns, release="rbac")
     installed = [d for d in docs if d["kind"] in INSTALLED]
     if namespaced:  # cluster-wide only the platform's PaymentServicePolicy, read
@@ -308,7 +321,7 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(b.CRDS))
     wait_established(cluster.kubectl, ["paymentservicepolicies.paydeck.dev",
                                        "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"])
-    for ns in (operator_ns, app_ns, other_ns):
+    for ns in (operator_ns, app_ns, other_ns, kafka_ns):
         cluster.kubectl("create", "namespace", ns)
         cluster.kubectl("label", "namespace", ns, f"{LABEL}={token}")
     op: OperatorProcess | None = None
@@ -337,7 +350,7 @@ def test_the_operator_needs_exactly_the_charts_rbac(cluster, crd, third_party_cr
     finally:
         if op is not None:
             op.stop()
-        for ns in (app_ns, other_ns, operator_ns):
+        for ns in (app_ns, other_ns, kafka_ns, operator_ns):
             cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         for doc in installed:
             if "namespace" not in doc["metadata"]:

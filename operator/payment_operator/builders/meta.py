@@ -7,6 +7,10 @@ Every child a builder emits carries the same metadata, made here and only here:
 * exactly one ``ownerReference``: the PaymentService, as controller, set directly.
 * the PaymentService's namespace.
 
+The one exception is a child in another namespace (a KafkaTopic in the Strimzi cluster's
+namespace, :func:`label_owned_meta`): an owner reference cannot cross namespaces, so it is
+owned by labels naming the PaymentService's namespace and uid (:data:`LABEL_OWNER_UID`).
+
 Selectors are chosen once and never change: :func:`selector_labels` picks every pod of the
 service (stable and canary); a revision's Deployment adds the revision label to it.
 """
@@ -35,6 +39,10 @@ LABEL_PAYMENT_SERVICE = "paydeck.dev/paymentservice"
 #: The :func:`~payment_operator.builders.workload.revision` of a pod's template (and of the
 #: Deployment and migration Job of that revision).
 LABEL_REVISION = "paydeck.dev/revision"
+#: Owner of a child in another namespace (no owner reference can point there): the
+#: PaymentService's uid and namespace; its name is :data:`LABEL_PAYMENT_SERVICE`.
+LABEL_OWNER_UID = "paydeck.dev/owner-uid"
+LABEL_OWNER_NAMESPACE = "paydeck.dev/owner-namespace"
 #: Hash of the ConfigMap's data on the pod template: a config change rolls the pods.
 ANNOTATION_CONFIG_HASH = "paydeck.dev/config-hash"
 
@@ -52,13 +60,17 @@ class Capabilities:
 
     Each flag stands for the group/version its builder module emits (``monitoring``,
     ``secrets``, ``kafka``: their ``*API_VERSION`` constants), which discovery asks for
-    (``kube.resources.OPTIONAL_APIS``).
+    (``kube.resources.OPTIONAL_APIS``); Strimzi's KafkaTopic has two versions with the same
+    spec, and ``strimzi_version`` says which one the builder emits.
     """
 
     prometheus_operator: bool = False
     external_secrets: bool = False
     secrets_store_csi: bool = False
     strimzi: bool = False
+    #: The KafkaTopic version the cluster serves (``kafka.strimzi.io/<this>``), the first of
+    #: ``kafka.VERSIONS`` discovery finds; meaningful while ``strimzi`` is set.
+    strimzi_version: str = "v1"
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,13 @@ class Context:
     gateway_namespace: str = "ingress"
     #: Namespace of Prometheus, allowed to the metrics port when monitoring is set.
     monitoring_namespace: str = "monitoring"
+    #: The namespaces the operator watches and is granted (empty: every namespace); a child
+    #: in another namespace is built only where the operator can see it.
+    watch_namespaces: tuple[str, ...] = ()
+
+    def sees(self, namespace: str) -> bool:
+        """Whether the operator watches (and may write in) ``namespace``."""
+        return not self.watch_namespaces or namespace in self.watch_namespaces
 
 
 def name(ps: PaymentService) -> str:
@@ -153,6 +172,37 @@ def object_meta(
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
+
+
+def owner_labels(ps: PaymentService) -> dict[str, str]:
+    """The labels that own a child in another namespace: the PaymentService's namespace
+    and uid (its name is in :func:`child_labels`)."""
+    if not ps.metadata.uid:
+        raise ValueError("PaymentService has no metadata.uid")
+    return {LABEL_OWNER_NAMESPACE: namespace(ps), LABEL_OWNER_UID: ps.metadata.uid}
+
+
+def label_owned_meta(
+    ps: PaymentService,
+    child_name: str,
+    child_namespace: str,
+    *,
+    extra_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``metadata`` of a child in another namespace: owned by :func:`owner_labels`, with no
+    owner reference (one cannot cross namespaces: the garbage collector would delete it)."""
+    return {
+        "name": child_name,
+        "namespace": child_namespace,
+        "labels": {**(extra_labels or {}), **child_labels(ps), **owner_labels(ps)},
+    }
+
+
+def label_owner_uid(obj: Mapping[str, Any]) -> str | None:
+    """The PaymentService uid a label-owned child names (:data:`LABEL_OWNER_UID`), if any."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    uid = labels.get(LABEL_OWNER_UID)
+    return str(uid) if uid else None
 
 
 def short_hash(value: Any, length: int = 10) -> str:

@@ -1,4 +1,9 @@
-"""Bring children to their desired state: apply what drifted, prune what is no longer wanted."""
+"""Bring children to their desired state: apply what drifted, prune what is no longer wanted.
+
+A child is ours when its controller owner reference names this PaymentService; a child in
+another namespace (a KafkaTopic in Strimzi's) has none and is ours when its owner-uid label
+names this PaymentService (:func:`owner_uid`).  Nothing else is ever written or deleted.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from payment_operator.builders import meta as child_meta
 from payment_operator.kube import drift, resources
 from payment_operator.kube.client import Kube, KubeError, Obj
 
@@ -68,16 +74,28 @@ def _controller_name(obj: Obj) -> str:
     return "none"
 
 
+def owner_uid(obj: Obj) -> str | None:
+    """The uid of the object's owner: its controller owner reference, or, for a label-owned
+    child (no owner reference at all), its owner-uid label."""
+    if obj.get("metadata", {}).get("ownerReferences"):
+        return controller_uid(obj)
+    return child_meta.label_owner_uid(obj)
+
+
 def is_ours(live: Obj, desired: Obj) -> bool:
-    """Whether ``live`` is controlled by the owner the desired manifest names as controller."""
-    wanted = controller_uid(desired)
-    return wanted is not None and controller_uid(live) == wanted
+    """Whether ``live`` is owned by the owner the desired manifest names (as controller, or
+    by label for a child in another namespace)."""
+    wanted = owner_uid(desired)
+    return wanted is not None and owner_uid(live) == wanted
 
 
 def conflict_message(live: Obj, desired: Obj) -> str:
     """Why a child was not written, naming the object and its controller."""
+    owner = _controller_name(live)
+    if owner == "none" and (uid := child_meta.label_owner_uid(live)):
+        owner = f"{child_meta.LABEL_OWNER_UID}={uid}"
     return (f"{_ref(desired)} exists and is not owned by this PaymentService"
-            f" (owner: {_controller_name(live)})")
+            f" (owner: {owner})")
 
 
 @dataclass
@@ -255,3 +273,29 @@ def prune(
                 continue
             kube.delete(resource, namespace, meta["name"], meta["uid"])
             result.pruned.append(f"{resource.kind}/{meta['name']}")
+
+
+def prune_label_owned(
+    kube: Kube,
+    namespaces: Iterable[str | None],
+    owner_uid_: str,
+    kinds: Iterable[resources.Resource],
+    wanted: set[tuple[str, str, str]],
+    result: ApplyResult,
+) -> None:
+    """Delete label-owned children of ``owner_uid_`` (found by the owner-uid label in each
+    namespace, None: all of them) that are not in ``wanted`` (namespace, kind, name).
+
+    Objects with an owner reference are left to :func:`prune` (and garbage collection).
+    """
+    selector = f"{child_meta.LABEL_OWNER_UID}={owner_uid_}"
+    for resource in kinds:
+        for namespace in namespaces:
+            for obj in kube.list_objects(resource, namespace, selector):
+                meta = obj["metadata"]
+                if meta.get("ownerReferences") or owner_uid(obj) != owner_uid_:
+                    continue
+                if (meta["namespace"], resource.kind, meta["name"]) in wanted:
+                    continue
+                kube.delete(resource, meta["namespace"], meta["name"], meta["uid"])
+                result.pruned.append(f"{resource.kind}/{meta['namespace']}/{meta['name']}")

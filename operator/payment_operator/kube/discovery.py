@@ -1,13 +1,28 @@
-"""Which optional APIs (Prometheus Operator, External Secrets, CSI, Strimzi) the cluster serves."""
+"""Which optional APIs (Prometheus Operator, External Secrets, CSI, Strimzi) the cluster serves,
+and at which version (Strimzi's KafkaTopic: ``v1``, else ``v1beta2``)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from payment_operator.builders import Capabilities
 from payment_operator.kube.client import Kube
 from payment_operator.kube.resources import OPTIONAL_APIS
+
+
+def capabilities(serves: Callable[[str], bool]) -> Capabilities:
+    """The capabilities from ``serves(group/version)``: per optional API, the first of its
+    versions (most preferred first) the cluster serves; versions after it are not asked."""
+    found = {flag: next((api for api in apis if serves(api)), None)
+             for flag, apis in OPTIONAL_APIS.items()}
+    strimzi = found.get("strimzi")
+    flags: dict[str, Any] = {flag: api is not None for flag, api in found.items()}
+    if strimzi:
+        flags["strimzi_version"] = strimzi.rpartition("/")[2]
+    return Capabilities(**flags)
 
 
 class CapabilityCache:
@@ -22,8 +37,6 @@ class CapabilityCache:
     def get(self, kube: Kube) -> Capabilities:
         with self._lock:
             if self._value is None or time.monotonic() - self._at > self.ttl:
-                self._value = Capabilities(
-                    **{flag: kube.has_api(api) for flag, api in OPTIONAL_APIS.items()}
-                )
+                self._value = capabilities(kube.has_api)
                 self._at = time.monotonic()
             return self._value

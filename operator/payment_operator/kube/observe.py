@@ -117,11 +117,12 @@ def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | N
 
 def gate_states(
     ps: PaymentService, capabilities: builders.Capabilities, live: Mapping[tuple[str, str], Obj],
-    admin_topics: topics.Report | None = None,
+    admin_topics: topics.Report | None = None, watched: bool = True,
 ) -> tuple[Gate, ...]:
     """SecretsReady and TopicsReady from the children just applied (``live`` by kind, name);
     with topicProvisioner admin, TopicsReady from this pass's reconcile of the topics through
-    the Kafka admin API (``admin_topics``)."""
+    the Kafka admin API (``admin_topics``); ``watched``: the operator sees the namespace of
+    the KafkaTopics."""
     store = ps.spec.secret_store
     name = builders.meta.name(ps)
     if store is not None and store.backend == "csi":
@@ -134,7 +135,7 @@ def gate_states(
     expected = len(kafka.topics or ()) if kafka is not None else 0
     kafka_topics = [obj for (kind, _), obj in live.items() if kind == "KafkaTopic"]
     topic_gate = gates.topics_gate(ps, api_served=capabilities.strimzi, topics=kafka_topics,
-                                   expected=expected, admin=admin_topics)
+                                   expected=expected, admin=admin_topics, watched=watched)
     return secrets, topic_gate
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payment_operator import policy
-from payment_operator.builders import kafka, monitoring, secrets
+from payment_operator.builders import Capabilities, kafka, monitoring, secrets
 
 
 @dataclass(frozen=True)
@@ -69,25 +69,27 @@ KNOWN: tuple[Resource, ...] = (
              child=True, capability="external_secrets"),
     Resource(secrets.CSI_API_VERSION, "SecretProviderClass", "secretproviderclasses",
              child=True, capability="secrets_store_csi"),
-    Resource(kafka.API_VERSION, "KafkaTopic", "kafkatopics",
-             child=True, capability="strimzi"),
+    # Every version the builder can emit, most preferred first (the one served is used).
+    *(Resource(version, "KafkaTopic", "kafkatopics", child=True, capability="strimzi")
+      for version in kafka.API_VERSIONS),
 )
 
 
-def _optional_apis() -> dict[str, str]:
-    apis: dict[str, str] = {}
+def _optional_apis() -> dict[str, tuple[str, ...]]:
+    apis: dict[str, tuple[str, ...]] = {}
     for r in KNOWN:
         if r.capability is None:
             continue
-        if apis.setdefault(r.capability, r.api_version) != r.api_version:
-            raise AssertionError(
-                f"{r.capability}: kinds at {apis[r.capability]} and {r.api_version}")
+        known = apis.setdefault(r.capability, ())
+        if r.api_version not in known:
+            apis[r.capability] = (*known, r.api_version)
     return apis
 
 
-#: The group/version each optional API (a Capabilities flag) is served at, such as
-#: ``{"external_secrets": "external-secrets.io/v1"}``: what discovery asks the cluster for.
-OPTIONAL_APIS: Mapping[str, str] = _optional_apis()
+#: The group/versions each optional API (a Capabilities flag) may be served at, most
+#: preferred first, such as ``{"external_secrets": ("external-secrets.io/v1",)}``: what
+#: discovery asks the cluster for (the first served one counts).
+OPTIONAL_APIS: Mapping[str, tuple[str, ...]] = _optional_apis()
 
 #: Every kind the operator creates: watched for drift through child events.
 CHILDREN = tuple(r for r in KNOWN if r.child)
@@ -95,12 +97,20 @@ CHILDREN = tuple(r for r in KNOWN if r.child)
 CORE_CHILDREN = tuple(r for r in CHILDREN if r.capability is None)
 
 
-def children(capabilities: object) -> tuple[Resource, ...]:
-    """Child kinds the cluster serves, given its capabilities (an object with bool flags)."""
-    return tuple(
-        r for r in KNOWN
-        if r.child and (r.capability is None or getattr(capabilities, r.capability, False))
-    )
+def served(capabilities: Capabilities, resource: Resource) -> bool:
+    """Whether the cluster serves ``resource`` at its version, given its capabilities."""
+    if resource.capability is None:
+        return True
+    if not getattr(capabilities, resource.capability, False):
+        return False
+    if resource.capability == "strimzi":
+        return resource.api_version == kafka.api_version(capabilities)
+    return True
+
+
+def children(capabilities: Capabilities) -> tuple[Resource, ...]:
+    """Child kinds the cluster serves (each at the one version in use), given its capabilities."""
+    return tuple(r for r in KNOWN if r.child and served(capabilities, r))
 
 
 _BY_KIND = {(r.api_version, r.kind): r for r in KNOWN}

@@ -90,12 +90,15 @@ def topics_gate(
     topics: Sequence[Mapping[str, Any]],
     expected: int,
     admin: Report | None = None,
+    watched: bool = True,
 ) -> Gate:
     """Whether the Kafka topics exist: Strimzi made every KafkaTopic Ready, or (provisioner
     admin) the operator's own reconcile of them through the admin API succeeded.
 
-    ``topics`` are the live KafkaTopics the operator applied; ``expected`` how many it wants;
-    ``admin`` what this pass's reconcile through the admin API came to.
+    ``topics`` are the live KafkaTopics the operator applied (in the PaymentService's
+    namespace or, owned by label, in the Strimzi cluster's); ``expected`` how many it wants;
+    ``admin`` what this pass's reconcile through the admin API came to; ``watched`` whether
+    the operator sees the namespace the KafkaTopics belong in.
     """
     kafka = ps.spec.kafka
     if kafka is None or not kafka.topics:
@@ -108,12 +111,11 @@ def topics_gate(
     if not api_served:
         return Gate(TOPICS_READY, False, "StrimziAPIMissing",
                     "the cluster serves no KafkaTopic API: install Strimzi")
-    namespace = ps.metadata.namespace
     assert kafka.strimzi is not None  # the CRD requires it with topicProvisioner strimzi
-    if kafka.strimzi.namespace not in (None, namespace):
-        return Gate(TOPICS_READY, False, "CrossNamespaceUnsupported",
-                    f"KafkaTopics in namespace {kafka.strimzi.namespace} cannot be owned by this "
-                    "PaymentService: create them there yourself and use topicProvisioner none")
+    if not watched:
+        return Gate(TOPICS_READY, False, "NamespaceNotWatched",
+                    f"the operator does not watch namespace {kafka.strimzi.namespace}: add it to "
+                    "its namespaces (watchNamespaces) to create the KafkaTopics there")
     waiting = []
     for topic in topics:
         ok, text = _ready_condition(topic)

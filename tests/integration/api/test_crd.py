@@ -335,3 +335,19 @@ def test_status_stores_a_builtin_analysis_comparison(
     assert stored["metrics"][0]["comparison"]["canarySamples"] == 60
     assert "pValue" not in stored["metrics"][1]["comparison"]
     assert analysis.Run.from_status(stored) == measured
+
+
+@pytest.mark.parametrize("namespace_", [None, "kafka"])
+def test_topic_deletion_policy_delete_is_accepted_with_strimzi(
+    cluster: KubeCluster, crd: object, module_namespace: str, namespace_: str | None
+) -> None:
+    sample = load_sample(next(p for p in SAMPLES if p.stem == "minimal"))
+    strimzi = {"clusterName": "main", **({"namespace": namespace_} if namespace_ else {})}
+    sample["metadata"]["name"] = f"strimzi-delete-{namespace_ or 'here'}"
+    sample["spec"]["kafka"] = {
+        "bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
+        "topicDeletionPolicy": "Delete", "strimzi": strimzi, "topics": [{"name": "t"}]}
+    result = apply(cluster, module_namespace, sample, check=False)
+    assert result.returncode == 0, result.stderr
+    assert parse(get(cluster, module_namespace, sample["metadata"]["name"])).spec == parse(
+        sample).spec

@@ -557,3 +557,82 @@ def test_status_events_and_the_finalizer_are_not_blocked(
     assert live["metadata"]["finalizers"] == ["paydeck.dev/finalizer"]
     cluster.kubectl("patch", "paysvc", "pay", "-n", confined.app, "--type=json",
                     "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+
+
+# -- KafkaTopics in Strimzi's namespace, owned by label ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def remote_topic(cluster: KubeCluster, confined: Operator,
+                 children: dict[str, dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """A KafkaTopic the builders make for the live PaymentService with strimzi.namespace
+    another namespace (Strimzi's real CRD installed): no owner reference, owner-uid label."""
+    from payment_operator.builders import Capabilities
+
+    from hack import crds
+
+    cluster.kubectl("apply", "--server-side", "--field-manager=tests",
+                    *(a for f in crds.paths(["strimzi"]) for a in ("-f", str(f))))
+    wait_established(cluster.kubectl, ["kafkatopics.kafka.strimzi.io"])
+    strimzi_ns = f"{confined.app}-kafka"
+    cluster.kubectl("create", "namespace", strimzi_ns)
+    live = json.loads(cluster.kubectl("get", "paysvc", "pay", "-n", confined.app,
+                                      "-o", "json").stdout)
+    live["spec"]["kafka"] = {
+        "bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
+        "strimzi": {"clusterName": "main", "namespace": strimzi_ns},
+        "topics": [{"name": "payment.events"}]}
+    built = supporting(parse(live), Context(capabilities=Capabilities(strimzi=True)))
+    [topic] = [m for m in built if m["kind"] == "KafkaTopic"]
+    assert topic["metadata"]["namespace"] == strimzi_ns
+    assert "ownerReferences" not in topic["metadata"]
+    yield topic
+    cluster.kubectl("delete", "namespace", strimzi_ns, "--wait=false", check=False)
+
+
+def test_a_label_owned_kafka_topic_is_admitted_and_kept_by_its_owner(
+        cluster: KubeCluster, confined: Operator, remote_topic: dict[str, Any]) -> None:
+    topic = copy.deepcopy(remote_topic)
+    created = confined.create(topic, dry_run=False)
+    assert created.returncode == 0, created.stderr
+    topic["spec"]["partitions"] = 6
+    updated = confined.apply(topic)
+    assert updated.returncode == 0, updated.stderr
+    # Handing it to another PaymentService (its uid in the label) is a takeover.
+    moved = copy.deepcopy(topic)
+    moved["metadata"]["labels"]["paydeck.dev/owner-uid"] = "00000000-0000-4000-8000-000000000000"
+    refused = confined.apply(moved)
+    assert refused.returncode != 0
+    assert "paydeck operator policy (takeover)" in refused.stderr, refused.stderr
+    meta = topic["metadata"]
+    deleted = cluster.kubectl("delete", "kafkatopics.kafka.strimzi.io", meta["name"],
+                              "-n", meta["namespace"], *confined.as_operator, check=False)
+    assert deleted.returncode == 0, deleted.stderr
+
+
+def test_a_kafka_topic_owned_neither_by_reference_nor_by_label_is_rejected(
+        confined: Operator, remote_topic: dict[str, Any]) -> None:
+    topic = copy.deepcopy(remote_topic)
+    del topic["metadata"]["labels"]["paydeck.dev/owner-uid"]
+    result = confined.create(topic)
+    assert result.returncode != 0
+    assert "paydeck operator policy (owner)" in result.stderr, result.stderr
+    assert "owner-uid" in result.stderr
+
+
+def test_a_taken_over_foreign_kafka_topic_is_rejected(
+        cluster: KubeCluster, confined: Operator, remote_topic: dict[str, Any]) -> None:
+    """The platform team's KafkaTopic of that name (no owner-uid label) stays theirs."""
+    meta = remote_topic["metadata"]
+    foreign = {"apiVersion": remote_topic["apiVersion"], "kind": "KafkaTopic",
+               "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                            "labels": {"strimzi.io/cluster": "main"}},
+               "spec": {"partitions": 1, "replicas": 1}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(foreign))
+    try:
+        takeover = confined.apply(remote_topic)
+        assert takeover.returncode != 0
+        assert "paydeck operator policy (takeover)" in takeover.stderr, takeover.stderr
+    finally:
+        cluster.kubectl("delete", "kafkatopics.kafka.strimzi.io", meta["name"],
+                        "-n", meta["namespace"], "--ignore-not-found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -122,11 +123,38 @@ def test_kafka_topics_are_strimzi_resources_with_the_real_topic_name() -> None:
     assert "config" not in topics[1]["spec"]
 
 
-def test_kafka_topics_only_with_strimzi_in_the_same_namespace() -> None:
+def test_kafka_topics_only_with_strimzi_served_and_where_the_operator_sees() -> None:
     assert kafka.kafka_topics(_strimzi(), Context()) == []
     assert kafka.kafka_topics(_strimzi(provisioner="none"), FULL) == []
-    assert kafka.kafka_topics(_strimzi(namespace="kafka"), FULL) == []
     assert len(kafka.kafka_topics(_strimzi(namespace="payments"), FULL)) == 3
+    assert len(kafka.kafka_topics(_strimzi(namespace="kafka"), FULL)) == 3
+    watching = replace(FULL, watch_namespaces=("payments",))
+    assert kafka.kafka_topics(_strimzi(namespace="kafka"), watching) == []
+    assert len(kafka.kafka_topics(
+        _strimzi(namespace="kafka"), replace(watching, watch_namespaces=("payments", "kafka"))
+    )) == 3
+
+
+def test_kafka_topics_in_the_strimzi_namespace_are_owned_by_labels() -> None:
+    service = _strimzi(namespace="kafka")
+    here = kafka.kafka_topics(_strimzi(), FULL)
+    there = kafka.kafka_topics(service, FULL)
+    assert [t["spec"] for t in there] == [t["spec"] for t in here]
+    for topic in there:
+        meta = topic["metadata"]
+        assert meta["namespace"] == "kafka"
+        assert "ownerReferences" not in meta  # one cannot cross namespaces
+        assert meta["labels"]["paydeck.dev/owner-uid"] == service.metadata.uid
+        assert meta["labels"]["paydeck.dev/owner-namespace"] == "payments"
+        assert meta["labels"]["paydeck.dev/paymentservice"] == "pay"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "paydeck-operator"
+        assert meta["labels"]["strimzi.io/cluster"] == "main"
+    # Named after the PaymentService's namespace too: two "pay"s never meet in "kafka".
+    assert [t["metadata"]["name"] for t in there] == [
+        f"payments.{t['metadata']['name']}" for t in here]
+    for topic in here:
+        assert topic["metadata"]["ownerReferences"][0]["uid"] == service.metadata.uid
+        assert "paydeck.dev/owner-uid" not in topic["metadata"]["labels"]
 
 
 def test_prometheus_children_need_the_flag_and_the_capability() -> None:

@@ -102,7 +102,7 @@ class FakeKube(Kube):
         self.calls.append(("list", resource.kind, selector))
         return [
             copy.deepcopy(obj) for (kind, ns, _), obj in sorted(self.objects.items())
-            if kind == resource.kind and ns == (namespace or "")
+            if kind == resource.kind and (namespace is None or ns == namespace)
             and _selects(selector, obj["metadata"].get("labels") or {})
         ]
 

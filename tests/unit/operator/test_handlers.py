@@ -280,3 +280,98 @@ def test_stop_closes_the_kafka_admin_clients(state):
     handlers.stop(state)
     assert closed == [(None, None, None)] * 2
     assert state.kafka_admins.bootstraps() == []
+
+
+# ---- KafkaTopics in the Strimzi cluster's namespace (owned by labels) ---------------------
+
+STRIMZI_NS = "kafka"
+
+
+def _strimzi_service(state: OperatorState, policy: str = "Retain") -> dict:
+    state.kube.apis = {"kafka.strimzi.io/v1"}
+    body = minimal_body(
+        database={"url": {"secretRef": {"name": "db", "key": "url"}},
+                  "migrations": {"enabled": False}},
+        kafka={"bootstrapServers": "kafka:9092", "topicProvisioner": "strimzi",
+               "topicDeletionPolicy": policy,
+               "strimzi": {"clusterName": "main", "namespace": STRIMZI_NS},
+               "topics": [{"name": "payment.events"}, {"name": "audit"}]})
+    return state.kube.add(body)
+
+
+def _remote_topics(state: OperatorState) -> dict[str, dict]:
+    return {name: obj for (kind, ns, name), obj in state.kube.objects.items()
+            if kind == "KafkaTopic" and ns == STRIMZI_NS}
+
+
+def _foreign_topic(name: str, uid: str | None = None) -> dict:
+    labels = {"app.kubernetes.io/managed-by": "paydeck-operator"}
+    if uid:
+        labels["paydeck.dev/owner-uid"] = uid
+    return {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+            "metadata": {"name": name, "namespace": STRIMZI_NS, "labels": labels},
+            "spec": {"partitions": 1}}
+
+
+def test_kafka_topics_in_the_strimzi_namespace_are_created_and_their_events_map_home(state, posted):
+    obj = _strimzi_service(state)
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    topics = _remote_topics(state)
+    assert sorted(topics) == [f"{NAMESPACE}.{NAME}-audit", f"{NAMESPACE}.{NAME}-payment.events"]
+    uid = obj["metadata"]["uid"]
+    assert all(t["metadata"]["labels"]["paydeck.dev/owner-uid"] == uid for t in topics.values())
+    # An event there reconciles the owner in its own namespace (the label says which).
+    state.kube.objects[("PaymentService", NAMESPACE, NAME)].pop("status")
+    handlers.on_child_event(state, body=kopf.Body(next(iter(topics.values()))))
+    assert state.kube.stored("PaymentService", NAMESPACE, NAME)["status"]["conditions"]
+
+
+def test_unwanted_label_owned_topics_are_pruned_and_foreign_ones_never(state, posted):
+    obj = _strimzi_service(state)
+    uid = obj["metadata"]["uid"]
+    state.kube.add(_foreign_topic("theirs"))
+    state.kube.add(_foreign_topic("another-services", uid="00000000-0000-4000-8000-0000000000ff"))
+    state.kube.add(_foreign_topic("ours-stale", uid=uid))
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    assert sorted(_remote_topics(state)) == sorted([
+        f"{NAMESPACE}.{NAME}-audit", f"{NAMESPACE}.{NAME}-payment.events",
+        "another-services", "theirs"])
+
+
+def test_a_foreign_topic_of_a_wanted_name_is_a_conflict(state, posted):
+    obj = _strimzi_service(state)
+    state.kube.add(_foreign_topic(f"{NAMESPACE}.{NAME}-audit"))
+    with pytest.raises(kopf.TemporaryError, match="not owned by this PaymentService"):
+        handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    assert "paydeck.dev/owner-uid" not in (
+        _remote_topics(state)[f"{NAMESPACE}.{NAME}-audit"]["metadata"]["labels"])
+
+
+@pytest.mark.parametrize(("policy", "left", "event"), [
+    ("Delete", [], "KafkaTopicsDeleted"),
+    ("Retain", [f"{NAMESPACE}.{NAME}-audit", f"{NAMESPACE}.{NAME}-payment.events"],
+     "KafkaTopicsRetained"),
+])
+def test_deletion_applies_the_policy_to_label_owned_topics_only(state, posted, policy, left,
+                                                                 event):
+    obj = _strimzi_service(state, policy)
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    state.kube.add(_foreign_topic("theirs"))
+    body = state.kube.stored("PaymentService", NAMESPACE, NAME)
+    body["metadata"]["deletionTimestamp"] = "2025-01-02T03:04:05Z"
+    posted.clear()
+    handlers.on_delete(state, **_kopf_kwargs(body))
+    assert sorted(_remote_topics(state)) == sorted([*left, "theirs"])
+    assert posted == [("Normal", event)]
+
+
+def test_admin_delete_also_deletes_label_owned_topics_left_from_a_strimzi_spec(state, posted):
+    cluster = FakeKafka(topics={"payment.events": {"partitions": 3, "replicas": 1, "config": {}}})
+    body = _deleting(state, cluster, topicDeletionPolicy="Delete")
+    state.kube.apis = {"kafka.strimzi.io/v1"}
+    state.kube.add(_foreign_topic("left-over", uid=body["metadata"]["uid"]))
+    state.kube.add(_foreign_topic("theirs"))
+    handlers.on_delete(state, **_kopf_kwargs(body))
+    assert sorted(_remote_topics(state)) == ["theirs"]
+    assert "payment.events" not in cluster.topics
+    assert posted == [("Normal", "KafkaTopicsDeleted"), ("Normal", "KafkaTopicsDeleted")]

@@ -65,9 +65,22 @@ def test_topics_gate_follows_every_kafka_topic(served, topics, ok, reason):
     assert (gate.open, gate.reason) == (ok, reason)
 
 
-def test_topics_in_another_namespace_are_refused_by_name():
+def test_topics_in_another_namespace_follow_their_ready_conditions():
+    ready = [_topic("a", True), _topic("b", True)]
+    gate = gates.topics_gate(_strimzi("kafka"), api_served=True, topics=ready, expected=2)
+    assert (gate.open, gate.reason) == (True, "Ready")
+    waiting = [_topic("a", True), _topic("b", False)]
+    gate = gates.topics_gate(_strimzi("kafka"), api_served=True, topics=waiting, expected=2)
+    assert (gate.open, gate.reason) == (False, "NotReady")
     gate = gates.topics_gate(_strimzi("kafka"), api_served=True, topics=[], expected=2)
-    assert not gate.open and gate.reason == "CrossNamespaceUnsupported"
+    assert (gate.open, gate.reason) == (False, "NotReady")
+
+
+def test_topics_in_a_namespace_the_operator_does_not_watch_say_so():
+    gate = gates.topics_gate(_strimzi("kafka"), api_served=True, topics=[], expected=2,
+                             watched=False)
+    assert not gate.open and gate.reason == "NamespaceNotWatched"
+    assert "kafka" in gate.message
 
 
 @pytest.mark.parametrize(("monitoring", "served", "children", "expected"), [

@@ -248,7 +248,13 @@ class StrimziCluster(ApiModel):
     )
     namespace: DnsLabel | None = Field(
         default=None,
-        description="Namespace watched by the topic operator; the PaymentService's without it.",
+        description=(
+            "Namespace watched by the topic operator; the PaymentService's without it. In "
+            "another namespace the KafkaTopics (named <namespace>.<name>-<topic>) are owned by "
+            "the labels paydeck.dev/owner-namespace, paydeck.dev/paymentservice and "
+            "paydeck.dev/owner-uid, not by an owner reference; the operator must watch that "
+            "namespace too when it watches only some."
+        ),
     )
 
 
@@ -401,9 +407,13 @@ class Kafka(ApiModel):
             reason="FieldValueForbidden",
         ),
         Rule(
-            rule="self.topicDeletionPolicy != 'Delete' || self.topicProvisioner == 'admin'",
-            message="topicDeletionPolicy Delete needs topicProvisioner admin",
-            check=lambda k: k.topic_deletion_policy != "Delete" or k.topic_provisioner == "admin",
+            rule=(
+                "self.topicDeletionPolicy != 'Delete' || "
+                "self.topicProvisioner in ['admin', 'strimzi']"
+            ),
+            message="topicDeletionPolicy Delete needs topicProvisioner admin or strimzi",
+            check=lambda k: k.topic_deletion_policy != "Delete"
+            or k.topic_provisioner in ("admin", "strimzi"),
             field_path=".topicDeletionPolicy",
             reason="FieldValueForbidden",
         ),
@@ -427,8 +437,9 @@ class Kafka(ApiModel):
     topic_provisioner: TopicProvisioner = Field(
         default="none",
         description=(
-            "Who creates the topics: strimzi (KafkaTopic resources in this namespace, "
-            "whose Ready condition gates a rollout); admin (the operator itself, through the "
+            "Who creates the topics: strimzi (one KafkaTopic resource per topic, in this "
+            "namespace or in strimzi.namespace, whose Ready condition gates a rollout; Strimzi's "
+            "topic operator creates the topics); admin (the operator itself, through the "
             "Kafka admin API to bootstrapServers, with the operator's own connection settings "
             "(its deployment's kafkaAdmin chart values, never security below), on every "
             "reconcile: it creates "
@@ -442,10 +453,17 @@ class Kafka(ApiModel):
     topic_deletion_policy: TopicDeletionPolicy = Field(
         default="Retain",
         description=(
-            "What happens to the topics when the PaymentService is deleted, with "
+            "What happens to the topics when the PaymentService is deleted. With "
             "topicProvisioner admin: Retain (they stay on the cluster, with their data) or "
             "Delete (the operator deletes every topic listed in topics, including ones it did "
-            "not create, before it releases the PaymentService's finalizer)."
+            "not create, before it releases the PaymentService's finalizer). With strimzi and "
+            "strimzi.namespace: Retain (the KafkaTopics stay there, keeping their labels, "
+            "handed over to that namespace's owners: no PaymentService manages them any more, "
+            "and a new one of the same name does not adopt them) or Delete (the operator "
+            "deletes its KafkaTopics there before it releases the finalizer; Strimzi then "
+            "deletes the topics). With strimzi in this namespace the KafkaTopics are owned by "
+            "reference and garbage collected with the PaymentService whatever this says "
+            "(Strimzi then deletes the topics)."
         ),
     )
     security: KafkaSecurity | None = Field(
