@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the machine packages the test bed needs, only when they are missing: a JDK and Maven
-# (Kafka's jars), PostgreSQL server + pgbench, Python's venv module (all from Debian), and check
+# (Kafka's jars), PostgreSQL server + pgbench, Python's venv module, wrk (the runtime benchmark's load generator) (all from Debian), and check
 # that Go is recent enough to build the pinned tools (this machine kind ships Go; Debian's own
 # golang-go is too old for Kubernetes 1.34).
 set -euo pipefail
@@ -15,6 +15,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || command -v pgbench >/dev/null \
   || missing+=(postgresql-contrib)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v wrk >/dev/null || missing+=(wrk)  # bench/runtime's load generator
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
