@@ -48,6 +48,10 @@ PACED_SHARE = 0.7
 LUA = Path(__file__).with_name("post.lua")
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "runtime.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# BENCH_PROFILE=FILE: py-spy (dev extra) samples the server during the peak phase into FILE
+# (collapsed stacks; summarised with ``python -m bench.runtime.profile FILE``). It costs the
+# server some CPU, so the figures of a profiled run are not the benchmark's.
+PROFILE = os.environ.get("BENCH_PROFILE")
 
 PAYMENT_BODY = json.dumps(
     {"amount": 1250, "currency": "EUR", "customer": "c1", "payment_method": "pm_card_visa"}
@@ -274,8 +278,36 @@ def main() -> int:
             "auth": f"Bearer {token}",
         }
         wrk(base, seconds=3, **run)  # warm-up
+        spy = None
+        if PROFILE:
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--subprocesses",
+                    "--duration",
+                    str(int(DURATION)),
+                    "--output",
+                    PROFILE,
+                    "--pid",
+                    str(server.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cpu0 = cpu_seconds(server.pid)
         peak = wrk(base, seconds=DURATION, **run)
+        if spy is not None:
+            spy.wait(60)
+            from bench.runtime.profile import summarise
+
+            for name, n, share in summarise(Path(PROFILE).read_text()):
+                print(f"profile {share:6.1%}  {n:7d}  {name}")
         cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, peak.requests)
 
         # Paced: each connection waits delay() before each request; one correction.
