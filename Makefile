@@ -62,6 +62,7 @@ docker-build:
 	docker build --target runtime -t payment-runtime:dev .
 
 bench: deps tools
+	PAYDECK_BENCH=1 hack/system-deps.sh
 	$(PY) -m bench
 
 ## deps: system packages, then the Python virtualenv

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the machine packages the test bed needs, only when they are missing: a JDK and Maven
-# (Kafka's jars), a JDK >= 21 (Strimzi's CRD generator, hack/crds.py), PostgreSQL server + pgbench, Python's venv module (all from Debian), and check
+# (Kafka's jars), a JDK >= 21 (Strimzi's CRD generator, hack/crds.py), PostgreSQL server + pgbench,
+# Python's venv module (all from Debian) and, for `make bench` only (PAYDECK_BENCH=1), wrk; and check
 # that Go is recent enough to build the pinned tools (this machine kind ships Go; Debian's own
 # golang-go is too old for Kubernetes 1.34).
 set -euo pipefail
@@ -15,6 +16,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || command -v pgbench >/dev/null \
   || missing+=(postgresql-contrib)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ "${PAYDECK_BENCH:-}" = 1 ]; then  # make bench: bench/runtime's load generator
+  command -v wrk >/dev/null || missing+=(wrk)
+fi
 
 JAVA_MIN=21  # Strimzi's crd-generator is built for Java 21 (class version 65)
 java_major() {  # the feature release of a java binary, or 0

@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             access_log=False,
             timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
             server_header=False,
+            loop="uvloop",  # C event loop and HTTP parser, not asyncio's loop and h11
+            http="httptools",
         )
 
     server = uvicorn.Server(config(port))

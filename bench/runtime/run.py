@@ -1,37 +1,74 @@
 # ruff: noqa: E501, SIM115
-"""Benchmark POST /api/v1/payments on a real uvicorn server against pgbench.
+"""Benchmark POST /api/v1/payments on a real server with wrk, beside two floors.
 
-Starts PostgreSQL and stripe-mock (the test fixtures' helpers), migrates a database,
-runs ``payment-runtime serve`` in a subprocess, drives it with concurrent httpx clients
-for a fixed time, then runs ``pgbench`` for the same time on the same PostgreSQL with
-the SQL transaction a payment performs (key insert, payment insert, recovery point,
-final update + outbox row + stored response). Prints payments/s, p50/p99 latency and the
-ratio to pgbench's transactions/s. Bounded: about 2 x DURATION seconds plus start-up.
+Starts PostgreSQL and stripe-mock (the test fixtures' helpers), migrates a database, runs
+``payment-runtime serve`` in a subprocess and drives it with ``wrk`` (native, Debian package;
+``bench/runtime/post.lua`` sends a unique ``Idempotency-Key`` per request and a valid JWT):
+
+1. the maximum throughput (closed loop, ``BENCH_CONCURRENCY`` connections), with p50, p99,
+   p99.9 and the server's CPU milliseconds per payment (utime + stime of the server process
+   and its children, from ``/proc/<pid>/stat``);
+2. the latency at about 70 % of that maximum (each connection paced by wrk's ``delay()``,
+   corrected once from the first paced run's achieved rate);
+3. floor one: ``pgbench`` with the SQL a payment performs, on the same PostgreSQL;
+4. floor two: stripe-mock's own throughput for the same PaymentIntent call, from wrk.
+
+Writes the figures to ``bench/results/runtime.md`` and prints them. Bounded: about
+6 x ``BENCH_DURATION`` seconds plus start-up.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
 from payment_runtime import migrations
+from payment_runtime.settings import STRIPE_API_VERSION
 from tests.fixtures._process import free_port, wait_until
 from tests.fixtures.postgres import start_postgres
 from tests.fixtures.stripe_mock import start_stripe_mock
 from tests.integration.runtime.helpers import AUDIENCE, ISSUER, Signer
 
-DURATION = float(os.environ.get("BENCH_DURATION", "12"))
+DURATION = float(os.environ.get("BENCH_DURATION", "10"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+PACED_SHARE = 0.7
+LUA = Path(__file__).with_name("post.lua")
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "runtime.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# BENCH_PROFILE=FILE: py-spy (dev extra) samples the server during the peak phase into FILE
+# (collapsed stacks; summarised with ``python -m bench.runtime.profile FILE``). It costs the
+# server some CPU, so the figures of a profiled run are not the benchmark's.
+PROFILE = os.environ.get("BENCH_PROFILE")
+
+PAYMENT_BODY = json.dumps(
+    {"amount": 1250, "currency": "EUR", "customer": "c1", "payment_method": "pm_card_visa"}
+)
+# What StripeGateway.create_intent sends, form-encoded as the SDK does.
+INTENT_BODY = urlencode(
+    {
+        "amount": 1250,
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "confirm": "true",
+        "capture_method": "manual",
+        "metadata[payment_id]": "00000000-0000-0000-0000-000000000000",
+        "automatic_payment_methods[enabled]": "true",
+        "automatic_payment_methods[allow_redirects]": "never",
+    }
+)
 
 PGBENCH_SCRIPT = """
 \\set amount random(1, 99999)
@@ -51,45 +88,142 @@ COMMIT;
 """
 
 
-async def _load(base: str, token: str, duration: float) -> tuple[int, int, list[float]]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + duration
-    limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+@dataclass(frozen=True)
+class WrkResult:
+    """One wrk run, parsed from post.lua's done() line."""
 
-        async def worker() -> None:
-            nonlocal errors
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                r = await client.post(
-                    "/api/v1/payments",
-                    json={
-                        "amount": 1250,
-                        "currency": "EUR",
-                        "customer": "c1",
-                        "payment_method": "pm_card_visa",
-                    },
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Idempotency-Key": str(uuid.uuid4()),
-                    },
-                )
-                if r.status_code == 201:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
+    requests: int
+    seconds: float
+    ok: int
+    declined: int
+    errors: int
+    other_status: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    mean_ms: float
 
-        await asyncio.gather(*[worker() for _ in range(CONCURRENCY)])
-    return len(latencies), errors, latencies
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"{self.rate:.0f}/s, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
+            f"p99.9 {self.p999_ms:.1f} ms ({self.requests} requests: {self.ok} 2xx, {self.declined} 402, {self.errors} errors{f', last status {self.other_status}' if self.other_status else ''})"
+        )
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+def wrk(
+    url: str,
+    path: str,
+    body: str,
+    ctype: str,
+    auth: str,
+    *,
+    seconds: float,
+    extra: str = "",
+    delay_ms: float = 0,
+) -> WrkResult:
+    """Run wrk against ``url`` and parse its result line."""
+    env = {
+        **os.environ,
+        "BENCH_PATH": path,
+        "BENCH_BODY": body,
+        "BENCH_CTYPE": ctype,
+        "BENCH_AUTH": auth,
+        "BENCH_EXTRA": extra,
+        "BENCH_NONCE": uuid.uuid4().hex,
+        "BENCH_DELAY_MS": str(round(delay_ms)),
+    }
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(THREADS),
+            "-c",
+            str(CONCURRENCY),
+            "-d",
+            f"{seconds:.0f}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"^PAYDECK_RESULT (.*)$", out, re.M)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    r = json.loads(match.group(1))
+    return WrkResult(
+        requests=r["requests"],
+        seconds=r["duration_us"] / 1e6,
+        ok=r["ok"],
+        declined=r["declined"],
+        errors=r["other"] + r["socket_errors"],
+        other_status=r["other_status"],
+        p50_ms=r["p50_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        p999_ms=r["p999_us"] / 1000,
+        mean_ms=r["mean_us"] / 1000,
+    )
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            pids.extend(_tree(int(child)))
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its living descendants, in seconds."""
+    total = 0
+    for p in _tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    return total / CLK_TCK
+
+
+def pgbench(dsn: str, work: Path) -> tuple[float, str]:
+    (work / "payment.sql").write_text(PGBENCH_SCRIPT)
+    out = subprocess.run(
+        [
+            "pgbench",
+            "-n",
+            "-f",
+            str(work / "payment.sql"),
+            "-c",
+            str(CONCURRENCY),
+            "-j",
+            "2",
+            "-T",
+            str(int(DURATION)),
+            dsn,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lat = re.search(r"latency average = ([\d.]+) ms", out)
+    return tps, lat.group(1) if lat else "?"
 
 
 def main() -> int:
+    if shutil.which("wrk") is None:
+        print(
+            "wrk is missing: hack/system-deps.sh installs it (Debian package wrk)", file=sys.stderr
+        )
+        return 1
+    load_before = os.getloadavg()[0]
     pg = start_postgres()
     sm = start_stripe_mock()
     server: subprocess.Popen[bytes] | None = None
@@ -136,46 +270,90 @@ def main() -> int:
                 return False
 
         wait_until(up, timeout=60, what="payment-runtime")
-        token = signer.token("payment_operator")
-        asyncio.run(_load(base, token, 3))  # warm-up
-        count, errors, lat = asyncio.run(_load(base, token, DURATION))
+        token = signer.token("payment_operator", exp=int(time.time()) + 3600)
+        run = {
+            "path": "/api/v1/payments",
+            "body": PAYMENT_BODY,
+            "ctype": "application/json",
+            "auth": f"Bearer {token}",
+        }
+        wrk(base, seconds=3, **run)  # warm-up
+        spy = None
+        if PROFILE:
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--subprocesses",
+                    "--duration",
+                    str(int(DURATION)),
+                    "--output",
+                    PROFILE,
+                    "--pid",
+                    str(server.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        cpu0 = cpu_seconds(server.pid)
+        peak = wrk(base, seconds=DURATION, **run)
+        if spy is not None:
+            spy.wait(60)
+            from bench.runtime.profile import summarise
+
+            for name, n, share in summarise(Path(PROFILE).read_text()):
+                print(f"profile {share:6.1%}  {n:7d}  {name}")
+        cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, peak.requests)
+
+        # Paced: each connection waits delay() before each request; one correction.
+        target = PACED_SHARE * peak.rate
+        cycle_ms = CONCURRENCY * 1000 / target
+        first = wrk(base, seconds=DURATION / 2, delay_ms=cycle_ms, **run)
+        latency_ms = CONCURRENCY * 1000 / first.rate - cycle_ms
+        paced = wrk(base, seconds=DURATION, delay_ms=max(0, cycle_ms - latency_ms), **run)
         server.terminate()
         server.wait(30)
         server = None
 
-        (work / "payment.sql").write_text(PGBENCH_SCRIPT)
-        out = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-f",
-                str(work / "payment.sql"),
-                "-c",
-                str(CONCURRENCY),
-                "-j",
-                "2",
-                "-T",
-                str(int(DURATION)),
-                dsn,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
-        lat_pg = re.search(r"latency average = ([\d.]+) ms", out)
+        stripe_cpu0 = cpu_seconds(sm.pid) if sm.pid else 0.0
+        stripe = wrk(
+            sm.api_base,
+            path="/v1/payment_intents",
+            body=INTENT_BODY,
+            ctype="application/x-www-form-urlencoded",
+            auth="Bearer sk_test_bench",
+            extra=f"Stripe-Version: {STRIPE_API_VERSION}",
+            seconds=DURATION,
+        )
+        stripe_cpu_ms = (
+            ((cpu_seconds(sm.pid) - stripe_cpu0) * 1000 / max(1, stripe.requests))
+            if sm.pid
+            else 0.0
+        )
+        tps, pg_lat = pgbench(dsn, work)
 
-        rate = count / DURATION
-        print(
-            f"payment-runtime POST /api/v1/payments: {rate:.1f} payments/s "
-            f"(concurrency {CONCURRENCY}, {DURATION:.0f}s, {count} ok, {errors} errors), "
-            f"p50 {_pct(lat, 0.50):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms"
+        lines = [
+            f"payment-runtime POST /api/v1/payments, max: {peak.line()}; server CPU {cpu_ms:.2f} ms/payment",
+            f"payment-runtime at ~70% of max:           {paced.line()}",
+            f"pgbench, the same SQL transaction:       {tps:.0f} tx/s, latency avg {pg_lat} ms",
+            f"stripe-mock POST /v1/payment_intents:     {stripe.line()}; stripe-mock CPU {stripe_cpu_ms:.2f} ms/call",
+            f"ratio runtime/pgbench: {peak.rate / tps:.3f}; runtime/stripe-mock: {peak.rate / stripe.rate:.3f}",
+        ]
+        for line in lines:
+            print(line)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(
+            "# Payment runtime benchmark (`python -m bench.runtime`)\n\n"
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores "
+            f"(load average before the run: {load_before:.2f}), wrk -t{THREADS} "
+            f"-c{CONCURRENCY}, {DURATION:.0f} s per phase.\n\n"
+            + "".join(f"- {line.strip()}\n" for line in lines)
         )
-        print(
-            f"pgbench same SQL transaction:        {tps:.1f} tx/s, latency avg "
-            f"{lat_pg.group(1) if lat_pg else '?'} ms"
-        )
-        print(f"ratio runtime/pgbench: {rate / tps:.3f}")
         return 0
     finally:
         if server is not None:

@@ -79,21 +79,28 @@ def test_a_key_removed_from_the_jwks_stops_verifying(dsn, stripe_mock, signer, t
         runtime = processes.RuntimeProcess(["serve"], env, tmp_path / "serve.log", port)
         with processes.running(runtime):
 
-            def call(who: Signer) -> int:
-                h = {"Authorization": f"Bearer {who.token('payment_viewer')}"}
+            def call(who: Signer | str) -> int:
+                token = who if isinstance(who, str) else who.token("payment_viewer")
+                h = {"Authorization": f"Bearer {token}"}
                 return httpx.get(f"{runtime.url}{PROVIDERS}", headers=h, timeout=10).status_code
 
-            assert call(old) == 200, runtime.log()
+            # One token of the old key, verified (and so remembered) before the rotation:
+            # the verified-token cache must not outlive the key set that verified it.
+            old_token = old.token("payment_viewer", sub="cached")
+            assert call(old_token) == 200, runtime.log()
+            assert call(old) == 200
             assert call(new) == 200
             jwks.keys = new.jwks["keys"]  # the provider retires the old key
             removed_at = time.monotonic()
-            _process.wait_until(
-                lambda: call(old) == 401,
-                what="the retired key to stop verifying",
-                timeout=CACHE_SECONDS + 5,
-                interval=0.2,
-            )
-            assert time.monotonic() - removed_at <= CACHE_SECONDS + 2
+            for who, what in ((old_token, "the cached token"), (old, "fresh tokens")):
+                _process.wait_until(
+                    lambda who=who: call(who) == 401,
+                    what=f"the retired key to stop verifying {what}",
+                    timeout=CACHE_SECONDS + 5,
+                    interval=0.2,
+                )
+                assert time.monotonic() - removed_at <= CACHE_SECONDS + 2
             assert call(new) == 200
             for _ in range(5):  # and it stays refused
                 assert call(old) == 401
+                assert call(old_token) == 401
