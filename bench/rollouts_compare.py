@@ -144,7 +144,7 @@ class ArgoController:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [str(argo_rollouts.binary()), f"--kubeconfig={kubeconfig}",
-                 "--leader-elect=false", f"--metricsport={free_port()}",
+                 "--leader-elect=false", f"--metricsPort={free_port()}",
                  f"--healthzPort={free_port()}", "--loglevel=warn"],
                 stdout=out, stderr=subprocess.STDOUT)
 
@@ -411,6 +411,11 @@ def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
               f"{REPLICAS} replicas, steps {' → '.join(map(str, STEPS))}, maxSurge 1, "
               "no pauses, no analysis, no migrations.\n\n"
               f"{table(results)}\n")
+    for argo, paydeck in results[:1]:  # the first N: where each side spends its time
+        for measured in (argo, paydeck):
+            report += (f"\n### {measured.side}, N = {measured.count}: watch events of the first "
+                       "object and its children (seconds after the image change)\n\n```\n"
+                       + "\n".join(measured.timeline) + "\n```\n")
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rollouts_compare.md").write_text(report)
