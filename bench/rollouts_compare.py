@@ -178,8 +178,11 @@ class Side:
 
 
 def _argo_healthy(values: list[str], image: str) -> bool:
-    _, phase, stable, current, current_image = values
-    return phase == "Healthy" and bool(stable) and stable == current and current_image == image
+    """Healthy, stable is the current template, and the status is of this spec's generation
+    (the template's image changes at once; ``status`` only once the controller has seen it)."""
+    _, phase, stable, current, current_image, generation, observed = values
+    return (phase == "Healthy" and bool(stable) and stable == current
+            and current_image == image and generation == observed)
 
 
 def _paydeck_healthy(values: list[str], image: str) -> bool:
@@ -201,10 +204,11 @@ def _start_paydeck(lc: local_cluster.Cluster, namespace: str) -> Operator:
 
 
 # The Rollout's current image is read from its template: currentPodHash alone does not say
-# which template it hashes.
+# which template it hashes; observedGeneration says the status is about that template.
 ARGO = Side("argo-rollouts", "rollouts.argoproj.io", "replicasets",
             ("metadata.name", "status.phase", "status.stableRS", "status.currentPodHash",
-             "spec.template.spec.containers[0].image"),
+             "spec.template.spec.containers[0].image", "metadata.generation",
+             "status.observedGeneration"),
             rollout, _argo_healthy, _start_argo)
 PAYDECK = Side("paydeck", "paymentservices.paydeck.dev", "deployments",
                ("metadata.name", "status.phase", "status.stableImage"),
