@@ -61,8 +61,10 @@ docker-build:
 	docker build --target operator -t payment-operator:dev .
 	docker build --target runtime -t payment-runtime:dev .
 
+## bench: every benchmark (builds Argo Rollouts' controller too, which `make test` never needs)
 bench: deps tools
 	PAYDECK_BENCH=1 hack/system-deps.sh
+	$(PY) -m hack.argo_rollouts build
 	$(PY) -m bench
 
 ## deps: system packages, then the Python virtualenv

@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench [operator|scale|runtime]``."""
+"""Run every benchmark: ``python -m bench [operator|scale|runtime|argo]``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ BENCHES = {
     "operator": "bench.operator_resync",
     "scale": "bench.operator_scale",
     "runtime": "bench.runtime.run",
+    "argo": "bench.rollouts_compare",
 }
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from payment_operator import api, builders
 
+from bench import proc
 from hack import cluster as local_cluster
 from hack.apiserver_metrics import OPERATOR_RESOURCES, operator_writes
 from hack.net import free_port
@@ -128,11 +129,11 @@ def floor(lc: local_cluster.Cluster, count: int) -> float:
 class Operator:
     """The real payment-operator process, with /proc read for its CPU time and peak RSS."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, resync_seconds: int = RESYNC_SECONDS) -> None:
         self.metrics_port = free_port()
         self.log = Path(tempfile.mkstemp(prefix="paydeck-bench-operator-", suffix=".log")[1])
         env = {**os.environ, "KUBECONFIG": str(kubeconfig),
-               "PAYDECK_RESYNC_SECONDS": str(RESYNC_SECONDS),
+               "PAYDECK_RESYNC_SECONDS": str(resync_seconds),
                "PAYDECK_METRICS_PORT": str(self.metrics_port),
                "PAYDECK_LIVENESS_PORT": str(free_port())}
         exe = Path(sys.executable).parent / "payment-operator"
@@ -141,14 +142,10 @@ class Operator:
                                          stderr=subprocess.STDOUT)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc.cpu_seconds(self.proc.pid)
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return proc.peak_rss_mib(self.proc.pid)
 
     def reconciles(self, trigger: str = "") -> float:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -186,7 +183,7 @@ def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, 
                    "--from-literal=secret-key=x", "--from-literal=url=x")
     op = Operator(lc.kubeconfig)
     try:
-        _serving(op)  # started: its imports and start-up are not counted below
+        wait_serving(op)  # started: its imports and start-up are not counted below
         cpu_before = op.cpu_seconds()
         requests_before = _requests(_metrics(lc))
         passes_before = op.reconciles()
@@ -210,7 +207,7 @@ def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, 
         op.stop()
 
 
-def _serving(op: Operator) -> None:
+def wait_serving(op: Operator) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
