@@ -155,12 +155,7 @@ class Operator:
                    if line.startswith("paydeck_reconcile_total{") and trigger in line)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        proc.terminate(self.proc)
 
 
 def _requests(metrics: str) -> int:

@@ -157,12 +157,7 @@ class ArgoController:
         return proc.peak_rss_mib(self.proc.pid)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        proc.terminate(self.proc)
 
 
 @dataclass(frozen=True)
