@@ -64,6 +64,7 @@ docker-build:
 ## bench: every benchmark (builds Argo Rollouts' controller too, which `make test` never needs)
 bench: deps tools
 	PAYDECK_BENCH=1 hack/system-deps.sh
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m hack.argo_rollouts build
 	$(PY) -m bench
 

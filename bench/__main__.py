@@ -1,4 +1,8 @@
-"""Run every benchmark: ``python -m bench [operator|scale|runtime|argo]``."""
+"""Run every benchmark, then write the report: ``python -m bench [operator|scale|runtime|argo]``.
+
+Each bench writes its own ``bench/results/<name>.md``; :mod:`bench.report` then gathers them
+into ``bench/results/latest.md`` with the goals and PNG charts.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ def main() -> int:
         module = importlib.import_module(BENCHES[name])
         print(f"== {name} ==", flush=True)
         module.main()
+    from bench import report  # after the benches, which may take minutes
+
+    report.main()
     return 0
 
 

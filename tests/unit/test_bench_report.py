@@ -1,0 +1,94 @@
+"""The bench report: figures read back from the benches' Markdown, and the goals held against
+them (pure; no bench is run and no chart is drawn)."""
+
+import pytest
+
+from bench.report import Figures, Scale, figures, goals, render, runtime_figures, tables
+
+pytestmark = pytest.mark.unit
+
+RUNTIME = """# Payment runtime benchmark
+
+- payment-runtime POST /api/v1/payments, max: 1,135/s, p50 2.8 ms, p99 21.3 ms, p99.9 41.8 ms (1358 requests); server CPU 1.85 ms/payment
+- payment-runtime at ~70% of max: 791/s, p50 6.2 ms, p99 48.7 ms, p99.9 54.8 ms (917 requests)
+- pgbench, the same SQL transaction: 2159 tx/s, latency avg 13.808 ms
+- stripe-mock POST /v1/payment_intents: 1514/s, p50 9.5 ms, p99 103.3 ms
+"""  # noqa: E501
+
+SCALE = """## Operator at scale (2026-12-02, 2 CPUs)
+
+| N | floor (SSA, no operator) s | paydeck s | ratio | CPU-s/object | peak RSS MiB | API requests/pass | writes in an idle resync |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| 50 | 16.1 | 35.3 | 2.19 | 0.271 | 152 | 14.4 | 0 |
+| 1000 | 100.0 | 110.0 | 1.10 | 0.040 | 140 | 3.0 | 2 |
+"""  # noqa: E501
+
+ARGO = """## Paydeck beside Argo Rollouts
+
+| N | figure | Argo Rollouts | Paydeck | Paydeck / Argo |
+|---:|---|---:|---:|---:|
+| 200 | promote p50 s | 9.00 | 8.00 | 0.89 |
+| 200 | promoted in time | 200 | 150 | 0.75 |
+| 200 | promote max s | 9.00 | nan | n/a |
+| 200 | step latency p95 s | 0.046 | 0.600 | 13.0 |
+"""
+
+
+def by_name(items):
+    return {g.name: g for g in items}
+
+
+def test_tables_are_rows_keyed_by_their_header():
+    (rows,) = list(tables(ARGO))
+    assert rows[1] == {"N": "200", "figure": "promoted in time", "Argo Rollouts": "200",
+                       "Paydeck": "150", "Paydeck / Argo": "0.75"}
+
+
+def test_runtime_goals_read_from_the_bullets_with_thousands_separators():
+    rt = runtime_figures(RUNTIME)
+    assert (rt.max_per_s, rt.cpu_ms, rt.paced_p99_ms, rt.pgbench_tps) == (1135, 1.85, 48.7, 2159)
+    g = by_name(goals(Figures(runtime=rt)))
+    assert g["runtime throughput"].met is True  # 1135 / 2159 = 0.526
+    assert g["runtime CPU per payment"].met is True
+    assert g["runtime p99 at 70 % of max"].met is True
+    slower = runtime_figures(RUNTIME.replace("1,135/s", "1,000/s"))
+    assert by_name(goals(Figures(runtime=slower)))["runtime throughput"].met is False
+
+
+def test_a_missing_report_is_open_never_met():
+    g = goals(Figures())
+    assert g and all(item.met is None for item in g)
+    assert runtime_figures("- pgbench, the same SQL: 10 tx/s") is None
+
+
+def test_scale_goals_judge_the_largest_n_and_any_idle_write_fails(tmp_path):
+    (tmp_path / "operator_scale.md").write_text(SCALE)
+    g = by_name(goals(figures(tmp_path)))
+    assert g["operator: all Ready"].met is True  # 1.10 at N = 1,000
+    assert "N = 1,000" in g["operator: all Ready"].measured
+    assert g["operator CPU per object"].met is True
+    assert g["operator peak RSS"].met is True  # 140 MiB = 146.8 MB
+    assert g["writes per idle resync"].met is False  # 2 writes at N = 1,000
+
+
+def test_a_goal_at_1000_is_not_met_by_a_smaller_run_but_can_be_missed_by_one():
+    small = Scale(200, 60.0, 66.0, 0.04, 100, 3.0, 0)
+    g = by_name(goals(Figures(scale=[small])))
+    assert g["operator: all Ready"].met is None  # 1.1 at 200 says nothing about 1,000
+    slow = Scale(200, 60.0, 90.0, 0.30, 100, 3.0, 0)
+    assert by_name(goals(Figures(scale=[slow])))["operator: all Ready"].met is False
+
+
+def test_a_faster_p50_with_rollouts_left_unpromoted_is_not_met(tmp_path):
+    (tmp_path / "rollouts_compare.md").write_text(ARGO)
+    g = by_name(goals(figures(tmp_path)))
+    canary = g["canary 10 → 50 → 100 (N = 200)"]
+    assert canary.met is False
+    assert "150 of 200 promoted in time" in canary.measured
+    assert g["canary step latency p95 (N = 200)"].met is False
+
+
+def test_render_nests_each_bench_section_under_the_page():
+    text = render(Figures(), ["# Runtime\n\n## Profile\n"], [], "today", "here")
+    assert "\n## Runtime\n" in text and "\n### Profile" in text
+    assert text.startswith("# Benchmarks")
