@@ -45,14 +45,30 @@ def label_owned(ps: PaymentService) -> bool:
     return where is not None and where != meta.namespace(ps)
 
 
+#: The longest Kubernetes object name (a DNS-1123 subdomain).
+MAX_NAME = 253
+_HASH = 6
+
+
 def topic_resource_name(ps: PaymentService, topic: str) -> str:
-    """The Kubernetes name of a topic's KafkaTopic: DNS-safe, unique per service (and, in
-    another namespace, prefixed with the PaymentService's: namespaces hold no dot)."""
-    safe = re.sub(r"[^a-z0-9.-]", "-", topic.lower()).strip(".-")
-    if safe != topic:
-        safe = f"{safe}-{meta.short_hash(topic, 6)}"
-    prefix = f"{meta.namespace(ps)}." if label_owned(ps) else ""
-    return f"{prefix}{meta.name(ps)}-{safe}"
+    """The Kubernetes name of a topic's KafkaTopic: a valid DNS-1123 subdomain of at most
+    253 characters, unique per service (and, in another namespace, prefixed with the
+    PaymentService's: namespaces hold no dot).
+
+    The topic is lower-cased, other characters become ``-``, and every dot-separated part
+    starts and ends with a letter or digit (``a..b`` or ``a.-b`` are valid topics but not
+    valid names). When that changed the topic, or the name would be too long, a short hash
+    of the real topic name is appended so two topics never share a KafkaTopic.
+    """
+    lowered = re.sub(r"[^a-z0-9.-]", "-", topic.lower())
+    safe = ".".join(part for part in (p.strip("-") for p in lowered.split(".")) if part)
+    base = f"{meta.namespace(ps)}." if label_owned(ps) else ""
+    base += f"{meta.name(ps)}-"
+    if safe != topic or len(base) + len(safe) > MAX_NAME:
+        digest = meta.short_hash(topic, _HASH)
+        kept = safe[: MAX_NAME - len(base) - len(digest) - 1].rstrip(".-")
+        safe = f"{kept}-{digest}" if kept else digest
+    return base + safe
 
 
 def api_version(capabilities: meta.Capabilities) -> str:

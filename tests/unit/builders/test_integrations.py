@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
 import pytest
 import yaml
 from payment_operator.api import PaymentService, parse
-from payment_operator.builders import Capabilities, Context, build_all, kafka, monitoring, secrets
+from payment_operator.builders import (
+    Capabilities,
+    Context,
+    build_all,
+    kafka,
+    meta,
+    monitoring,
+    secrets,
+)
 
 from tests.unit.builders.cases import (
     ALL_CAPABILITIES,
@@ -155,6 +164,31 @@ def test_kafka_topics_in_the_strimzi_namespace_are_owned_by_labels() -> None:
     for topic in here:
         assert topic["metadata"]["ownerReferences"][0]["uid"] == service.metadata.uid
         assert "paydeck.dev/owner-uid" not in topic["metadata"]["labels"]
+
+
+#: What the API server accepts as an object name (k8s.io/apimachinery IsDNS1123Subdomain).
+DNS1123_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+
+
+@pytest.mark.parametrize("namespace", [None, "k" * 63])
+@pytest.mark.parametrize(
+    "topic", ["a..b", "a.-b", "-x-.y.", "A" * 249, "b" * 249, "a.b" * 83, "_", "payment.events"]
+)
+def test_kafka_topic_names_are_always_valid_and_distinct(topic: str, namespace: str | None) -> None:
+    service = _strimzi(namespace=namespace)
+    name = kafka.topic_resource_name(service, topic)
+    assert len(name) <= kafka.MAX_NAME
+    assert re.fullmatch(DNS1123_SUBDOMAIN, name), name
+    others = {"a.b", topic + "x", topic[:-1] or "z", topic.upper(), topic.lower()} - {topic}
+    assert name not in {kafka.topic_resource_name(service, o) for o in others}
+
+
+def test_kafka_topic_names_that_were_valid_keep_their_name() -> None:
+    # Existing KafkaTopics are found by these names: the rule may only change invalid ones.
+    service = _strimzi()
+    assert kafka.topic_resource_name(service, "payment.events") == "pay-payment.events"
+    assert kafka.topic_resource_name(service, "Payment_Events") == (
+        f"pay-payment-events-{meta.short_hash('Payment_Events', 6)}")
 
 
 def test_prometheus_children_need_the_flag_and_the_capability() -> None:
