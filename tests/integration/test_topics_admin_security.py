@@ -4,7 +4,8 @@ operator's pod mounts from its login Secret), against the session broker's SASL_
 
 With the right login a topic is created (read back over PLAINTEXT); with a wrong password the
 reconcile reports the cluster as not answering with librdkafka's reason (the refused login),
-creates nothing, and the password appears neither in the report nor in any log line.
+creates nothing, and the password appears neither in the report nor in any log line. When the
+login file is then rotated to the right password, the same clients log in on the next call.
 """
 
 from __future__ import annotations
@@ -91,3 +92,20 @@ def test_a_wrong_password_creates_nothing_and_is_never_shown(
     assert "SASL authentication error" in gate.message  # what TopicsReady says
     assert wrong not in shown
     assert kafka.sasl_password not in shown
+
+
+def test_a_rotated_password_file_logs_in_without_a_restart(kafka, tmp_path, monkeypatch):
+    settings = _settings(kafka, tmp_path / "login", "stale-" + uuid.uuid4().hex, monkeypatch)
+    clients = AdminClients(TIMEOUT, security=kafka_admin_security(settings))
+    topic = f"paydeck.test.rotated.{uuid.uuid4().hex[:8]}"
+    try:
+        refused = clients.reconcile(kafka.sasl_ssl_bootstrap_servers, [WantedTopic(topic, 1, 1)])
+        assert "SASL authentication error" in refused.unreachable, refused
+        password_file = Path(settings.kafka_admin_sasl_password_file)
+        password_file.unlink()  # a Secret volume update replaces the file
+        password_file.write_text(kafka.sasl_password)
+        report = clients.reconcile(kafka.sasl_ssl_bootstrap_servers, [WantedTopic(topic, 1, 1)])
+    finally:
+        clients.close()
+    assert not report.unreachable and not report.failures, report
+    assert _exists(kafka, topic)

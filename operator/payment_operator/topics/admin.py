@@ -16,7 +16,9 @@ on first use, so the number of connections does not grow with the number of pass
 clients connect with the operator's own :class:`Security` (its settings, from files mounted
 into the operator's pod: the chart's ``kafkaAdmin`` values), never with a PaymentService's
 ``spec.kafka.security``, whose Secrets only the runtime's pods read.  The SASL user name and
-password are read from their files when a client is created.
+password are read from their files when a client is created, and a client is created again
+when any of those files changes (a rotated login or certificate, as a Secret volume update
+lands): the next call after a rotation connects with the new files, without a restart.
 """
 
 from __future__ import annotations
@@ -109,6 +111,27 @@ class Security:
     sasl_username_file: str | None = None
     sasl_password_file: str | None = None
 
+    def files(self) -> list[str]:
+        """The files the clients read: TLS (with an SSL protocol) and SASL login files."""
+        paths = [self.ca_location, self.certificate_location, self.key_location] if (
+            self.protocol.endswith("SSL")) else []
+        if self.protocol.startswith("SASL_"):
+            paths += [self.sasl_username_file, self.sasl_password_file]
+        return [p for p in paths if p is not None]
+
+    def stamp(self) -> tuple[tuple[str, int, int, int] | str, ...]:
+        """What identifies the current content of :meth:`files` (path, inode, size, mtime; a
+        missing file is its path alone): a new stamp means a rotated login or certificate."""
+        out: list[tuple[str, int, int, int] | str] = []
+        for path in self.files():
+            try:
+                st = Path(path).stat()  # follows a Secret volume's ..data symlinks
+            except OSError:
+                out.append(path)
+            else:
+                out.append((path, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
     def config(self) -> Config:
         """librdkafka's security settings, with the SASL login read from its files now."""
         out: Config = {"security.protocol": self.protocol}
@@ -185,6 +208,7 @@ class AdminClients:
         self.security = security or Security()
         self._factory = factory or _default_factory
         self._clients: dict[str, Admin] = {}
+        self._stamps: dict[str, object] = {}
         self._login_errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -194,27 +218,34 @@ class AdminClients:
             return list(self._clients)
 
     def get(self, bootstrap: str) -> Admin:
-        """The client of ``bootstrap`` (created now if this is its first use)."""
+        """The client of ``bootstrap``: created now on its first use, or again when the
+        security files changed since it was (the old one is closed)."""
+        stamp = self.security.stamp()
+        retired: Admin | None = None
         with self._lock:
             client = self._clients.get(bootstrap)
+            if client is not None and self._stamps.get(bootstrap) != stamp:
+                log.info("the Kafka admin login or certificates changed: reconnecting to %s",
+                         bootstrap)
+                retired, client = self._clients.pop(bootstrap), None
+                self._login_errors.pop(bootstrap, None)
             if client is None:
                 config = client_config(bootstrap, self.timeout, self.security)
                 config["error_cb"] = functools.partial(self._on_error, bootstrap)
                 client = self._factory(config)
                 self._clients[bootstrap] = client
-            return client
+                self._stamps[bootstrap] = stamp
+        if retired is not None:
+            _close(retired)
+        return client
 
     def close(self) -> None:
         """Drop every client (confluent-kafka closes a client's connections when it goes)."""
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
+            self._stamps.clear()
         for client in clients:
-            closer = getattr(client, "__exit__", None)
-            if closer is not None:
-                try:
-                    closer(None, None, None)
-                except Exception:  # closing is best effort
-                    log.debug("closing a Kafka admin client failed", exc_info=True)
+            _close(client)
 
     def _on_error(self, bootstrap: str, err: KafkaError) -> None:
         """librdkafka's error callback: remember the last login error of ``bootstrap``."""
@@ -253,6 +284,16 @@ class AdminClients:
             return DeleteResult(bootstrap, failures=(_text(err),))
         result = delete(admin, bootstrap, names, self.timeout)
         return dataclasses.replace(result, unreachable=self._why(bootstrap, result.unreachable))
+
+
+def _close(client: Admin) -> None:
+    """Close a client if it can be (best effort: its connections go with it anyway)."""
+    closer = getattr(client, "__exit__", None)
+    if closer is not None:
+        try:
+            closer(None, None, None)
+        except Exception:
+            log.debug("closing a Kafka admin client failed", exc_info=True)
 
 
 # ---- the calls ------------------------------------------------------------------------------

@@ -167,6 +167,32 @@ def test_clients_connect_with_the_operators_security_and_read_the_login_files(tm
     assert config["socket.timeout.ms"] == 2500  # the admin timeout still bounds each call
 
 
+def test_a_rotated_login_file_makes_a_new_client_and_closes_the_old_one(tmp_path):
+    class Closable(FakeKafka):
+        closed = False
+
+        def __exit__(self, *exc):
+            self.closed = True
+
+    made, clients = [], []
+
+    def factory(config):
+        made.append(config)
+        clients.append(Closable())
+        return clients[-1]
+
+    admins = AdminClients(2.5, factory=factory, security=_login(tmp_path))
+    first = admins.get("a:9093")
+    assert admins.get("a:9093") is first and len(made) == 1  # unchanged files: one client
+    password = tmp_path / "password"
+    password.unlink()  # as a Secret volume swaps its ..data link: a new file
+    password.write_text("rotated-" + ADMIN_PASSWORD)
+    second = admins.get("a:9093")
+    assert second is not first and first.closed and not second.closed
+    assert made[-1]["sasl.password"] == "rotated-" + ADMIN_PASSWORD
+    assert admins.get("a:9093") is second and len(made) == 2
+
+
 def test_an_unreadable_login_file_is_a_failure_in_the_report_not_a_crash(tmp_path):
     security = _login(tmp_path)
     (tmp_path / "password").unlink()
