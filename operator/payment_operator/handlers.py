@@ -72,9 +72,11 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
         # indexed kind before any handler runs, and drops what is deleted or unlabelled).
         kopf.index(group, version, resource.plural, labels=MANAGED, id=index_id(resource),
                    registry=registry)(partial(index_child, state, resource))
-        kopf.on.event(group, version, resource.plural, labels=MANAGED, registry=registry)(
-            partial(on_child_event, state)
-        )
+        # Filtered by the owner label, not by managed-by: a child whose managed-by label was
+        # removed drops out of the (server-side filtered) watch with a DELETED event that
+        # must still reach its owner, which labels it again.
+        kopf.on.event(group, version, resource.plural, labels={OWNER_LABEL: kopf.PRESENT},
+                      registry=registry)(partial(on_child_event, state))
 
 
 def index_id(resource: resources.Resource) -> str:
