@@ -158,7 +158,8 @@ class ChildCache:
     A resource is *cached* once :meth:`attach` gave it a base and :meth:`trust` named it
     (its initial list is complete); others are none of this store's business (callers ask
     the API server).  Reading Kopf's indices from another thread is safe in CPython: a
-    lookup or a ``list()`` of a dict view runs without releasing the GIL.  Every object handed out is a copy: callers may change it.
+    lookup or a ``list()`` of a dict view runs without releasing the GIL.  Every object
+    handed out is a copy: callers may change it.
     """
 
     def __init__(self) -> None:

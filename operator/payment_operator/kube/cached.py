@@ -34,7 +34,7 @@ def _managed(obj: Mapping[str, Any] | None) -> bool:
 class CachedKube(Kube):
     """:class:`Kube` with child reads from ``cache`` and every child write recorded in it."""
 
-    def __init__(self, inner: Kube, cache: ChildCache) -> None:  # noqa: D107
+    def __init__(self, inner: Kube, cache: ChildCache) -> None:
         # No super().__init__: every verb goes through ``inner`` (which may be a test double).
         self.inner = inner
         self.cache = cache

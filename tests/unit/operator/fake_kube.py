@@ -2,10 +2,11 @@
 
 It keeps objects by (kind, namespace, name) and behaves like the API server where the
 operator relies on it: server-side apply replaces the fields we set (and bumps generation
-when the spec changes; a ``metadata.resourceVersion`` in it is a precondition), status patches are merge patches guarded by ``resourceVersion``
-(a stale one is a 409), deletes honour the uid precondition, lists filter by label selector.
-Every call is recorded in :attr:`FakeKube.calls`; tests inject failures and concurrent
-writers through :attr:`FakeKube.status_errors` and :attr:`FakeKube.before_status_patch`.
+when the spec changes; a ``metadata.resourceVersion`` in it is a precondition), status
+patches are merge patches guarded by ``resourceVersion`` (a stale one is a 409), deletes
+honour the uid precondition, lists filter by label selector.  Every call is recorded in
+:attr:`FakeKube.calls`; tests inject failures and concurrent writers through
+:attr:`FakeKube.status_errors` and :attr:`FakeKube.before_status_patch`.
 """
 
 from __future__ import annotations
