@@ -10,8 +10,9 @@ the next pass neither re-writes an object it has just written nor re-creates one
 before the watch event arrived.
 
 Which of the two is newer is decided by ``metadata.resourceVersion`` compared as integers (the
-etcd revision every API server hands out; Kubernetes documents comparing them since 1.34,
-KEP-5504); where a version is not an integer, the watch wins, as in an informer without writes.
+etcd revision every API server hands out; Kubernetes 1.35 made comparing them part of the API,
+KEP-5504 "Comparable Resource Version"); where a version is not such an integer, the watch
+wins, as in an informer without writes of its own.
 
 Everything here is pure and thread-safe: Kopf updates the base on its event loop, reconcile
 passes read from the thread pool.  The I/O (the API fallbacks) is :mod:`~.cached`.
@@ -106,10 +107,12 @@ def selects(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
 
 
 def _version(obj: Mapping[str, Any]) -> int | None:
-    try:
-        return int(str((obj.get("metadata") or {}).get("resourceVersion")))
-    except ValueError:
+    """The resourceVersion as an integer, if it is a comparable one (KEP-5504: a positive
+    decimal integer without leading zeros), else None."""
+    text = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    if not text.isdigit() or not text.isascii() or text.startswith("0"):
         return None
+    return int(text)
 
 
 def _uid(obj: Mapping[str, Any]) -> str:

@@ -64,8 +64,10 @@ def test_the_newer_resource_version_wins_and_the_mark_goes_once_the_watch_caught
     assert resolve(watched, None) == (watched, False)
 
 
-def test_a_version_that_is_not_an_integer_lets_the_watch_win():
-    assert resolve(obj("a", "x9"), Written(obj("a", 12))) == (obj("a", "x9"), False)
+@pytest.mark.parametrize("version", ["x9", "012", "0", "", "1e3", "١٢"])
+def test_a_version_that_is_not_comparable_lets_the_watch_win(version):
+    assert resolve(obj("a", version), Written(obj("a", 12))) == (obj("a", version), False)
+    assert resolve(obj("a", 12), Written(obj("a", version))) == (obj("a", 12), False)
 
 
 def test_a_deleted_object_stays_hidden_until_the_watch_drops_it_or_a_new_one_appears():
