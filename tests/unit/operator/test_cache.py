@@ -33,8 +33,10 @@ class Base(dict):
             self.setdefault(key, []).append(value)
 
     def drop(self, o):
+        uid = o["metadata"]["uid"]
         for key in list(self):
-            self[key] = [v for v in self[key] if v["metadata"]["uid"] != o["metadata"]["uid"]]
+            self[key] = [v for v in self[key]
+                         if child_cache.unpack(v)["metadata"]["uid"] != uid]
             if not self[key]:
                 del self[key]
 
@@ -95,6 +97,12 @@ def test_a_copy_is_handed_out(base, cache):
     assert cache.get(DEPLOYMENT, "ns", "pay-1")["metadata"]["labels"]
     cache.list(DEPLOYMENT, "ns", f"{INSTANCE}=pay")[0]["metadata"].clear()
     assert cache.list(DEPLOYMENT, "ns", f"{INSTANCE}=pay")[0]["metadata"]
+    written = obj("pay-2", 9, uid="u2")
+    cache.wrote(written)
+    written["metadata"]["labels"].clear()  # the caller's own object, changed afterwards
+    cache.get(DEPLOYMENT, "ns", "pay-2")["metadata"]["labels"].clear()
+    cache.list(DEPLOYMENT, "ns", f"{INSTANCE}=pay")[1]["metadata"].clear()
+    assert cache.get(DEPLOYMENT, "ns", "pay-2")["metadata"]["labels"][INSTANCE] == "pay"
 
 
 def test_our_write_is_read_until_the_watch_shows_it_then_the_watch_again(base, cache):
@@ -194,12 +202,16 @@ def test_unsupported_selectors_are_refused():
 def test_listed_objects_get_their_kind_and_one_copy_under_every_key():
     listed = obj("t1", 5, labels={"paydeck.dev/owner-uid": "ps"})
     del listed["kind"], listed["apiVersion"]
+    listed["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     entries = child_cache.index_entries(listed, "v1", "ConfigMap")
     assert set(entries) == {("name", "ns", "t1"), ("instance", "ns", "pay"),
                             ("owner-uid", "ps")}
     first, *rest = entries.values()
-    assert first["kind"] == "ConfigMap" and first["apiVersion"] == "v1"
-    assert all(v is first for v in rest)
+    assert all(v is first for v in rest)  # one string, stored under three keys
+    stored = child_cache.unpack(first)
+    assert stored["kind"] == "ConfigMap" and stored["apiVersion"] == "v1"
+    assert "managedFields" not in stored["metadata"]
+    assert listed["metadata"]["managedFields"]  # the watched body is left as it was
 
 
 def test_concurrent_writes_and_reads_keep_the_store_consistent(base, cache):

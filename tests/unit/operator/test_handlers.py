@@ -5,6 +5,7 @@ The handlers are called directly (as Kopf would, with keyword arguments) against
 list, since it needs the running operator's queues.
 """
 
+import json
 import threading
 import time
 
@@ -94,8 +95,8 @@ def test_every_child_kind_is_indexed_and_watched_through_the_same_stream(state):
 def test_configure_attaches_kopf_indices_and_filters_the_child_watches_server_side(state):
     settings = kopf.OperatorSettings()
     deployment = handlers.resources.by_kind("apps/v1", "Deployment")
-    index = {("name", NAMESPACE, "pay-1"): [{"kind": "Deployment", "metadata": {
-        "name": "pay-1", "namespace": NAMESPACE, "resourceVersion": "3"}}]}
+    index = {("name", NAMESPACE, "pay-1"): [json.dumps({"kind": "Deployment", "metadata": {
+        "name": "pay-1", "namespace": NAMESPACE, "resourceVersion": "3"}})]}
     handlers.configure(state, settings=settings, **{handlers.index_id(deployment): index})
     state.cache.trust([deployment])
     assert state.cache.get(deployment, NAMESPACE, "pay-1")["metadata"]["resourceVersion"] == "3"
@@ -119,7 +120,8 @@ def test_the_index_of_a_child_retires_our_write_once_the_watch_shows_it(state):
         "labels": handlers.MANAGED}}
     state.cache.wrote(ours)
     entries = asyncio.run(handlers.index_child(state, deployment, kopf.Body(ours)))
-    assert entries[("name", NAMESPACE, "pay-1")]["metadata"]["resourceVersion"] == "5"
+    assert json.loads(entries[("name", NAMESPACE, "pay-1")])["metadata"][
+        "resourceVersion"] == "5"
     assert len(state.cache) == 0
     state.cache.wrote(ours)
     handlers.on_child_event(state, body=kopf.Body(ours), type="DELETED")  # no owner label
