@@ -85,11 +85,12 @@ def index_id(resource: resources.Resource) -> str:
 
 
 async def index_child(
-    state: OperatorState, resource: resources.Resource, body: kopf.Body, **_: Any
+    state: OperatorState, child: resources.Resource, body: kopf.Body, **_: Any
 ) -> dict[Any, Any]:
-    """Index one child (on Kopf's event loop: no I/O) and retire our marks it caught up with."""
+    """Index one child of the resource ``child`` (on Kopf's event loop: no I/O) and retire
+    our marks it caught up with.  (Kopf passes its own ``resource`` keyword.)"""
     state.cache.seen(body)
-    return cache.index_entries(body, resource.api_version, resource.kind)
+    return cache.index_entries(body, child.api_version, child.kind)
 
 
 def configure(

@@ -119,7 +119,8 @@ def test_the_index_of_a_child_retires_our_write_once_the_watch_shows_it(state):
         "name": "pay-1", "namespace": NAMESPACE, "uid": "u", "resourceVersion": "5",
         "labels": handlers.MANAGED}}
     state.cache.wrote(ours)
-    entries = asyncio.run(handlers.index_child(state, deployment, kopf.Body(ours)))
+    entries = asyncio.run(handlers.index_child(state, deployment, kopf.Body(ours),
+                                               resource=object()))  # Kopf's own keyword
     assert json.loads(entries[("name", NAMESPACE, "pay-1")])["metadata"][
         "resourceVersion"] == "5"
     assert len(state.cache) == 0
