@@ -74,7 +74,8 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
                    registry=registry)(partial(index_child, state, resource))
         # Filtered by the owner label, not by managed-by: a child whose managed-by label was
         # removed drops out of the (server-side filtered) watch with a DELETED event that
-        # must still reach its owner, which labels it again.
+        # must reach its owner, which labels it again, whichever state of the object the
+        # event carries (the API server sends the last one that matched).
         kopf.on.event(group, version, resource.plural, labels={OWNER_LABEL: kopf.PRESENT},
                       registry=registry)(partial(on_child_event, state))
 
