@@ -175,7 +175,7 @@ def _converge(kube: Kube, child: _Child, result: ApplyResult, retries: int = 1) 
         if err.status != 409 or retries <= 0:
             raise
     meta = child.stamped["metadata"]
-    child.live = kube.get(child.resource, meta.get("namespace"), meta["name"])
+    child.live = kube.fresh_get(child.resource, meta.get("namespace"), meta["name"])
     message = child.conflict()
     if message is not None:
         result.conflicts.append(message)

@@ -65,10 +65,19 @@ def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
             created_at=parse_time(meta.get("creationTimestamp")),
         )
         out.templates[rev] = template
-    for rev, (reason, text) in pod_problems(kube, ps).items():
+    # Every pod ready: no container of the service can be stuck, and no pod is listed.
+    settled_all = all(settled(w) for w in out.workloads.values())
+    problems = {} if settled_all else pod_problems(kube, ps)
+    for rev, (reason, text) in problems.items():
         if rev in out.workloads:
             out.workloads[rev] = replace(out.workloads[rev], problem=text, problem_reason=reason)
     return out
+
+
+def settled(workload: Workload) -> bool:
+    """Whether every pod of a revision is ready (so none of its containers is stuck): the
+    pods are listed (the one read the children cache does not answer) only when one is not."""
+    return workload.ready >= max(workload.pods, workload.replicas)
 
 
 def pod_problems(kube: Kube, ps: PaymentService) -> dict[str, tuple[str, str]]:

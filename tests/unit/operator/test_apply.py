@@ -51,6 +51,8 @@ class FakeKube:
         obj = self.objects.get((resource.kind, name))
         return copy.deepcopy(obj) if obj is not None else None
 
+    fresh_get = get
+
     def list_objects(self, resource, namespace, selector=""):
         return [copy.deepcopy(o) for (kind, _), o in self.objects.items()
                 if kind == resource.kind]
