@@ -87,6 +87,6 @@ def test_missing_rates_configmap_is_named_and_holds_the_pods(cluster, namespace,
     assert {"name": "fx-rates", "configMap": {
         "name": "fx-rates", "items": [{"key": "rates.json", "path": "rates.json"}],
         "defaultMode": 0o444}} in volumes
-    user = get_json(cluster, "configmap", "fx-rates", "-n", namespace)
+    user = get_json(cluster, "configmap", "fx-rates", "-n", namespace, "--show-managed-fields")
     assert {m["manager"] for m in user["metadata"]["managedFields"]} == {"user"}
     assert "ownerReferences" not in user["metadata"]
