@@ -114,3 +114,19 @@ def test_rates_file_at_startup_names_file_and_entry(tmp_path):
     assert str(path) in str(exc.value) and "'ABC'" in str(exc.value)
     with pytest.raises(RateTableError, match="cannot be read"):
         RatesFile(str(tmp_path / "missing.json"), "EUR")
+
+
+def test_serve_refuses_to_start_on_a_bad_rate_table_naming_the_entry(tmp_path, monkeypatch, capsys):
+    from payment_runtime import cli, logs
+
+    path = tmp_path / "rates.json"
+    path.write_text('{"USD": "0.92", "JPY": "-1"}')
+    for name, value in {"PAYMENT_DATABASE_URL": "postgresql://x/y",
+                        "PAYMENT_STRIPE_API_KEY": "sk_test_x",
+                        "PAYMENT_REPORTING_CURRENCY": "EUR",
+                        "PAYMENT_FX_RATES_FILE": str(path)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(logs, "configure", lambda level: None)  # keep pytest's handlers
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "PAYMENT_FX_RATES_FILE" in err and "rate of JPY" in err and str(path) in err
