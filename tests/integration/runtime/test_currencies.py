@@ -207,3 +207,31 @@ def test_bhd_refunds_are_exact_and_an_unrepresentable_one_is_refused(dsn, stripe
             "SELECT amount_minor FROM refunds WHERE payment_id = %s AND status <> 'failed'"
             " ORDER BY created_at", (pid,))]
     assert refunds == [1010, 11330]
+
+
+def test_a_new_rate_table_is_picked_up_without_a_restart(dsn, stripe_mock, signer, tmp_path):
+    rates = tmp_path / "rates.json"
+    rates.write_text(json.dumps({"JPY": "0.01"}))
+
+    async def scenario() -> tuple[str, str]:
+        async with running_app(dsn, stripe_mock.api_base, signer, reporting_currency="EUR",
+                               fx_rates_file=str(rates), fx_rates_reload_seconds=0.1) as client:
+            op = signer.token("payment_operator")
+
+            async def pay() -> str:
+                answer = await client.post("/api/v1/payments",
+                                           json=payment_body(amount=1000, currency="JPY"),
+                                           headers=headers(op))
+                assert answer.status_code == 201, answer.text
+                return (await client.get("/metrics")).text
+
+            first = await pay()  # 10.00 EUR
+            new = tmp_path / "new.json"
+            new.write_text(json.dumps({"JPY": "0.02"}))
+            new.replace(rates)  # as the kubelet swaps a ConfigMap's files
+            await asyncio.sleep(0.5)
+            return first, await pay()  # + 20.00 EUR
+
+    first, second = asyncio.run(scenario())
+    total = [_volume(m, "declined") + _volume(m, "success") for m in (first, second)]
+    assert total == [pytest.approx(10.0), pytest.approx(30.0)]
