@@ -33,6 +33,9 @@ class StripeRecorder:
         self.upstream = upstream
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.api_base = ""
+        #: PaymentIntent amounts (Stripe's, as sent) answered with Stripe's minimum-amount error,
+        #: as Stripe does when the amount converts to less than its settlement-currency minimum.
+        self.too_small: set[str] = set()
 
     def posted(self, path_prefix: str) -> list[dict[str, str]]:
         return [form for path, form in self.requests if path.startswith(path_prefix)]
@@ -42,6 +45,10 @@ class StripeRecorder:
         if request.method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
             self.requests.append((request.path, form))
+            if request.path == "/v1/payment_intents" and form.get("amount") in self.too_small:
+                error = {"type": "invalid_request_error", "code": "amount_too_small",
+                         "param": "amount", "message": "Amount must convert to at least 50 cents."}
+                return web.json_response({"error": error}, status=400)
         hop = {"host", "content-length", "transfer-encoding", "connection"}
         async with (
             aiohttp.ClientSession() as session,
@@ -235,3 +242,34 @@ def test_a_new_rate_table_is_picked_up_without_a_restart(dsn, stripe_mock, signe
     first, second = asyncio.run(scenario())
     total = [_volume(m, "declined") + _volume(m, "success") for m in (first, second)]
     assert total == [pytest.approx(10.0), pytest.approx(30.0)]
+
+
+def test_stripes_minimum_is_a_422_and_a_replay_is_not_counted_again(
+        dsn, stripe_mock, signer, tmp_path):
+    rates = tmp_path / "rates.json"
+    rates.write_text(json.dumps(RATES))
+
+    async def scenario() -> str:
+        async with (
+            StripeRecorder(stripe_mock.api_base).running() as stripe,
+            running_app(dsn, stripe.api_base, signer, reporting_currency="EUR",
+                        fx_rates_file=str(rates)) as client,
+        ):
+            stripe.too_small.add("40")
+            op = signer.token("payment_operator")
+            small = await client.post("/api/v1/payments", json=payment_body(amount=40),
+                                      headers=headers(op))
+            assert small.status_code == 422, small.text
+            assert small.json()["error"]["code"] == "amount_too_small"
+            h = headers(op, f"key-{uuid.uuid4()}")
+            first = await client.post("/api/v1/payments", json=payment_body(amount=1000),
+                                      headers=h)
+            again = await client.post("/api/v1/payments", json=payment_body(amount=1000),
+                                      headers=h)
+            assert again.headers.get("Idempotent-Replayed") == "true", again.text
+            assert again.json() == first.json()
+            return (await client.get("/metrics")).text
+
+    metrics = asyncio.run(scenario())
+    assert _volume(metrics, "rejected") == pytest.approx(0.40)  # the refused 0.40 EUR
+    assert _volume(metrics, "declined") + _volume(metrics, "success") == pytest.approx(10.0)
