@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from payment_runtime.api.app import MetricsPortDispatch, create_app
+    from payment_runtime.domain.fx import RateTableError
 
     runtime_secrets = secret_providers.load_runtime_secrets(settings, provider)
     if runtime_secrets.stripe_webhook_secret is None:
@@ -100,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if settings.jwks_url is None:
         log.warning("no JWKS URL (PAYMENT_JWKS_URL) configured: the payment API is disabled")
-    app = create_app(settings, runtime_secrets)
+    try:
+        app = create_app(settings, runtime_secrets)
+    except RateTableError as exc:
+        print(f"payment-runtime: invalid PAYMENT_FX_RATES_FILE: {exc}", file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port or settings.port
     metrics_port = settings.metrics_port if settings.metrics_port != port else None

@@ -64,6 +64,20 @@ class Metrics:
         self.webhook_events = Counter(
             "stripe_webhook_events", "Stripe webhook deliveries", ["type", "result"], registry=r
         )
+        # Amounts of payment creations in the reporting currency (PAYMENT_REPORTING_CURRENCY),
+        # in its major units, by the outcome label above; never the charged amount itself.
+        self.payment_volume = Counter(
+            "payment_volume_reporting",
+            "Amounts of payment creations converted to the reporting currency (major units)",
+            ["outcome", "currency"],
+            registry=r,
+        )
+        self.payment_volume_unconverted = Counter(
+            "payment_volume_unconverted",
+            "Payment creations left out of the reporting volume: no rate for their currency",
+            ["currency"],
+            registry=r,
+        )
         self.outbox_lag = Gauge(
             "outbox_lag_seconds", "Age of the oldest unpublished outbox event", registry=r
         )

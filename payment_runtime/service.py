@@ -28,10 +28,10 @@ from payment_runtime.adapters.stripe_gateway import (
     StripeRejected,
     StripeUnavailable,
 )
-from payment_runtime.domain import idempotency, payments, webhooks
+from payment_runtime.domain import idempotency, payments, stripe_amounts, webhooks
 from payment_runtime.domain.events import PaymentEvent, event_type_for
 from payment_runtime.domain.idempotency import RecoveryPoint
-from payment_runtime.domain.money import Money
+from payment_runtime.domain.money import Money, MoneyError, currency
 from payment_runtime.domain.payments import PaymentStatus
 from payment_runtime.errors import ApiError
 from payment_runtime.metrics import Metrics
@@ -68,10 +68,12 @@ class _Held:
 
 def payment_json(row: dict[str, Any]) -> dict[str, Any]:
     """A payment as the API shows it."""
+    code = str(row["currency"]).strip()
     return {
         "id": str(row["id"]),
         "amount": row["amount_minor"],
-        "currency": str(row["currency"]).strip(),
+        "amount_display": Money(row["amount_minor"], currency(code)).format(),
+        "currency": code,
         "customer": row["customer_id"],
         "payment_method": row["payment_method"],
         "description": row["description"],
@@ -215,10 +217,11 @@ class PaymentService:
                 held.resource_id = payment_id
             assert held.resource_id is not None
             payment_id = held.resource_id
+            charge = stripe_amounts.to_stripe(money)  # checked by the API already
             try:
                 intent = await self.gateway.create_intent(
-                    amount_minor=money.amount_minor,
-                    currency=money.currency.code,
+                    amount_minor=charge.amount,
+                    currency=charge.currency,
                     payment_method=payment_method,
                     metadata={"payment_id": str(payment_id)},
                     idempotency_key=idempotency.stripe_key("create_intent", str(payment_id)),
@@ -232,10 +235,11 @@ class PaymentService:
                     {"payment_id": str(payment_id), "decline_code": exc.decline_code},
                 ) from exc
             except StripeRejected as exc:
-                await self._finish_status(held, payment_id, PaymentStatus.FAILED, None, http=402)
-                raise ApiError(
-                    402, "payment_rejected", str(exc), {"payment_id": str(payment_id)}
-                ) from exc
+                # Stripe's minimum depends on the account's settlement currency: its verdict.
+                small = exc.code == "amount_too_small"
+                http, code = (422, "amount_too_small") if small else (402, "payment_rejected")
+                await self._finish_status(held, payment_id, PaymentStatus.FAILED, None, http=http)
+                raise ApiError(http, code, str(exc), {"payment_id": str(payment_id)}) from exc
             except StripeUnavailable as exc:
                 raise ApiError(
                     503, "payment_provider_unavailable", "Stripe is unavailable; retry later"
@@ -360,6 +364,11 @@ class PaymentService:
                         raise ApiError(409, exc.code, str(exc), {"status": row["status"]}) from exc
                     except payments.RefundError as exc:
                         raise ApiError(422, exc.code, str(exc)) from exc
+                    refund_money = Money(plan.amount_minor, currency(row["currency"]))
+                    try:
+                        stripe_amounts.to_stripe(refund_money)
+                    except MoneyError as exc:
+                        raise ApiError(422, exc.code, exc.message) from exc
                     await db.insert_refund(
                         conn,
                         refund_id=refund_id,
@@ -377,10 +386,11 @@ class PaymentService:
                 refund_row = await db.get_refund(conn, refund_id)
                 payment_row = await db.get_payment(conn, payment_id)
             assert refund_row is not None and payment_row is not None
+            refund_money = Money(refund_row["amount_minor"], currency(payment_row["currency"]))
             try:
                 result = await self.gateway.refund(
                     payment_row["stripe_payment_intent_id"],
-                    amount_minor=refund_row["amount_minor"],
+                    amount_minor=stripe_amounts.to_stripe(refund_money).amount,
                     idempotency_key=idempotency.stripe_key("refund", str(refund_id)),
                     metadata={"payment_id": str(payment_id), "refund_id": str(refund_id)},
                 )

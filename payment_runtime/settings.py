@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     revision: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,63}$")
     #: How often a background task reads the outbox gauges; scrapes never query the database.
     outbox_stats_interval_seconds: float = Field(default=15.0, ge=0.1, le=3600)
+    #: Reporting currency (metrics, limits) and its rate table, a JSON file (the ConfigMap key
+    #: the operator mounts); both or neither. See :mod:`payment_runtime.domain.fx`.
+    reporting_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    fx_rates_file: str | None = None
+    #: How often a background task checks the rate file for a new version (a ConfigMap update).
+    fx_rates_reload_seconds: float = Field(default=30.0, ge=0.1, le=3600)
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"
@@ -120,4 +126,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "kafka_ssl_certificate_location and kafka_ssl_key_location go together"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _reporting(self) -> Settings:
+        if (self.reporting_currency is None) != (self.fx_rates_file is None):
+            raise ValueError("reporting_currency and fx_rates_file go together")
         return self

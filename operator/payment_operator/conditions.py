@@ -20,7 +20,7 @@ from typing import Any
 Status = dict[str, Any]
 
 #: Conditions that must hold before a new revision gets its first pod.
-GATES = ("SecretsReady", "TopicsReady", "MigrationsApplied")
+GATES = ("SecretsReady", "TopicsReady", "MigrationsApplied", "CurrencyRatesReady")
 
 
 @dataclass(frozen=True)

@@ -349,7 +349,8 @@ def _decide(
         job=observe.migration_job(kube, ps, uid, rev),
         gates=observe.gate_states(
             ps, ctx.capabilities, result.live, topic_report,
-            watched=ctx.sees(builders.kafka.topics_namespace(ps) or str(ps.metadata.namespace))),
+            watched=ctx.sees(builders.kafka.topics_namespace(ps) or str(ps.metadata.namespace)),
+            rates=observe.rates_config_map(kube, ps)),
         command=observe.command(obj.get("status")),
     )
     current = state.RolloutState.from_status(obj.get("status"))

@@ -50,7 +50,12 @@ class CardDeclined(Exception):
 
 
 class StripeRejected(Exception):
-    """Stripe refused the request as invalid (4xx other than a card error)."""
+    """Stripe refused the request as invalid (4xx other than a card error); ``code`` is
+    Stripe's error code (``amount_too_small``...) when it gave one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StripeUnavailable(Exception):
@@ -58,7 +63,8 @@ class StripeUnavailable(Exception):
 
 
 class PaymentGateway(Protocol):
-    """The payment operations the runtime needs from Stripe."""
+    """The payment operations the runtime needs from Stripe; amounts are Stripe's
+    (:func:`payment_runtime.domain.stripe_amounts.to_stripe` of ours)."""
 
     async def create_intent(
         self,
@@ -115,7 +121,9 @@ class StripeGateway:
                 self._metrics.stripe_errors.labels(operation, "unavailable").inc()
                 raise StripeUnavailable(f"stripe returned {status}") from exc
             self._metrics.stripe_errors.labels(operation, "rejected").inc()
-            raise StripeRejected(exc.user_message or f"stripe returned {status}") from exc
+            raise StripeRejected(
+                exc.user_message or f"stripe returned {status}", getattr(exc, "code", None)
+            ) from exc
         finally:
             self._metrics.stripe_duration.labels(operation).observe(time.perf_counter() - started)
 

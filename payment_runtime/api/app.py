@@ -26,12 +26,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from payment_runtime import migrations
-from payment_runtime.adapters import postgres
+from payment_runtime.adapters import fx_rates, postgres
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
 from payment_runtime.api import jsonbody, openapi, schemas
 from payment_runtime.api.auth import PROCESS, READ, REFUND, Authenticator, KeySource, Role
-from payment_runtime.domain import idempotency, providers
+from payment_runtime.domain import fx, idempotency, providers, stripe_amounts
 from payment_runtime.domain.money import Money, MoneyError
 from payment_runtime.errors import ApiError
 from payment_runtime.metrics import Metrics, labelled
@@ -53,6 +53,7 @@ class Runtime:
     webhook_secret: str | None  # None: no webhook secret configured, webhooks disabled
     service: PaymentService | None = None
     pool: Any = None
+    rates: fx_rates.RatesFile | None = None  # with a reporting currency
 
 
 def _error(exc: ApiError) -> JSONResponse:
@@ -190,13 +191,40 @@ async def create_payment(request: Request) -> Response:
     body, raw = await _read_json(request, schemas.CreatePayment)
     try:
         money = Money.of(body.amount, body.currency)
+        stripe_amounts.to_stripe(money)  # refuse what Stripe cannot charge exactly
     except MoneyError as exc:
         raise ApiError(422, exc.code, exc.message) from exc
     req = _key_request(request, subject, raw)
-    outcome = await _svc(request).create_payment(
-        req, money, body.customer, body.payment_method, body.description
-    )
+    runtime = _rt(request)
+    try:
+        outcome = await _svc(request).create_payment(
+            req, money, body.customer, body.payment_method, body.description
+        )
+    except ApiError as exc:
+        _count_volume(runtime, money, _outcome_label(exc.status, None))
+        raise
+    except Exception:
+        _count_volume(runtime, money, "error")
+        raise
+    if not outcome.replayed:
+        _count_volume(runtime, money, _outcome_label(outcome.status, outcome.body))
     return _respond(outcome)
+
+
+def _count_volume(runtime: Runtime, money: Money, outcome: str) -> None:
+    """Add ``money``, converted to the reporting currency, to the volume counter (the
+    charged amount itself is never converted). A replayed response is not counted again."""
+    if runtime.rates is None:
+        return
+    table = runtime.rates.table
+    try:
+        converted = fx.to_reporting(money, table)
+    except fx.NoRate:
+        runtime.metrics.payment_volume_unconverted.labels(money.currency.code).inc()
+        return
+    runtime.metrics.payment_volume.labels(outcome, table.reporting.code).inc(
+        float(fx.major_units(converted))
+    )
 
 
 @endpoint("/api/v1/payments/{payment_id}")
@@ -454,6 +482,8 @@ def create_app(
         leeway=settings.jwt_leeway_seconds,
     )
     runtime = Runtime(settings, metrics, authenticator, secrets.stripe_webhook_secret)
+    # A bad rate table stops the start here (fx.RateTableError names the entry).
+    runtime.rates = fx_rates.load(settings.fx_rates_file, settings.reporting_currency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -479,12 +509,19 @@ def create_app(
             name="outbox-stats",
         )
         purge = asyncio.create_task(purge_expired(pool, settings), name="retention")
+        tasks = [stats, purge]
+        if runtime.rates is not None:
+            tasks.append(
+                asyncio.create_task(
+                    fx_rates.watch(runtime.rates, settings.fx_rates_reload_seconds), name="fx"
+                )
+            )
         try:
             yield
         finally:
-            for task in (stats, purge):
+            for task in tasks:
                 task.cancel()
-            for task in (stats, purge):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             runtime.service = None

@@ -169,7 +169,12 @@ def document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "id": {"type": "string", "format": "uuid"},
-                        "amount": {"type": "integer"},
+                        "amount": {
+                            "type": "integer",
+                            "description": "ISO 4217 minor units (1250 JPY is 1250 yen, "
+                            "12345 BHD is 12.345 dinar)",
+                        },
+                        "amount_display": {"type": "string", "examples": ["12.345 BHD"]},
                         "currency": {"type": "string"},
                         "status": {"type": "string"},
                         "amount_refunded": {"type": "integer"},

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payment_runtime.domain.payments import PaymentStatus, can_transition
+from payment_runtime.domain.stripe_amounts import from_stripe
 
 S = PaymentStatus
 
@@ -57,12 +58,18 @@ class Decision:
     amount_refunded: int | None = None
 
 
+def _ours(raw: object, currency: str | None) -> int | None:
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        return None
+    return raw if currency is None else from_stripe(raw, currency)
+
+
 def target_of(event_type: str, obj: Mapping[str, Any]) -> WebhookTarget | None:
     """Extract the PaymentIntent id and reported state from an event's ``data.object``."""
     raw_amount, raw_currency = obj.get("amount"), obj.get("currency")
-    is_int = isinstance(raw_amount, int) and not isinstance(raw_amount, bool)
-    amount = raw_amount if is_int else None
     currency = raw_currency.upper() if isinstance(raw_currency, str) else None
+    # Stripe's amounts, in our ISO 4217 minor units (ISK: Stripe's 500 is our 5).
+    amount = _ours(raw_amount, currency)
     if event_type in _EVENT_TARGET:
         intent_id = obj.get("id")
         if not isinstance(intent_id, str):
@@ -70,10 +77,10 @@ def target_of(event_type: str, obj: Mapping[str, Any]) -> WebhookTarget | None:
         return WebhookTarget(intent_id, _EVENT_TARGET[event_type], None, amount, currency)
     if event_type == "charge.refunded":
         intent_id = obj.get("payment_intent")
-        refunded = obj.get("amount_refunded")
+        refunded = _ours(obj.get("amount_refunded"), currency)
         if not (isinstance(intent_id, str) and amount is not None):
             return None
-        if not isinstance(refunded, int):
+        if refunded is None:
             return None
         status = S.REFUNDED if refunded >= amount else S.PARTIALLY_REFUNDED
         return WebhookTarget(intent_id, status, refunded, amount, currency)

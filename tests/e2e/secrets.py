@@ -4,8 +4,9 @@ kwok marks every pod Ready whatever it references, so on its own the suite would
 a pod template naming a Secret nobody creates (on a real node that pod would sit in
 CreateContainerConfigError).  Tests that expect Ready therefore create the Secrets the spec
 names (:func:`create_for`), play External Secrets' part for the synced ones
-(:func:`sync_external_secret`), and check with :func:`missing` that every Secret and key the
-live pod templates reference exists.
+(:func:`sync_external_secret`), and check with :func:`missing` that every Secret and key
+(and ConfigMap, such as the rate table of spec.currencies) the live pod templates reference
+exists.
 """
 
 from __future__ import annotations
@@ -108,19 +109,44 @@ def sync_provider_class(cluster: KubeCluster, namespace: str, item: Mapping[str,
                         "-f", "-", input=json.dumps(_secret(obj["secretName"], keys)))
 
 
+def config_map_refs(workloads: list[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """ConfigMap name -> keys the pod templates' ConfigMap volumes and ``envFrom`` need
+    (optional ones left out): a kubelet would not start the pod without them."""
+    refs: dict[str, set[str]] = {}
+    for pod in _pod_specs(workloads):
+        for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+            for source in container.get("envFrom") or []:
+                ref = source.get("configMapRef")
+                if ref and not ref.get("optional"):
+                    refs.setdefault(ref["name"], set())
+        for volume in pod.get("volumes") or []:
+            ref = volume.get("configMap")
+            if ref and not ref.get("optional"):
+                refs.setdefault(ref["name"], set()).update(
+                    item["key"] for item in ref.get("items") or [])
+    return refs
+
+
+def _have(cluster: KubeCluster, namespace: str, kind: str) -> dict[str, set[str]]:
+    listed = cluster.kubectl("get", kind, "-n", namespace, "-o", "json")
+    return {s["metadata"]["name"]: {*(s.get("data") or {})}
+            for s in json.loads(listed.stdout)["items"]}
+
+
 def missing(cluster: KubeCluster, namespace: str) -> list[str]:
-    """Every Secret (or key) the namespace's Deployments and Jobs need that does not exist."""
+    """Every Secret or ConfigMap (or key) the namespace's Deployments and Jobs need that does
+    not exist."""
     workloads = []
     for kind in ("deployments", "jobs"):
         listed = cluster.kubectl("get", kind, "-n", namespace, "-o", "json")
         workloads.extend(json.loads(listed.stdout)["items"])
-    listed = cluster.kubectl("get", "secrets", "-n", namespace, "-o", "json")
-    have = {s["metadata"]["name"]: {*(s.get("data") or {})}
-            for s in json.loads(listed.stdout)["items"]}
     out = []
-    for name, keys in sorted(pod_refs(workloads).items()):
-        if name not in have:
-            out.append(f"secret {name}")
-        out.extend(f"secret {name} key {key}" for key in sorted(keys - have.get(name, set())))
+    for what, refs in (("secret", pod_refs(workloads)),
+                       ("configmap", config_map_refs(workloads))):
+        have = _have(cluster, namespace, f"{what}s")
+        for name, keys in sorted(refs.items()):
+            if name not in have:
+                out.append(f"{what} {name}")
+            out.extend(f"{what} {name} key {key}" for key in sorted(keys - have.get(name, set())))
     return out
 

@@ -52,6 +52,7 @@ INSTALLED = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Rol
              "ClusterKopfPeering", "KopfPeering", "PaymentServicePolicy",
              "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 NAME = "pay"
+RATES = "fx-rates"  # the user's rate-table ConfigMap (spec.currencies)
 IMAGE_1 = "registry.example/payment-runtime:1"
 IMAGE_2 = "registry.example/payment-runtime:2"
 IMAGE_3 = "registry.example/payment-runtime:3"
@@ -108,7 +109,9 @@ def spec(image: str = IMAGE_1, *, backend: str | None = "external-secrets",
         body["autoscaling"] = {"minReplicas": 2, "maxReplicas": 3}
         body["ingress"] = {"host": "pay.e2e.example",
                            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"}}
-        body["monitoring"] = {"serviceMonitor": True}
+        body["monitoring"] = {"serviceMonitor": True, "dashboard": True}
+        body["currencies"] = {"reporting": "EUR",
+                              "ratesConfigMap": {"name": RATES, "key": "rates.json"}}
     return body
 
 
@@ -218,11 +221,15 @@ def refused_by_policy(cluster: KubeCluster, namespace: str):
 
 
 def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: str) -> None:
+    # The user's rate table (spec.currencies): the operator may read it, never write it.
+    cluster.kubectl("create", "configmap", RATES, "-n", namespace,
+                    '--from-literal=rates.json={"USD": "0.92"}')
     apply(cluster, payment_service(namespace, spec()))
     wait_for(unless_forbidden(op, healthy(cluster, namespace, IMAGE_1)), 120,
              "the first revision Healthy", op)
     assert not pod_secrets.missing(cluster, namespace)  # kwok would run pods without them
     assert get_json(cluster, "configmap", f"{NAME}-config", "-n", namespace)
+    assert get_json(cluster, "configmap", f"{NAME}-dashboard", "-n", namespace)
     for kind in ("serviceaccount", "service", "networkpolicy", "ingress",
                  "poddisruptionbudget", "horizontalpodautoscaler",
                  "servicemonitors.monitoring.coreos.com",
@@ -268,6 +275,9 @@ def journey(cluster: KubeCluster, namespace: str, op: OperatorProcess, policy: s
     wait_for(unless_forbidden(op, gone(cluster, "kafkatopics.kafka.strimzi.io",
                                        kafka_namespace(namespace), topic)),
              60, "the topic pruned", op)
+    wait_for(unless_forbidden(op, gone(cluster, "configmap", namespace, f"{NAME}-dashboard")),
+             60, "the dashboard ConfigMap pruned", op)
+    assert get_json(cluster, "configmap", RATES, "-n", namespace)  # the user's, untouched
     assert len(get_json(cluster, "jobs", "-n", namespace)["items"]) == 2
 
     # Plain Secrets: the SecretProviderClass goes.  A fourth revision: the first one's

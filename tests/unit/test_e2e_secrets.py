@@ -46,3 +46,17 @@ def test_the_spec_refs_are_collected_with_their_keys():
     assert secrets.spec_refs(spec) == {"db": {"url"}, "stripe": {"sk", "wh"},
                                        "kafka-ca": {"ca.crt"},
                                        "kafka-client": {"tls.crt", "tls.key"}}
+
+
+def test_configmap_volumes_and_env_from_are_found_and_optional_ones_are_not():
+    pod = {
+        "containers": [{"envFrom": [{"configMapRef": {"name": "pay-config"}},
+                                    {"configMapRef": {"name": "maybe", "optional": True}}]}],
+        "volumes": [
+            {"name": "fx", "configMap": {"name": "fx-rates", "items": [{"key": "rates.json",
+                                                                       "path": "rates.json"}]}},
+            {"name": "o", "configMap": {"name": "opt", "optional": True}},
+        ],
+    }
+    assert secrets.config_map_refs([_deployment(pod)]) == {
+        "pay-config": set(), "fx-rates": {"rates.json"}}

@@ -6,7 +6,7 @@ already in the canonical form the API server returns (ints for ports, no empty m
 lists, explicit ``protocol: TCP``), so that the reconciler can compare them with live
 objects field by field.  Modules by role: :mod:`.meta` (identity of children),
 :mod:`.workload`, :mod:`.migrations`, :mod:`.network`, :mod:`.scaling`, :mod:`.monitoring`,
-:mod:`.secrets`, :mod:`.kafka`.
+:mod:`.secrets`, :mod:`.kafka`, :mod:`.dashboard`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from payment_operator.api.v1alpha1 import PaymentService
 from payment_operator.builders import (
+    dashboard,
     kafka,
     meta,
     migrations,
@@ -77,6 +78,7 @@ def supporting(ps: PaymentService, ctx: Context) -> list[dict[str, Any]]:
         scaling.horizontal_pod_autoscaler(ps),
         monitoring.service_monitor(ps, ctx),
         monitoring.prometheus_rule(ps, ctx),
+        dashboard.dashboard_config_map(ps),
     ]
     return [
         workload.service_account(ps),

@@ -46,6 +46,11 @@ KAFKA_TLS_CERT_FILE = "tls.crt"
 KAFKA_TLS_KEY_FILE = "tls.key"
 #: Owner and group may read (the pod's fsGroup owns the files), nobody else.
 KAFKA_TLS_MODE = 0o440
+#: The user's rate-table ConfigMap key (spec.currencies), read-only, in the runtime's pods.
+FX_RATES_VOLUME = "fx-rates"
+FX_RATES_MOUNT_PATH = "/etc/paydeck/fx-rates"
+FX_RATES_FILE = "rates.json"
+FX_RATES_MODE = 0o444
 
 AZURE_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 AZURE_TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
@@ -118,6 +123,9 @@ def config_data(ps: PaymentService) -> dict[str, str]:
         data["PAYMENT_JWKS_URL"] = spec.auth.jwks_url
         data["PAYMENT_JWT_ISSUER"] = spec.auth.issuer
         data["PAYMENT_JWT_AUDIENCE"] = spec.auth.audience
+    if spec.currencies is not None and spec.currencies.reporting is not None:
+        data["PAYMENT_REPORTING_CURRENCY"] = spec.currencies.reporting
+        data["PAYMENT_FX_RATES_FILE"] = f"{FX_RATES_MOUNT_PATH}/{FX_RATES_FILE}"
     if spec.kafka is not None:
         data["PAYMENT_KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrap_servers
         data["PAYMENT_RELAY_IN_PROCESS"] = "true"
@@ -250,6 +258,8 @@ def _volume_mounts(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, 
         mounts.append(
             {"name": KAFKA_TLS_VOLUME, "mountPath": KAFKA_TLS_MOUNT_PATH, "readOnly": True}
         )
+    if kafka and fx_rates_volume(ps) is not None:
+        mounts.append({"name": FX_RATES_VOLUME, "mountPath": FX_RATES_MOUNT_PATH, "readOnly": True})
     return mounts
 
 
@@ -344,9 +354,27 @@ def kafka_tls_volume(ps: PaymentService) -> dict[str, Any] | None:
     }
 
 
+def fx_rates_volume(ps: PaymentService) -> dict[str, Any] | None:
+    """The user's rate-table ConfigMap key as ``rates.json`` (a directory mount, not a
+    subPath, so the kubelet's updates reach the runtime, which re-reads the file)."""
+    currencies = ps.spec.currencies
+    if currencies is None or currencies.rates_config_map is None:
+        return None
+    ref = currencies.rates_config_map
+    return {
+        "name": FX_RATES_VOLUME,
+        "configMap": {
+            "name": ref.name,
+            "items": [{"key": ref.key, "path": FX_RATES_FILE}],
+            "defaultMode": FX_RATES_MODE,
+        },
+    }
+
+
 def volumes(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
     """The pod's volumes: a small /tmp, the CSI secrets volume with backend csi, and the
-    Kafka TLS files (with ``kafka`` and spec.kafka.security.tls)."""
+    Kafka TLS files (with ``kafka`` and spec.kafka.security.tls) and the rate table (with
+    ``kafka``, the runtime's pods, and spec.currencies)."""
     out: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     if _uses_csi(ps):
         out.append(
@@ -362,6 +390,9 @@ def volumes(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
     tls_volume = kafka_tls_volume(ps) if kafka else None
     if tls_volume is not None:
         out.append(tls_volume)
+    rates = fx_rates_volume(ps) if kafka else None
+    if rates is not None:
+        out.append(rates)
     return out
 
 

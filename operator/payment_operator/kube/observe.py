@@ -22,6 +22,7 @@ from payment_operator.rollout.state import Command, Gate, Job, Workload, parse_t
 
 DEPLOYMENT = resources.by_kind("apps/v1", "Deployment")
 JOB = resources.by_kind("batch/v1", "Job")
+CONFIG_MAP = resources.by_kind("v1", "ConfigMap")
 POD = resources.Resource("v1", "Pod", "pods")
 #: Container waiting reasons that do not go away by waiting.
 STUCK_REASONS = frozenset({
@@ -124,9 +125,18 @@ def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | N
     return job_state(obj)
 
 
+def rates_config_map(kube: Kube, ps: PaymentService) -> Obj | None:
+    """The user's rate-table ConfigMap of spec.currencies (read, never written), if any."""
+    currencies = ps.spec.currencies
+    if currencies is None or currencies.rates_config_map is None:
+        return None
+    return kube.get(CONFIG_MAP, ps.metadata.namespace, currencies.rates_config_map.name)
+
+
 def gate_states(
     ps: PaymentService, capabilities: builders.Capabilities, live: Mapping[tuple[str, str], Obj],
     admin_topics: topics.Report | None = None, watched: bool = True,
+    rates: Obj | None = None,
 ) -> tuple[Gate, ...]:
     """SecretsReady and TopicsReady from the children just applied (``live`` by kind, name);
     with topicProvisioner admin, TopicsReady from this pass's reconcile of the topics through
@@ -145,7 +155,8 @@ def gate_states(
     kafka_topics = [obj for (kind, _), obj in live.items() if kind == "KafkaTopic"]
     topic_gate = gates.topics_gate(ps, api_served=capabilities.strimzi, topics=kafka_topics,
                                    expected=expected, admin=admin_topics, watched=watched)
-    return secrets, topic_gate
+    rates_gate = gates.currency_rates_gate(ps, rates)
+    return (secrets, topic_gate) if rates_gate is None else (secrets, topic_gate, rates_gate)
 
 
 def informing(

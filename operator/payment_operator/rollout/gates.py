@@ -21,6 +21,8 @@ from payment_operator.rollout.topics import Report
 
 SECRETS_READY = "SecretsReady"
 TOPICS_READY = "TopicsReady"
+#: Only with spec.currencies: the user's rate-table ConfigMap (and key) the pods mount exists.
+CURRENCY_RATES_READY = "CurrencyRatesReady"
 #: Informs only: monitoring that cannot be created never holds a rollout back.
 MONITORING_READY = "MonitoringReady"
 
@@ -180,3 +182,29 @@ def admin_topics_gate(report: Report | None) -> Gate:
     if report.plan is not None and report.plan.notes:
         text += "; " + "; ".join(report.plan.notes)
     return Gate(TOPICS_READY, True, "Ready", text)
+
+
+def currency_rates_gate(
+    ps: PaymentService, config_map: Mapping[str, Any] | None
+) -> Gate | None:
+    """Whether the rate table the pods mount exists (None: no reporting currency).
+
+    ``config_map`` is the user's ConfigMap named by spec.currencies.ratesConfigMap, as the
+    operator read it (None: it does not exist). A pod whose ConfigMap volume is missing never
+    starts (the kubelet retries the mount; the container waits in ContainerCreating, which no
+    container status calls stuck), so the gate says so instead of a silent deadline.
+    """
+    currencies = ps.spec.currencies
+    if currencies is None or currencies.rates_config_map is None:
+        return None
+    ref = currencies.rates_config_map
+    if config_map is None:
+        return Gate(CURRENCY_RATES_READY, False, "ConfigMapMissing",
+                    f"ConfigMap {ref.name} (the rate table of spec.currencies) does not exist: "
+                    "pods mounting it cannot start")
+    if ref.key not in (config_map.get("data") or {}):
+        return Gate(CURRENCY_RATES_READY, False, "KeyMissing",
+                    f"ConfigMap {ref.name} has no key {ref.key} (the rate table of "
+                    "spec.currencies): pods mounting it cannot start")
+    return Gate(CURRENCY_RATES_READY, True, "Present",
+                f"rate table {ref.name}/{ref.key} present; the runtime validates it at start")

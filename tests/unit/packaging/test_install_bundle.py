@@ -72,14 +72,19 @@ def test_cluster_role_has_nothing_on_secrets_and_no_wildcards() -> None:
 def test_rbac_covers_every_kind_the_operator_manages() -> None:
     granted = b.permissions(b.one(b.bundle(), "ClusterRole"))
     # Built for every PaymentService, so never pruned: no delete.
-    always = {m["kind"] for m in supporting(parse(minimal_body(networkPolicy={"enabled": False})),
-                                            Context())}
+    base = supporting(parse(minimal_body(networkPolicy={"enabled": False})), Context())
+    always = {m["kind"] for m in base}
     assert always == {"ServiceAccount", "ConfigMap", "Service", "PodDisruptionBudget"}
+    # ...unless an optional child is of such a kind too: the Grafana dashboard ConfigMap.
+    dashboard = supporting(parse(minimal_body(networkPolicy={"enabled": False},
+                                              monitoring={"dashboard": True})), Context())
+    optional = {m["kind"] for m in dashboard if m not in base}
+    assert optional == {"ConfigMap"}
     for resource in resources.KNOWN:
         if resource.kind == "PaymentService":
             continue
         verbs = {"get", "list", "watch", "create", "patch"}  # children are watched
-        if resource.kind not in always:
+        if resource.kind not in always or resource.kind in optional:
             verbs.add("delete")
         have = {v for g, r, v, names in granted
                 if (g, r) == (resource.group, resource.plural) and not names}

@@ -707,6 +707,64 @@ class Monitoring(ApiModel):
     labels: StringMap | None = Field(
         default=None, description="Labels of the ServiceMonitor (for Prometheus' selector)."
     )
+    dashboard: bool = Field(
+        default=False,
+        description=(
+            "Create a Grafana dashboard, ConfigMap <name>-dashboard labelled "
+            "grafana_dashboard: \"1\" (the Grafana Helm chart's sidecar default; the sidecar "
+            "must search this namespace). Its queries select the namespace and service labels "
+            "a scrape through the ServiceMonitor adds."
+        ),
+    )
+
+
+ISO_CURRENCY_PATTERN = r"^[A-Z]{3}$"
+
+
+class ConfigMapKeySelector(ApiModel):
+    """A key of a ConfigMap in the PaymentService's namespace (yours: never written)."""
+
+    name: DnsSubdomain = Field(description="Name of the ConfigMap.")
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key within the ConfigMap's data.",
+    )
+
+
+class Currencies(ApiModel):
+    """A reporting currency for metrics and limits, converted with your rate table.
+
+    The charged amount is never converted. The rate table is a JSON object of ISO 4217 code
+    to the value of one unit of that currency in the reporting currency, such as
+    {"USD": "0.92", "JPY": "0.0061"}; the runtime refuses to start on an invalid one.
+    """
+
+    __rules__ = (
+        Rule(
+            rule="has(self.reporting) == has(self.ratesConfigMap)",
+            message="reporting and ratesConfigMap go together",
+            check=lambda c: (c.reporting is None) == (c.rates_config_map is None),
+            field_path=".ratesConfigMap",
+            reason="FieldValueRequired",
+        ),
+    )
+
+    reporting: str | None = Field(
+        default=None,
+        pattern=ISO_CURRENCY_PATTERN,
+        max_length=3,
+        description="ISO 4217 code of the reporting currency, such as EUR.",
+    )
+    rates_config_map: ConfigMapKeySelector | None = Field(
+        default=None,
+        description=(
+            "The ConfigMap key holding the rate table, mounted read-only into the pods (a "
+            "change reaches them without a rollout, within about a minute); the operator "
+            "reads it only to report whether it exists (CurrencyRatesReady gates new pods)."
+        ),
+    )
 
 
 def _store_ref_rule(path: str, python_path: tuple[str, ...]) -> Rule:
@@ -805,7 +863,12 @@ class PaymentServiceSpec(ApiModel):
     pod_disruption_budget: PodDisruptionBudget | None = Field(
         default=None, description="Limit voluntary disruptions of the pods."
     )
-    monitoring: Monitoring | None = Field(default=None, description="Prometheus scraping.")
+    monitoring: Monitoring | None = Field(
+        default=None, description="Prometheus scraping and a Grafana dashboard."
+    )
+    currencies: Currencies | None = Field(
+        default=None, description="A reporting currency for metrics (never for charging)."
+    )
 
     @model_validator(mode="after")
     def _unique_env(self) -> PaymentServiceSpec:

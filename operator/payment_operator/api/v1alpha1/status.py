@@ -31,6 +31,7 @@ CONDITION_TYPES = (
     "SecretsReady",
     "MigrationsApplied",
     "TopicsReady",
+    "CurrencyRatesReady",
     "MonitoringReady",
     "PodsHealthy",
 )
