@@ -18,6 +18,8 @@ from payment_operator.builders.meta import LABEL_REVISION
 Obj = Mapping[str, Any]
 
 GATES = ("SecretsReady", "TopicsReady", "MigrationsApplied")
+#: Gates the operator reports only when the spec asks for them (spec.currencies' rate table).
+OPTIONAL_GATES = ("CurrencyRatesReady",)
 
 PHASE_ICONS = {"Healthy": "✔", "Progressing": "◌", "Paused": "॥", "Degraded": "✖",
                "Pending": "◌"}
@@ -245,7 +247,7 @@ def _conditions(status: Obj) -> dict[str, Obj]:
 def _gates(status: Obj) -> list[str]:
     conditions = _conditions(status)
     lines = ["Gates:"]
-    for gate in GATES:
+    for gate in (*GATES, *(g for g in OPTIONAL_GATES if g in conditions)):
         cond = conditions.get(gate)
         if cond is None:
             lines.append(_field(gate, "? (not reported)", 2))

@@ -317,3 +317,14 @@ def test_malformed_fields_do_not_break_the_screen():
     assert line(text, "Status") == "? Weird"
     assert line(text, "Step") == "1/4: setWeight 25"
     assert render.parse_time("not a time") is None
+
+
+def test_the_rate_table_gate_shows_only_when_reported():
+    assert "CurrencyRatesReady" not in render.render(service(healthy_status()), now=NOW)
+    status = healthy_status()
+    status["conditions"].append({
+        "type": "CurrencyRatesReady", "status": "False", "reason": "ConfigMapMissing",
+        "message": "ConfigMap fx (the rate table of spec.currencies) does not exist"})
+    text = render.render(service(status), now=NOW)
+    assert line(text, "CurrencyRatesReady").startswith("✖ False")
+    assert "ConfigMapMissing" in line(text, "CurrencyRatesReady")
