@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from payment_runtime import migrations
+from payment_runtime import migrations, tracing
 from payment_runtime.adapters import postgres
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
@@ -102,9 +102,17 @@ def endpoint(route: str, operation: str | None = None) -> Callable[[Handler], Ha
                 body: Any = None
                 if isinstance(response, JSONResponse) and response.status_code < 300:
                     body = json.loads(bytes(response.body))
-                metrics.payment_requests.labels(
-                    operation, _outcome_label(response.status_code, body)
-                ).inc()
+                outcome = _outcome_label(response.status_code, body)
+                metrics.payment_requests.labels(operation, outcome).inc()
+                # One line per payment operation (within its trace: trace_id, span_id).
+                log.info(
+                    "payment request",
+                    extra={
+                        "operation": operation,
+                        "status": response.status_code,
+                        "outcome": outcome,
+                    },
+                )
             return response
 
         return run
@@ -492,6 +500,6 @@ def create_app(
             await gateway.close()
             await pool.close()
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=tracing.middleware(ROUTES))
     app.state.runtime = runtime
     return app
