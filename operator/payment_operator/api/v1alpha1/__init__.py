@@ -77,6 +77,7 @@ from payment_operator.api.v1alpha1.spec import (
     Topic,
     TopicDeletionPolicy,
     TopicProvisioner,
+    Tracing,
     VaultStore,
 )
 from payment_operator.api.v1alpha1.status import (
@@ -174,6 +175,7 @@ __all__ = [
     "Topic",
     "TopicDeletionPolicy",
     "TopicProvisioner",
+    "Tracing",
     "VaultStore",
     "WebQuery",
     "is_template",
