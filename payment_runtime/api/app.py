@@ -104,8 +104,9 @@ def endpoint(route: str, operation: str | None = None) -> Callable[[Handler], Ha
                     body = json.loads(bytes(response.body))
                 outcome = _outcome_label(response.status_code, body)
                 metrics.payment_requests.labels(operation, outcome).inc()
-                # One line per payment operation (within its trace: trace_id, span_id).
-                log.info(
+                # At debug: one line per payment operation, within its trace (trace_id,
+                # span_id). Formatting a redacted JSON line costs ~0.13 ms: not at INFO.
+                log.debug(
                     "payment request",
                     extra={
                         "operation": operation,

@@ -62,7 +62,7 @@ def log_lines() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     root.addHandler(handler)
     level = root.level
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.DEBUG)  # the per-request line is at debug
     try:
         yield stream
     finally:

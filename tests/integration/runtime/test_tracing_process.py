@@ -69,6 +69,7 @@ def test_one_payment_is_one_trace_from_http_to_kafka(
         tracing_otlp_endpoint=otlp_receiver.endpoint,
         tracing_service_name="pay-traced",
         revision="rev0123abc",
+        log_level="DEBUG",  # the per-request line is at debug
     )
     env["OTEL_BSP_SCHEDULE_DELAY"] = "60000"  # only the shutdown's flush sends them in time
     runtime = RuntimeProcess(["serve"], env, tmp_path / "serve.log", port)
