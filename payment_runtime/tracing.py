@@ -88,6 +88,7 @@ def configure(settings: Settings) -> None:
     provider = TracerProvider(
         resource=Resource.create(resource_attributes(settings, socket.gethostname())),
         sampler=ParentBased(TraceIdRatioBased(settings.tracing_sample_ratio)),
+        shutdown_on_exit=False,  # shutdown() does it, after the relay thread has stopped
     )
     exporter = OTLPSpanExporter(
         endpoint=traces_url(settings.tracing_otlp_endpoint), timeout=EXPORT_TIMEOUT_SECONDS
