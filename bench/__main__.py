@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench [operator|scale|runtime|argo]``."""
+"""Run every benchmark: ``python -m bench [operator|scale|runtime|tracing|argo]``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ BENCHES = {
     "operator": "bench.operator_resync",
     "scale": "bench.operator_scale",
     "runtime": "bench.runtime.run",
+    "tracing": "bench.runtime.tracing_cost",
     "argo": "bench.rollouts_compare",
 }
 
