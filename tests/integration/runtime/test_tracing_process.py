@@ -6,6 +6,8 @@ request must become one trace holding the HTTP server span, the database transac
 Stripe call and the relay's publish, and the same trace id must be in the Kafka event's
 ``traceparent`` header (read by a real consumer) and in the process's log lines. The batch
 processor's delay is a minute, so the spans arrive only because a graceful shutdown flushes it.
+A relay in a process of its own, started after ``serve`` has stopped, joins the same trace
+through the outbox row alone.
 """
 
 from __future__ import annotations
@@ -128,3 +130,62 @@ def test_one_payment_is_one_trace_from_http_to_kafka(
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     requests = [line for line in lines if line.get("message") == "payment request"]
     assert [line.get("trace_id") for line in requests] == [trace_id]
+
+
+def test_a_relay_in_its_own_process_joins_the_payments_trace(
+    dsn, stripe_mock, kafka, otlp_receiver, signer, tmp_path
+):
+    """``payment-runtime relay``, started after ``serve`` has gone: the only link between the
+    two processes is the outbox row's stored trace context."""
+    topic = f"payment.events.{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=1)
+    port = _process.free_port()
+    tracing_env = {
+        "tracing_otlp_endpoint": otlp_receiver.endpoint,
+        "tracing_service_name": "pay-traced",
+    }
+    serve_env = runtime_env(
+        dsn,
+        stripe_mock.api_base,
+        write_jwks(signer, tmp_path),
+        port,
+        kafka_topic=topic,
+        **tracing_env,
+    )
+    with running(RuntimeProcess(["serve"], serve_env, tmp_path / "serve.log", port)) as runtime:
+        response = httpx.post(
+            f"{runtime.url}/api/v1/payments",
+            json=payment_body(),
+            headers=headers(signer.token("payment_operator")),
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        payment_id = response.json()["id"]
+        runtime.terminate()
+        assert runtime.wait(30) == 0, runtime.log()
+    spans = otlp_receiver.wait_for(lambda found: any(s.kind == "SERVER" for s in found), 15)
+    server = next(s for s in spans if s.kind == "SERVER")
+    assert not any(s.kind == "PRODUCER" for s in otlp_receiver.spans)  # nothing published yet
+
+    relay_env = runtime_env(
+        dsn,
+        stripe_mock.api_base,
+        write_jwks(signer, tmp_path),
+        port,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        kafka_topic=topic,
+        **tracing_env,
+    )
+    relay = RuntimeProcess(["relay", "--once"], relay_env, tmp_path / "relay.log")
+    with running(relay, wait_healthy=False):
+        assert relay.wait(60) == 0, relay.log()
+    message = _event_message(kafka.bootstrap_servers, topic, payment_id, timeout=30)
+    spans = otlp_receiver.wait_for(
+        lambda found: any(s.kind == "PRODUCER" for s in found), timeout=15
+    )
+    (producer,) = [s for s in spans if s.kind == "PRODUCER"]
+    assert producer.trace_id == server.trace_id
+    (parent,) = [s for s in spans if s.span_id == producer.parent_span_id]
+    assert (parent.trace_id, parent.name) == (server.trace_id, "transaction finish")
+    _, header_trace, header_span, _ = dict(message.headers())["traceparent"].decode().split("-")
+    assert (header_trace, header_span) == (server.trace_id, producer.span_id)
