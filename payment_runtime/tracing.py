@@ -192,9 +192,15 @@ def _failed(current: Span, exc: BaseException) -> None:
 def span(
     name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, str] | None = None
 ) -> Iterator[Span]:
-    """A child span of the current context around the block; nothing at all when off."""
+    """A child span of the current context around the block; nothing at all when off, nor
+    under an unsampled parent (the parent-based sampler would drop the child anyway)."""
     if _provider is None:
         yield INVALID_SPAN
+        return
+    parent = trace.get_current_span()
+    parent_context = parent.get_span_context()
+    if parent_context.is_valid and not parent_context.trace_flags.sampled:
+        yield parent
         return
     with _tracer.start_as_current_span(
         name,

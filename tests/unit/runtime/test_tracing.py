@@ -157,3 +157,20 @@ def test_log_lines_carry_trace_and_span_id_only_inside_a_span(spans):
     assert inside["trace_id"] == format(ctx.trace_id, "032x")
     assert inside["span_id"] == format(ctx.span_id, "016x")
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+def test_no_child_span_is_made_under_an_unsampled_parent(spans):
+    from opentelemetry import context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    unsampled = TraceContextTextMapPropagator().extract({"traceparent": f"00-{TRACE}-{PARENT}-00"})
+    token = context.attach(unsampled)
+    try:
+        with tracing.span("child", SpanKind.CLIENT) as current:
+            assert tracing.current_ids() == (TRACE, PARENT)  # still the caller's span
+            assert not current.is_recording()
+    finally:
+        context.detach(token)
+    assert spans.get_finished_spans() == ()
+    with tracing.span("root") as root:  # without a parent: a new, sampled trace
+        assert root.is_recording()
