@@ -21,7 +21,7 @@ from confluent_kafka import Consumer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from payment_runtime import logs, tracing
 from payment_runtime.adapters.kafka_relay import OutboxRelay, drain, make_producer
@@ -230,3 +230,25 @@ def _one_message_headers(bootstrap: str, topic: str) -> dict[str, bytes]:
     finally:
         consumer.close()
     raise AssertionError(f"no message on {topic}")
+
+
+def test_a_failed_stripe_call_marks_its_span_and_the_request(dsn, signer, spans):
+    """Stripe unreachable: the Stripe span fails with the error's type (no message), the
+    request is a 503 and its server span an error, and the key's release is traced too."""
+
+    async def go():
+        async with running_app(dsn, "http://127.0.0.1:9", signer) as client:
+            h = headers(signer.token("payment_operator"))
+            return await client.post("/api/v1/payments", json=payment_body(), headers=h)
+
+    response = asyncio.run(go())
+    assert response.status_code == 503
+    finished = spans.get_finished_spans()
+    (stripe_span,) = [s for s in finished if s.name == "stripe create_payment_intent"]
+    assert stripe_span.status.status_code is StatusCode.ERROR
+    assert stripe_span.attributes["error.type"] == "StripeUnavailable"
+    assert not stripe_span.events  # no exception event: its message could hold anything
+    (server,) = [s for s in finished if s.kind is SpanKind.SERVER]
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes["http.status_code"] == 503
+    assert "transaction release_key" in [s.name for s in finished]
