@@ -1,4 +1,4 @@
-"""Run every benchmark, then write the report: ``python -m bench [operator|scale|runtime|argo]``.
+"""Run every benchmark, then the report: ``python -m bench [operator|scale|runtime|tracing|argo]``.
 
 Each bench writes its own ``bench/results/<name>.md``; :mod:`bench.report` then gathers them
 into ``bench/results/latest.md`` with the goals and PNG charts.
@@ -13,6 +13,7 @@ BENCHES = {
     "operator": "bench.operator_resync",
     "scale": "bench.operator_scale",
     "runtime": "bench.runtime.run",
+    "tracing": "bench.runtime.tracing_cost",
     "argo": "bench.rollouts_compare",
 }
 

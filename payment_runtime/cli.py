@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from payment_runtime import logs, migrations
+from payment_runtime import logs, migrations, tracing
 from payment_runtime.adapters import secrets as secret_providers
 from payment_runtime.settings import Settings
 
@@ -80,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("migrations applied", extra={"versions": applied})
         return 0
 
+    tracing.configure(settings)  # off unless PAYMENT_TRACING_OTLP_ENDPOINT is set
+    try:
+        return _run(args, settings, provider)
+    finally:
+        tracing.shutdown()  # the batch processor's last spans go out
+
+
+def _run(
+    args: argparse.Namespace, settings: Settings, provider: secret_providers.SecretProvider
+) -> int:
     if args.command == "relay":
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

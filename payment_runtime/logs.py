@@ -8,6 +8,9 @@ run. Redacting the serialised line instead would miss a secret holding a quote, 
 backslash or a control character, which JSON writes escaped. A registered secret is also
 masked in its JSON-escaped and ``repr`` forms, as a careless ``json.dumps`` or a
 traceback prints it. Fields whose names say they are sensitive are masked whole.
+
+While a span is current (or a caller's ``traceparent`` is the request's context, see
+:mod:`payment_runtime.tracing`) a line carries its ``trace_id`` and ``span_id`` in hex.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 REDACTED = "[REDACTED]"
 
@@ -103,6 +108,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 document[redact(key)] = _clean(key, value)
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            document["trace_id"] = format(span.trace_id, "032x")
+            document["span_id"] = format(span.span_id, "016x")
         if record.exc_info:
             document["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:

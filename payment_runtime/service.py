@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from payment_runtime import tracing
 from payment_runtime.adapters import postgres as db
 from payment_runtime.adapters.stripe_gateway import (
     CardDeclined,
@@ -122,7 +123,7 @@ class PaymentService:
     # --- idempotency machinery ---------------------------------------------------
 
     async def _begin(self, req: KeyRequest) -> _Held | Outcome:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with db.transaction(self.pool, "begin_key") as conn:
             key_id = await db.insert_key(
                 conn,
                 scope=req.scope,
@@ -161,7 +162,7 @@ class PaymentService:
                 await self._release(held)
                 raise
             # A deterministic refusal: the same request would be refused again.
-            async with self.pool.connection() as conn, conn.transaction():
+            async with db.transaction(self.pool, "refuse_key") as conn:
                 await db.finish_key(conn, held.key_id, exc.status, exc.body())
             raise
         except BaseException:
@@ -170,7 +171,7 @@ class PaymentService:
 
     async def _release(self, held: _Held) -> None:
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            async with db.transaction(self.pool, "release_key") as conn:
                 await db.release_key(conn, held.key_id)
         except Exception:
             # The lock then expires after lock_timeout instead.
@@ -184,7 +185,7 @@ class PaymentService:
             occurred_at=datetime.now(UTC),
             data=data,
         )
-        await db.insert_outbox(conn, event, self.topic)
+        await db.insert_outbox(conn, event, self.topic, tracing.carrier())
 
     # --- create ------------------------------------------------------------------
 
@@ -199,7 +200,7 @@ class PaymentService:
         async def phases(held: _Held) -> Outcome:
             if held.recovery_point is RecoveryPoint.STARTED:
                 payment_id = uuid.uuid4()
-                async with self.pool.connection() as conn, conn.transaction():
+                async with db.transaction(self.pool, "create_payment") as conn:
                     await db.insert_payment(
                         conn,
                         payment_id=payment_id,
@@ -262,7 +263,7 @@ class PaymentService:
     ) -> Outcome:
         """One transaction: move the payment forward (if still allowed), write the outbox
         event, store the response on the key."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with db.transaction(self.pool, "finish") as conn:
             row = await db.get_payment(conn, payment_id, for_update=True)
             if row is None:
                 raise _not_found(payment_id)
@@ -300,7 +301,7 @@ class PaymentService:
     async def _load_checked(
         self, payment_id: uuid.UUID, check: Callable[[PaymentStatus], None]
     ) -> dict[str, Any]:
-        async with self.pool.connection() as conn:
+        async with db.connection(self.pool, "load_payment") as conn:
             row = await db.get_payment(conn, payment_id)
         if row is None:
             raise _not_found(payment_id)
@@ -351,7 +352,7 @@ class PaymentService:
         async def phases(held: _Held) -> Outcome:
             if held.recovery_point is RecoveryPoint.STARTED:
                 refund_id = uuid.uuid4()
-                async with self.pool.connection() as conn, conn.transaction():
+                async with db.transaction(self.pool, "reserve_refund") as conn:
                     row = await db.get_payment(conn, payment_id, for_update=True)
                     if row is None:
                         raise _not_found(payment_id)
@@ -382,7 +383,7 @@ class PaymentService:
                 held.resource_id = refund_id
             assert held.resource_id is not None
             refund_id = held.resource_id
-            async with self.pool.connection() as conn:
+            async with db.connection(self.pool, "load_refund") as conn:
                 refund_row = await db.get_refund(conn, refund_id)
                 payment_row = await db.get_payment(conn, payment_id)
             assert refund_row is not None and payment_row is not None
@@ -395,12 +396,12 @@ class PaymentService:
                     metadata={"payment_id": str(payment_id), "refund_id": str(refund_id)},
                 )
             except (CardDeclined, StripeRejected) as exc:
-                async with self.pool.connection() as conn, conn.transaction():
+                async with db.transaction(self.pool, "refund_failed") as conn:
                     await db.update_refund(conn, refund_id, status="failed", stripe_refund_id=None)
                 raise ApiError(409, "refund_refused", str(exc)) from exc
             except StripeUnavailable as exc:
                 raise ApiError(503, "payment_provider_unavailable", "retry later") from exc
-            async with self.pool.connection() as conn, conn.transaction():
+            async with db.transaction(self.pool, "record_refund") as conn:
                 refund_row = await db.update_refund(
                     conn, refund_id, status=result.status, stripe_refund_id=result.id
                 )
@@ -425,7 +426,7 @@ class PaymentService:
     # --- reads -------------------------------------------------------------------
 
     async def get(self, payment_id: uuid.UUID) -> dict[str, Any]:
-        async with self.pool.connection() as conn:
+        async with db.connection(self.pool, "get_payment") as conn:
             row = await db.get_payment(conn, payment_id)
         if row is None:
             raise _not_found(payment_id)
@@ -440,7 +441,7 @@ class PaymentService:
         obj = (event.get("data") or {}).get("object") or {}
         if not event_id:
             raise ApiError(400, "invalid_event", "event has no id")
-        async with self.pool.connection() as conn, conn.transaction():
+        async with db.transaction(self.pool, "webhook") as conn:
             if not await db.record_webhook_event(conn, event_id, event_type):
                 return "duplicate"
             verdict = await self._apply_event(conn, event_type, obj)

@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     fx_rates_file: str | None = None
     #: How often a background task checks the rate file for a new version (a ConfigMap update).
     fx_rates_reload_seconds: float = Field(default=30.0, ge=0.1, le=3600)
+    # Tracing (OpenTelemetry, :mod:`payment_runtime.tracing`).
+    #: Base URL of an OTLP/HTTP receiver (``/v1/traces`` is appended), such as
+    #: ``http://otel-collector.observability:4318``. Unset: no spans are recorded or
+    #: exported (an incoming ``traceparent`` still reaches the log lines and Kafka headers).
+    tracing_otlp_endpoint: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/@?#]+(/[^\s?#]*)?$", max_length=2048
+    )
+    #: Share of new traces recorded (parent-based: a caller's sampled flag is followed).
+    tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: ``service.name`` of the spans (the operator sets the PaymentService's name);
+    #: ``service.version`` is :attr:`revision`.
+    tracing_service_name: str = Field(default="payment-runtime", min_length=1, max_length=253)
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"

@@ -6,6 +6,10 @@ id in a header and the payload, and marked published only after Kafka acknowledg
 them. If Kafka is down nothing is marked, the transaction rolls back, and the rows wait:
 payments never depend on Kafka.
 
+A row stored with its request's trace context gets a producer span parented on it (ended
+when Kafka answers) and its ``traceparent``/``tracestate`` headers, so a consumer joins the
+payment's trace; with tracing off the stored headers are forwarded as they are.
+
 TLS and SASL come from the settings (:func:`security_config`): file paths of the CA and
 client certificate, and the SASL credentials the secret provider returned.  A client error
 such as a refused login is logged with librdkafka's reason, which never holds the password.
@@ -23,7 +27,9 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry.trace import Span
 
+from payment_runtime import tracing
 from payment_runtime.adapters.secrets import KafkaSasl
 from payment_runtime.metrics import Metrics
 from payment_runtime.settings import Settings
@@ -132,30 +138,46 @@ class OutboxRelay:
         try:
             with conn.transaction():
                 rows = conn.execute(
-                    "SELECT id, event_id, topic, message_key, payload FROM outbox"
+                    "SELECT id, event_id, topic, message_key, payload, trace_context FROM outbox"
                     " WHERE published_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                     (self._batch_size,),
                 ).fetchall()
                 delivered: list[int] = []
                 failed: list[KafkaError] = []
+                spans: dict[int, Span] = {}
 
                 def on_delivery(err: KafkaError | None, msg: Message, *, row_id: int) -> None:
                     if err is None:
                         delivered.append(row_id)
                     else:
                         failed.append(err)
+                    span = spans.pop(row_id, None)
+                    if span is not None:
+                        tracing.end_publish(span, None if err is None else err.name())
 
-                for row_id, event_id, topic, key, payload in rows:  # empty: nothing to send
+                for row_id, event_id, topic, key, payload, trace_context in rows:
+                    span, trace_headers = tracing.publish_span(
+                        topic,
+                        {"messaging.message.id": str(event_id)},
+                        trace_context,
+                    )
+                    if span.is_recording():
+                        spans[row_id] = span
                     self._producer.produce(
                         topic,
                         key=str(key).encode(),
                         value=json.dumps(payload, separators=(",", ":")).encode(),
-                        headers={"event_id": str(event_id).encode()},
+                        headers={
+                            "event_id": str(event_id).encode(),
+                            **{k: v.encode() for k, v in trace_headers.items()},
+                        },
                         on_delivery=functools.partial(on_delivery, row_id=row_id),
                     )
                     self._producer.poll(0)
                 if rows:
                     self._producer.flush(self._flush_timeout)
+                for span in spans.values():  # no answer within the flush timeout
+                    tracing.end_publish(span, "timeout")
                 if delivered:
                     conn.execute(
                         "UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (delivered,)

@@ -2,23 +2,49 @@
 
 Plain SQL, one function per statement family; callers own the transactions, so a
 payment row, its outbox event and its idempotency key are committed together.
+:func:`transaction` (and :func:`connection`, for reads) take a pooled connection as one
+traced client span named after the caller's phase.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from payment_runtime import tracing
 from payment_runtime.domain.events import PaymentEvent
 
 Conn = AsyncConnection[DictRow]
+_SPAN_ATTRIBUTES = {"db.system.name": "postgresql", "db.system": "postgresql"}
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: Any, phase: str) -> AsyncIterator[Conn]:
+    """One transaction on a pooled connection, traced as the span ``transaction <phase>``
+    (its time includes the wait for a pooled connection)."""
+    attributes = {**_SPAN_ATTRIBUTES, "db.operation.name": "transaction", "paydeck.phase": phase}
+    with tracing.span(f"transaction {phase}", SpanKind.CLIENT, attributes):
+        async with pool.connection() as conn, conn.transaction():
+            yield conn
+
+
+@contextlib.asynccontextmanager
+async def connection(pool: Any, phase: str) -> AsyncIterator[Conn]:
+    """A pooled connection for reads (rolled back when returned), traced as ``read <phase>``."""
+    attributes = {**_SPAN_ATTRIBUTES, "db.operation.name": "read", "paydeck.phase": phase}
+    with tracing.span(f"read {phase}", SpanKind.CLIENT, attributes):
+        async with pool.connection() as conn:
+            yield conn
 
 
 async def open_pool(dsn: str, *, min_size: int, max_size: int, timeout: float) -> Any:
@@ -151,11 +177,21 @@ async def update_refund(
 # --- outbox -------------------------------------------------------------------------
 
 
-async def insert_outbox(conn: Conn, event: PaymentEvent, topic: str) -> None:
+async def insert_outbox(
+    conn: Conn, event: PaymentEvent, topic: str, trace_context: Mapping[str, str] | None = None
+) -> None:
+    """Queue ``event``; ``trace_context`` (W3C headers) lets the relay join the trace."""
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, message_key, event_type, payload)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (event.event_id, topic, event.payment_id, event.event_type, Jsonb(event.to_payload())),
+        "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, trace_context)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            event.event_id,
+            topic,
+            event.payment_id,
+            event.event_type,
+            Jsonb(event.to_payload()),
+            None if trace_context is None else Jsonb(dict(trace_context)),
+        ),
     )
 
 

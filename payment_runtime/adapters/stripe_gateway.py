@@ -7,6 +7,10 @@ re-created its cancellation shields on every request).
 Every mutating call takes an idempotency key derived from our own ids (see
 :func:`payment_runtime.domain.idempotency.stripe_key`). The SDK's network retries reuse
 it, and so does a request resumed after a crash.
+
+Each call is one client span ``stripe <operation>`` (:mod:`payment_runtime.tracing`): the
+operation and Stripe's host as attributes, the error's type when it fails; never the API
+key, the idempotency key or what the call sends.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import stripe
+from opentelemetry.trace import SpanKind
 
+from payment_runtime import tracing
 from payment_runtime.metrics import Metrics
 from payment_runtime.settings import Settings
 
@@ -103,8 +110,14 @@ class StripeGateway:
             http_client=self._http,
         )
         self._metrics = metrics
+        self._host = urlsplit(settings.stripe_api_base or stripe.api_base).hostname or "stripe"
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        attributes = {"paydeck.stripe.operation": operation, "server.address": self._host}
+        with tracing.span(f"stripe {operation}", SpanKind.CLIENT, attributes):
+            return await self._measured(operation, call)
+
+    async def _measured(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()
         try:
             return await call()

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from payment_runtime import migrations
+from payment_runtime import migrations, tracing
 from payment_runtime.adapters import fx_rates, postgres
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
@@ -103,9 +103,18 @@ def endpoint(route: str, operation: str | None = None) -> Callable[[Handler], Ha
                 body: Any = None
                 if isinstance(response, JSONResponse) and response.status_code < 300:
                     body = json.loads(bytes(response.body))
-                metrics.payment_requests.labels(
-                    operation, _outcome_label(response.status_code, body)
-                ).inc()
+                outcome = _outcome_label(response.status_code, body)
+                metrics.payment_requests.labels(operation, outcome).inc()
+                # At debug: one line per payment operation, within its trace (trace_id,
+                # span_id). Formatting a redacted JSON line costs ~0.13 ms: not at INFO.
+                log.debug(
+                    "payment request",
+                    extra={
+                        "operation": operation,
+                        "status": response.status_code,
+                        "outcome": outcome,
+                    },
+                )
             return response
 
         return run
@@ -529,6 +538,6 @@ def create_app(
             await gateway.close()
             await pool.close()
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=tracing.middleware(ROUTES))
     app.state.runtime = runtime
     return app

@@ -3,7 +3,8 @@
 The Service selects every pod of the service (stable and canary), so traffic splits by
 replica count.  The NetworkPolicy denies everything the runtime does not need: it admits
 the http port from its own namespace, the listed namespaces and the ingress gateway (and
-the metrics port from Prometheus), and lets out DNS, PostgreSQL, Kafka and Stripe.
+the metrics port from Prometheus), and lets out DNS, PostgreSQL, Kafka, Stripe, the JWKS and
+the OTLP trace receiver.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def kafka_ports(bootstrap_servers: str) -> list[int]:
 
 
 def egress_tcp_ports(ps: PaymentService) -> list[int]:
-    """TCP ports the runtime calls out to: PostgreSQL, Kafka brokers, Stripe, the JWKS."""
+    """TCP ports the runtime calls out to: PostgreSQL, Kafka brokers, Stripe, the JWKS, the
+    OTLP receiver of spec.tracing."""
     ports = {POSTGRES_PORT, HTTPS_PORT}
     if ps.spec.kafka is not None:
         ports.update(kafka_ports(ps.spec.kafka.bootstrap_servers))
@@ -62,6 +64,8 @@ def egress_tcp_ports(ps: PaymentService) -> list[int]:
         ports.add(url_port(ps.spec.stripe.api_base))
     if ps.spec.auth is not None:
         ports.add(url_port(ps.spec.auth.jwks_url))
+    if ps.spec.tracing is not None:
+        ports.add(url_port(ps.spec.tracing.otlp_endpoint))
     return sorted(ports)
 
 

@@ -133,6 +133,11 @@ def config_data(ps: PaymentService) -> dict[str, str]:
             data["PAYMENT_KAFKA_TOPIC"] = spec.kafka.topics[0].name
         if spec.kafka.security is not None:
             data.update(kafka_security_settings(spec.kafka.security))
+    if spec.tracing is not None:
+        # service.version is PAYMENT_REVISION (downward API), already in every pod.
+        data["PAYMENT_TRACING_OTLP_ENDPOINT"] = spec.tracing.otlp_endpoint
+        data["PAYMENT_TRACING_SAMPLE_RATIO"] = repr(spec.tracing.sample_ratio)
+        data["PAYMENT_TRACING_SERVICE_NAME"] = meta.name(ps)
     return dict(sorted(data.items()))
 
 

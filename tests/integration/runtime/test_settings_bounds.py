@@ -36,6 +36,9 @@ def _env(dsn, stripe_mock, signer, tmp_path, **settings):
         ("jwt_leeway_seconds", "-1"),
         ("jwt_leeway_seconds", "121"),
         ("jwt_leeway_seconds", "31536000"),
+        # A trace receiver's URL with a login in it would sit in the ConfigMap and every log.
+        ("tracing_otlp_endpoint", "http://collector:s3cret-pass@otel:4318"),
+        ("tracing_sample_ratio", "1.5"),
     ],
 )
 def test_serve_refuses_a_setting_out_of_bounds(dsn, stripe_mock, signer, tmp_path, name, value):
@@ -59,6 +62,7 @@ def test_serve_refuses_a_setting_out_of_bounds(dsn, stripe_mock, signer, tmp_pat
     assert not _process.port_open(port)
     assert f"PAYMENT_{name.upper()}" in output, output
     assert "Traceback" not in output, output
+    assert "s3cret-pass" not in output, output
 
 
 def test_the_bounds_themselves_are_accepted_and_tolerance_1_still_verifies(

@@ -344,6 +344,16 @@ def specs(draw: st.DrawFn) -> api.PaymentServiceSpec:
                 labels=st.none() | small_map,
             )
         ),
+        tracing=draw(
+            st.none()
+            | _model(
+                api.Tracing,
+                otlp_endpoint=st.builds(
+                    lambda base, path: base + path, url, st.sampled_from(["", "/", "/otlp"])
+                ),
+                sample_ratio=st.floats(0, 1, allow_nan=False),
+            )
+        ),
     )
 
 

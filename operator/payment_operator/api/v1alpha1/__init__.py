@@ -79,6 +79,7 @@ from payment_operator.api.v1alpha1.spec import (
     Topic,
     TopicDeletionPolicy,
     TopicProvisioner,
+    Tracing,
     VaultStore,
 )
 from payment_operator.api.v1alpha1.status import (
@@ -178,6 +179,7 @@ __all__ = [
     "Topic",
     "TopicDeletionPolicy",
     "TopicProvisioner",
+    "Tracing",
     "VaultStore",
     "WebQuery",
     "is_template",

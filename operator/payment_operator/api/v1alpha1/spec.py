@@ -6,6 +6,7 @@ Kubernetes Secret key or an object synced by the secret store.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -45,6 +46,8 @@ TOPIC_PATTERN = r"^[A-Za-z0-9._-]+$"
 BOOTSTRAP_PATTERN = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$"
 STRIPE_VERSION_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?$"
 HTTP_PATH_PATTERN = r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"
+#: What the runtime accepts as its OTLP endpoint: a base URL, no credentials, query or fragment.
+OTLP_ENDPOINT_PATTERN = r"^https?://[^/@?#]+(/[^?#]*)?$"
 
 
 class SecretKeySelector(ApiModel):
@@ -767,6 +770,44 @@ class Currencies(ApiModel):
     )
 
 
+class Tracing(ApiModel):
+    """OpenTelemetry tracing of the runtime, exported over OTLP/HTTP (protobuf).
+
+    Spans: one per HTTP request, database transaction, Stripe call and outbox publish, named
+    ``service.name`` = this PaymentService's name, ``service.version`` = the pod's revision.
+    The egress NetworkPolicy opens the endpoint's port.
+    """
+
+    __rules__ = (
+        Rule(
+            rule=f"self.otlpEndpoint.matches('{OTLP_ENDPOINT_PATTERN}')",
+            message=(
+                "otlpEndpoint must be a base URL such as http://otel-collector:4318, "
+                "without credentials, query or fragment"
+            ),
+            check=lambda t: re.match(OTLP_ENDPOINT_PATTERN, t.otlp_endpoint) is not None,
+            field_path=".otlpEndpoint",
+        ),
+    )
+
+    otlp_endpoint: Url = Field(
+        description=(
+            "Base URL of an OTLP/HTTP receiver (an OpenTelemetry Collector, say); /v1/traces "
+            "is appended, as for OTEL_EXPORTER_OTLP_ENDPOINT. Such as "
+            "http://otel-collector.observability:4318."
+        ),
+    )
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of new traces recorded, 0 to 1; a caller's sampling decision (the "
+            "traceparent flag) is always followed."
+        ),
+    )
+
+
 def _store_ref_rule(path: str, python_path: tuple[str, ...]) -> Rule:
     """Rule: a storeObject reference at ``path`` names an object of secretStore.objects."""
     parts = f"{path}.storeObject".split(".")
@@ -868,6 +909,13 @@ class PaymentServiceSpec(ApiModel):
     )
     currencies: Currencies | None = Field(
         default=None, description="A reporting currency for metrics (never for charging)."
+    )
+    tracing: Tracing | None = Field(
+        default=None,
+        description=(
+            "OpenTelemetry tracing over OTLP/HTTP; without it no spans are exported (an "
+            "incoming traceparent still reaches log lines and Kafka headers)."
+        ),
     )
 
     @model_validator(mode="after")
