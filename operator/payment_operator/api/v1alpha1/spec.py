@@ -130,6 +130,9 @@ class Resources(ApiModel):
 #: The runtime reads its settings from ``PAYMENT_*`` variables, case-insensitively; the
 #: operator sets them from the spec's checked fields, so spec.env may not.
 RESERVED_ENV_PREFIX = "PAYMENT_"
+#: OpenTelemetry's own SDK settings: spec.tracing configures tracing; one of these could send
+#: spans elsewhere or record request headers (Authorization) into them.
+OTEL_ENV_PREFIX = "OTEL_"
 
 
 class EnvVar(ApiModel):
@@ -137,7 +140,8 @@ class EnvVar(ApiModel):
 
     ``PAYMENT_*`` names (in any case) are refused: they are the runtime's own settings, and
     one set here would override what the operator derives from the validated spec (the
-    webhook tolerance, the JWT leeway, an https-only JWKS URL, the secrets wiring).
+    webhook tolerance, the JWT leeway, an https-only JWKS URL, the secrets wiring). So are
+    ``OTEL_*`` names, OpenTelemetry's SDK settings, which ``spec.tracing`` owns.
     """
 
     __rules__ = (
@@ -148,6 +152,15 @@ class EnvVar(ApiModel):
                 "operator from the spec: spec.env may not set them"
             ),
             check=lambda e: not e.name.upper().startswith(RESERVED_ENV_PREFIX),
+            field_path=".name",
+        ),
+        Rule(
+            rule=f"!self.name.upperAscii().startsWith('{OTEL_ENV_PREFIX}')",
+            message=(
+                f"{OTEL_ENV_PREFIX}* variables configure OpenTelemetry behind spec.tracing's "
+                "back (exporters, captured headers): use spec.tracing"
+            ),
+            check=lambda e: not e.name.upper().startswith(OTEL_ENV_PREFIX),
             field_path=".name",
         ),
     )
