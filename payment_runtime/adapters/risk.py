@@ -23,43 +23,56 @@ from redis.exceptions import RedisError
 
 from payment_runtime.domain import velocity
 
-#: KEYS: one sorted set per limit. ARGV: member, currency, amount, then per limit its
-#: window (ms), max attempts and max amount in the charge's currency (-1: no limit).
-#: Returns {index of the limit that refuses (1-based) or 0, ms until it may admit}.
-#: Records the attempt in every window only when all admit it; an attempt already in a
-#: window (a retry of the same idempotency key) is not counted again. Time is the
-#: server's, so every pod shares one clock.
+#: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
+#: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
+#: member, currency, amount, then per limit its window (ms), max attempts and max amount in
+#: the charge's currency (-1: no limit). Returns {index of the limit that refuses (1-based)
+#: or 0, ms until it may admit}. Expired attempts leave the set and the sums first; the
+#: attempt is recorded in every window only when all admit it; one already in a window (a
+#: retry of the same idempotency key) is not counted again. Time is the server's, so every
+#: pod shares one clock.
 VELOCITY_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local member, currency, amount = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for i = 1, #KEYS do
+local n = #KEYS / 2
+for i = 1, n do
+  local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
   local base = 3 + (i - 1) * 3
   local window = tonumber(ARGV[base + 1])
   local max_attempts = tonumber(ARGV[base + 2])
   local max_amount = tonumber(ARGV[base + 3])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  if not redis.call('ZSCORE', KEYS[i], member) then
-    local over = max_attempts >= 0 and redis.call('ZCARD', KEYS[i]) >= max_attempts
+  local cutoff = now - window
+  local gone = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)
+  if #gone > 0 then
+    for _, m in ipairs(gone) do
+      local cur, amt = string.match(m, ':(%u+):(%d+)$')
+      if cur then redis.call('HINCRBY', sums, cur, -tonumber(amt)) end
+    end
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
+  end
+  if not redis.call('ZSCORE', set, member) then
+    local over = max_attempts >= 0 and redis.call('ZCARD', set) >= max_attempts
     if not over and max_amount >= 0 then
-      local sum = amount
-      for _, m in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
-        local cur, amt = string.match(m, ':(%u+):(%d+)$')
-        if cur == currency then sum = sum + tonumber(amt) end
-      end
-      over = sum > max_amount
+      local sum = tonumber(redis.call('HGET', sums, currency) or '0')
+      over = sum + amount > max_amount
     end
     if over then
-      local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+      local oldest = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
       local retry = window
       if oldest[2] then retry = tonumber(oldest[2]) + window - now end
       return {i, retry}
     end
   end
 end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], 'NX', now, member)
-  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3 + (i - 1) * 3 + 1]))
+for i = 1, n do
+  local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
+  local window = tonumber(ARGV[3 + (i - 1) * 3 + 1])
+  if redis.call('ZADD', set, 'NX', now, member) == 1 then
+    redis.call('HINCRBY', sums, currency, amount)
+  end
+  redis.call('PEXPIRE', set, window)
+  redis.call('PEXPIRE', sums, window)
 end
 return {0, 0}
 """

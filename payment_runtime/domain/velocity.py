@@ -11,6 +11,8 @@ hides ids from a casual reader of the store, not from someone who guesses them.
 
 A window is a sorted set of attempts scored by the Redis server's clock (one clock for every
 pod), so it really slides: an attempt stops counting ``window_seconds`` after it was made.
+Beside it a hash keeps the window's amounts summed by currency, so an amount limit reads one
+field instead of scanning the window.
 An attempt is a member named after the idempotency key, so a retry of an admitted request
 (same key) is not counted twice.
 """
@@ -75,7 +77,8 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """What the script gets: one key per limit, then per key its window (ms) and limits."""
+    """What the script gets: two keys per limit (the window and its sums), then per limit
+    its window (ms) and maximums."""
 
     keys: list[str]
     args: list[str | int]
@@ -101,6 +104,11 @@ def key(prefix: str, limit: VelocityLimit, attempt: Attempt) -> str:
     return f"{prefix}vel:{limit.scope}:{limit.window_seconds}:{who}"
 
 
+def sums_key(window_key: str) -> str:
+    """The hash of a window's amounts by currency."""
+    return f"{window_key}:sum"
+
+
 def member(attempt: Attempt) -> str:
     """The attempt inside a window: ``<hash of client and key>:<currency>:<amount>``."""
     ident = digest(f"{attempt.client}\0{attempt.idempotency_key}")
@@ -118,7 +126,11 @@ def check(prefix: str, limits: tuple[VelocityLimit, ...], attempt: Attempt) -> C
             NO_LIMIT if limit.max_attempts is None else limit.max_attempts,
             NO_LIMIT if max_amount is None else max_amount,
         ]
-    return Check([key(prefix, limit, attempt) for limit in limits], args)
+    keys: list[str] = []
+    for limit in limits:
+        window = key(prefix, limit, attempt)
+        keys += [window, sums_key(window)]
+    return Check(keys, args)
 
 
 def decision(limits: tuple[VelocityLimit, ...], answer: list[int]) -> Decision:

@@ -104,9 +104,11 @@ def test_200_concurrent_payments_of_one_customer_over_a_limit_of_10(
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM payments").fetchone()[0] == 10
     with redis.client() as r:
-        (window,) = r.keys("paydeck:vel:customer:3600:*")
+        (window,) = r.keys("paydeck:vel:customer:3600:*[^m]")
         assert r.zcard(window) == 10
         assert 0 < r.pttl(window) <= 3600 * 1000
+        assert r.hgetall(window + b":sum") == {b"EUR": b"12500"}
+        assert 0 < r.pttl(window + b":sum") <= 3600 * 1000
         # Keys name a hash of the customer id, never the id.
         assert not [k for k in r.keys("*") if b"cust_42" in k]
         assert hashlib.sha256(b"cust_42").hexdigest()[:32].encode() in window
@@ -158,6 +160,28 @@ def test_a_window_slides_and_amounts_count_per_currency(dsn, stripe_mock, signer
             assert await pay(payment_method="pm_card_discover", amount=800) == 402  # 3200
             assert await pay(payment_method="pm_card_diners", amount=600) == 201  # 3000
             assert await pay(payment_method="pm_card_jcb", amount=5000, currency="USD") == 201
+
+    asyncio.run(scenario())
+
+
+def test_an_amount_window_slides_too(dsn, stripe_mock, signer, redis):
+    async def scenario() -> None:
+        limits = _limits({"scope": "customer", "window_seconds": 1, "max_amount": {"EUR": 150}})
+        async with running_app(
+            dsn, stripe_mock.api_base, signer, **_risk(redis, velocity_limits=limits)
+        ) as client:
+            token = signer.token("payment_operator")
+
+            async def pay() -> int:
+                body = payment_body(amount=100, customer="cust_amount")
+                response = await client.post("/api/v1/payments", json=body, headers=headers(token))
+                return response.status_code
+
+            assert await pay() == 201
+            assert await pay() == 402  # 200 > 150
+            await asyncio.sleep(1.1)
+            assert await pay() == 201  # the first 100 left the window and its sum
+            assert await pay() == 402
 
     asyncio.run(scenario())
 
