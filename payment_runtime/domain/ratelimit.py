@@ -1,10 +1,11 @@
 """Per-client rate limits of the mutating endpoints, and their response headers.
 
 Pure: the quota (``requests`` per ``window_seconds`` per authenticated subject), the Redis
-key, and the reading of the script's answer into the fields of the IETF httpapi
-``RateLimit`` header draft (``RateLimit-Limit``, ``RateLimit-Remaining``,
-``RateLimit-Reset``: the quota, what is left of it, and the seconds until it is restored)
-plus ``Retry-After`` on a 429.
+key, and the reading of the script's answer into the fields of the IETF httpapi draft
+"RateLimit header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-06):
+``RateLimit-Limit`` (the quota), ``RateLimit-Remaining`` (what is left of it),
+``RateLimit-Reset`` (delta-seconds until it is restored) and ``RateLimit-Policy``
+(``<requests>;w=<window seconds>``), plus ``Retry-After`` on a 429.
 
 The window is fixed and starts with a client's first request (an atomic ``INCR`` that sets
 the key's expiry when it creates it, :mod:`payment_runtime.adapters.risk`): O(1) per
@@ -52,6 +53,7 @@ class Usage:
             "RateLimit-Limit": str(self.quota.requests),
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset_seconds),
+            "RateLimit-Policy": f"{self.quota.requests};w={self.quota.window_seconds}",
         }
         if not self.allowed:
             out["Retry-After"] = str(self.reset_seconds)

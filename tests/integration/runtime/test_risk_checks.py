@@ -49,8 +49,19 @@ def _sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def _risk(redis: Any, **overrides: Any) -> dict[str, Any]:
-    """running_app settings with risk checks on this test's Redis (the URL as a secret)."""
-    return {"redis_url": redis.url, "db_pool_max": 20, "db_pool_timeout_seconds": 60, **overrides}
+    """running_app settings with risk checks on this test's Redis (the URL as a secret).
+
+    Fail-closed with a long timeout unless a test says otherwise: on this shared machine a
+    burst can take longer than the production timeout, and fail-open would then admit
+    silently what the test expects refused."""
+    return {
+        "redis_url": redis.url,
+        "db_pool_max": 20,
+        "db_pool_timeout_seconds": 60,
+        "risk_failure_mode": "closed",
+        "redis_timeout_seconds": 5,
+        **overrides,
+    }
 
 
 def test_200_concurrent_payments_of_one_customer_over_a_limit_of_10(
@@ -294,6 +305,7 @@ def test_rate_limit_headers_count_down_per_client(dsn, stripe_mock, signer, redi
             # (stripe-mock's payment cannot be captured: 409, still a counted request)
             assert [r.status_code for r in seen] == [201, 409, 422, 201]
             assert [r.headers["ratelimit-limit"] for r in seen] == ["4"] * 4
+            assert [r.headers["ratelimit-policy"] for r in seen] == ["4;w=30"] * 4
             assert [r.headers["ratelimit-remaining"] for r in seen] == ["3", "2", "1", "0"]
             resets = [int(r.headers["ratelimit-reset"]) for r in seen]
             assert all(1 <= v <= 30 for v in resets) and resets == sorted(resets, reverse=True)
@@ -340,3 +352,43 @@ def test_rate_limit_window_ends(dsn, stripe_mock, signer, redis):
             assert again.status_code == 201 and again.headers["ratelimit-remaining"] == "0"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_rate_limit_with_redis_down(dsn, stripe_mock, signer, redis, mode, caplog):
+    async def scenario() -> None:
+        async with running_app(
+            dsn, stripe_mock.api_base, signer,
+            **_risk(redis, rate_limit_requests=10, risk_failure_mode=mode,
+                    redis_timeout_seconds=0.2),
+        ) as client:
+            token = signer.token("payment_operator")
+            first = await client.post(
+                "/api/v1/payments", json=payment_body(), headers=headers(token)
+            )
+            assert first.status_code == 201 and first.headers["ratelimit-remaining"] == "9"
+            await asyncio.to_thread(redis.stop)
+            down = [
+                await client.post("/api/v1/payments", json=payment_body(), headers=headers(token))
+                for _ in range(3)
+            ]
+            read = await client.get(
+                f"/api/v1/payments/{first.json()['id']}", headers=headers(token)
+            )
+            ready = await client.get("/health/ready")
+            assert read.status_code == 200  # reads are never rate limited
+            for response in down:
+                assert "ratelimit-limit" not in response.headers
+                if mode == "open":
+                    assert response.status_code == 201
+                else:
+                    assert response.status_code == 503
+                    assert response.json()["error"]["code"] == "risk_checks_unavailable"
+            assert ready.status_code == (200 if mode == "open" else 503)
+
+    with caplog.at_level("INFO"):
+        asyncio.run(scenario())
+    warnings = [r for r in caplog.records if r.getMessage() == "risk checks cannot reach Redis"]
+    assert len(warnings) == 1  # once per outage, not once per request
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert redis.password not in text

@@ -96,6 +96,7 @@ def test_usage_headers_count_down_and_retry_after_only_when_refused() -> None:
         "RateLimit-Limit": "3",
         "RateLimit-Remaining": "2",
         "RateLimit-Reset": "60",
+        "RateLimit-Policy": "3;w=60",
     }
     last = ratelimit.usage(quota, [3, 1_500])
     assert last.allowed and last.headers()["RateLimit-Remaining"] == "0"
@@ -106,6 +107,7 @@ def test_usage_headers_count_down_and_retry_after_only_when_refused() -> None:
         "RateLimit-Limit": "3",
         "RateLimit-Remaining": "0",
         "RateLimit-Reset": "1",
+        "RateLimit-Policy": "3;w=60",
         "Retry-After": "1",
     }
     # A key without expiry (it cannot happen) reads as a whole window, never as 0 s.
