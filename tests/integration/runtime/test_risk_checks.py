@@ -392,3 +392,31 @@ def test_rate_limit_with_redis_down(dsn, stripe_mock, signer, redis, mode, caplo
     assert len(warnings) == 1  # once per outage, not once per request
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert redis.password not in text
+
+
+def test_the_script_counts_an_attempt_once_and_refuses_without_recording(redis):
+    from payment_runtime.adapters.risk import RiskStore
+    from payment_runtime.domain import velocity
+
+    limits = tuple(_limits({"scope": "customer", "window_seconds": 60, "max_attempts": 1}))
+
+    def attempt(key: str) -> velocity.Attempt:
+        return velocity.Attempt("client-1", key, "cust_once", "pm_card_visa", "EUR", 100)
+
+    async def scenario() -> list[list[int]]:
+        store = RiskStore(redis.url, timeout=5, max_connections=2)
+        try:
+            return [
+                await store.velocity(velocity.check("t:", limits, attempt(key)))
+                for key in ("k1", "k1", "k2", "k1")
+            ]
+        finally:
+            await store.close()
+
+    first, same_key, other_key, same_again = asyncio.run(scenario())
+    assert first == [0, 0] and same_key == [0, 0] and same_again == [0, 0]
+    assert other_key[0] == 1 and 0 < other_key[1] <= 60_000
+    with redis.client() as r:
+        window = velocity.key("t:", limits[0], attempt("k1"))
+        assert r.zcard(window) == 1
+        assert r.hgetall(velocity.sums_key(window)) == {b"EUR": b"100"}
