@@ -20,7 +20,7 @@ Writes the figures to ``bench/results/runtime.md`` and prints them. Bounded: abo
 after the phases above, the maximum throughput again with velocity limits (customer,
 payment method and client windows, one with an amount limit; none ever refuses) and a
 per-client rate limit on, alternated with the same server configuration without them
-(off, on, off, on; ``BENCH_DURATION`` each), so both are measured in the same run under
+(off, on, ``BENCH_RISK_ROUNDS`` times, default 2; ``BENCH_DURATION`` each), so both are measured in the same run under
 the same machine load. It prints both, and the ratio on/off.
 """
 
@@ -61,6 +61,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # server some CPU, so the figures of a profiled run are not the benchmark's.
 PROFILE = os.environ.get("BENCH_PROFILE")
 RISK = os.environ.get("BENCH_RISK") == "1"
+RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "2"))
 #: The risk checks of the "on" variant: every request runs all three velocity windows (the
 #: bench's single customer, payment method and client make them hot keys: the worst case)
 #: and the rate limit, and none of them ever refuses.
@@ -283,7 +284,7 @@ class Peak:
 def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) -> list[str]:
     """Peak throughput with the risk checks off and on, alternated; the report's lines."""
     peaks: dict[str, list[Peak]] = {"off": [], "on": []}
-    for variant in ("off", "on", "off", "on"):
+    for variant in ("off", "on") * RISK_ROUNDS:
         port = free_port()
         server = start_server({**env, **(RISK_ENV if variant == "on" else {})}, work, port)
         try:

@@ -72,9 +72,6 @@ def _outcome_label(status: int, body: Any) -> str:
     return "success"
 
 
-OK = range(200, 300)
-
-
 def _rt(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -109,7 +106,8 @@ def endpoint(route: str, operation: str | None = None) -> Callable[[Handler], Ha
             )
             if operation is not None:
                 body: Any = None
-                if isinstance(response, JSONResponse) and response.status_code in (*OK, 402):
+                status = response.status_code
+                if isinstance(response, JSONResponse) and (status < 300 or status == 402):
                     body = json.loads(bytes(response.body))
                 metrics.payment_requests.labels(
                     operation, _outcome_label(response.status_code, body)
