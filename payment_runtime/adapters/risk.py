@@ -7,8 +7,7 @@ bounded by ``timeout`` as a whole (connecting, waiting for a pooled connection, 
 reply) and is never retried: a Redis that is down or slow is :class:`RiskStoreUnavailable`
 at once, and the failure mode (:mod:`payment_runtime.risk`) decides what that means.
 
-The redis-py asyncio client (``redis`` on PyPI) does the
-protocol and the connection pool.
+The redis-py asyncio client (``redis`` on PyPI) does the protocol and the connection pool.
 """
 
 from __future__ import annotations
