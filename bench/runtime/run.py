@@ -21,7 +21,7 @@ after the phases above, the maximum throughput again with velocity limits (custo
 payment method and client windows, one with an amount limit; none ever refuses) and a
 per-client rate limit on, alternated with the same server configuration without them
 (off, on, ``BENCH_RISK_ROUNDS`` times, default 2; ``BENCH_DURATION`` each), so both are measured in the same run under
-the same machine load. It prints both, and the ratio on/off.
+the same machine load. It prints both (medians of the rounds), and the ratio on/off.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,8 +308,9 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
             stop_server(server)
 
     def mean(variant: str, attr: str) -> float:
+        """The median of the variant's runs (one disturbed run on a shared machine is noise)."""
         values = [getattr(p.result, attr) if attr != "cpu_ms" else p.cpu_ms for p in peaks[variant]]
-        return sum(values) / len(values)
+        return statistics.median(values)
 
     lines = []
     for variant in ("off", "on"):
