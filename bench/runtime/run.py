@@ -280,6 +280,7 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 class Peak:
     result: WrkResult
     cpu_ms: float  # server CPU per request
+    redis_cpu_ms: float  # redis-server's CPU per request (its own process, same cores)
 
 
 def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) -> list[str]:
@@ -291,9 +292,10 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
         try:
             base = f"http://127.0.0.1:{port}"
             wrk(base, seconds=2, **run)  # warm-up (and the scripts loaded into Redis)
-            cpu0 = cpu_seconds(server.pid)
+            cpu0, redis0 = cpu_seconds(server.pid), cpu_seconds(redis.pid)
             result = wrk(base, seconds=DURATION, **run)
             cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, result.requests)
+            redis_ms = (cpu_seconds(redis.pid) - redis0) * 1000 / max(1, result.requests)
             if result.errors or result.other_status:
                 raise RuntimeError(f"risk variant {variant}: unexpected answers: {result.line()}")
             if variant == "on":  # the checks ran (fail-open would hide a Redis it never reached)
@@ -303,13 +305,16 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
                     client.flushall()
                 if len(windows) != 6 or len(counters) != 1:
                     raise RuntimeError(f"the risk checks did not run: {windows} {counters}")
-            peaks[variant].append(Peak(result, cpu_ms))
+            peaks[variant].append(Peak(result, cpu_ms, redis_ms))
         finally:
             stop_server(server)
 
     def mean(variant: str, attr: str) -> float:
         """The median of the variant's runs (one disturbed run on a shared machine is noise)."""
-        values = [getattr(p.result, attr) if attr != "cpu_ms" else p.cpu_ms for p in peaks[variant]]
+        values = [
+            getattr(p, attr) if attr in ("cpu_ms", "redis_cpu_ms") else getattr(p.result, attr)
+            for p in peaks[variant]
+        ]
         return statistics.median(values)
 
     lines = []
@@ -318,7 +323,8 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
         lines.append(
             f"risk checks {variant:3}: {mean(variant, 'rate'):.0f}/s (runs: {runs}), "
             f"p50 {mean(variant, 'p50_ms'):.1f} ms, p99 {mean(variant, 'p99_ms'):.1f} ms, "
-            f"server CPU {mean(variant, 'cpu_ms'):.2f} ms/payment"
+            f"server CPU {mean(variant, 'cpu_ms'):.2f} ms/payment, "
+            f"redis-server CPU {mean(variant, 'redis_cpu_ms'):.3f} ms/payment"
         )
     lines.append(
         "ratio risk on/off: throughput "
