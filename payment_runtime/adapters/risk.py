@@ -24,8 +24,9 @@ from payment_runtime.domain import velocity
 
 #: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
 #: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
-#: member, currency, amount, then per limit its window (ms), max attempts and max amount in
-#: the charge's currency (-1: no limit). Returns {index of the limit that refuses (1-based)
+#: member, currency, amount, then per limit its window (ms), max attempts (-1: none) and
+#: max amount in the charge's currency (-1: a count-only limit, its sums are not kept; -2:
+#: sums kept, this currency not limited). Returns {index of the limit that refuses (1-based)
 #: or 0, ms until it may admit}. Expired attempts leave the set and the sums first; the
 #: attempt is recorded in every window only when all admit it; one already in a window (a
 #: retry of the same idempotency key) is not counted again. Time is the server's, so every
@@ -42,14 +43,13 @@ for i = 1, n do
   local max_attempts = tonumber(ARGV[base + 2])
   local max_amount = tonumber(ARGV[base + 3])
   local cutoff = now - window
-  local gone = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)
-  if #gone > 0 then
-    for _, m in ipairs(gone) do
+  if max_amount ~= -1 then
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)) do
       local cur, amt = string.match(m, ':(%u+):(%d+)$')
       if cur then redis.call('HINCRBY', sums, cur, -tonumber(amt)) end
     end
-    redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
   end
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
   if not redis.call('ZSCORE', set, member) then
     local over = max_attempts >= 0 and redis.call('ZCARD', set) >= max_attempts
     if not over and max_amount >= 0 then
@@ -67,11 +67,12 @@ end
 for i = 1, n do
   local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
   local window = tonumber(ARGV[3 + (i - 1) * 3 + 1])
-  if redis.call('ZADD', set, 'NX', now, member) == 1 then
+  local track = tonumber(ARGV[3 + (i - 1) * 3 + 3]) ~= -1
+  if redis.call('ZADD', set, 'NX', now, member) == 1 and track then
     redis.call('HINCRBY', sums, currency, amount)
   end
   redis.call('PEXPIRE', set, window)
-  redis.call('PEXPIRE', sums, window)
+  if track then redis.call('PEXPIRE', sums, window) end
 end
 return {0, 0}
 """

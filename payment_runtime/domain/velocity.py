@@ -11,8 +11,9 @@ hides ids from a casual reader of the store, not from someone who guesses them.
 
 A window is a sorted set of attempts scored by the Redis server's clock (one clock for every
 pod), so it really slides: an attempt stops counting ``window_seconds`` after it was made.
-Beside it a hash keeps the window's amounts summed by currency, so an amount limit reads one
-field instead of scanning the window.
+A limit with amounts keeps, beside its window, a hash of the window's amounts summed by
+currency, so it reads one field instead of scanning the window; a count-only limit has its
+own window without sums (``:n:`` in its key, ``:a:`` for one with amounts).
 An attempt is a member named after the idempotency key, so a retry of an admitted request
 (same key) is not counted twice.
 """
@@ -34,6 +35,9 @@ REFUSAL_CODE = "velocity_limit_exceeded"
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 #: The script's "no limit" marker for an argument.
 NO_LIMIT = -1
+#: ``max_amount`` of a limit with amounts, but none in the charge's currency: the sums are
+#: kept (every currency's), nothing is refused.
+TRACK_ONLY = -2
 
 
 class VelocityLimit(BaseModel):
@@ -101,7 +105,8 @@ def digest(value: str) -> str:
 def key(prefix: str, limit: VelocityLimit, attempt: Attempt) -> str:
     """The sorted set of ``limit``'s window for this attempt's subject."""
     who = digest(attempt.subject(limit.scope))
-    return f"{prefix}vel:{limit.scope}:{limit.window_seconds}:{who}"
+    kind = "a" if limit.max_amount else "n"
+    return f"{prefix}vel:{limit.scope}:{limit.window_seconds}:{kind}:{who}"
 
 
 def sums_key(window_key: str) -> str:
@@ -117,14 +122,18 @@ def member(attempt: Attempt) -> str:
 
 def check(prefix: str, limits: tuple[VelocityLimit, ...], attempt: Attempt) -> Check:
     """The script's keys and arguments: ``member``, ``currency``, ``amount``, then per
-    limit ``window_ms``, ``max_attempts`` and ``max_amount`` (``NO_LIMIT`` when unset)."""
+    limit ``window_ms``, ``max_attempts`` (``NO_LIMIT`` when unset) and ``max_amount``
+    (``NO_LIMIT`` for a count-only limit, ``TRACK_ONLY`` for a currency it does not list)."""
     args: list[str | int] = [member(attempt), attempt.currency, attempt.amount_minor]
     for limit in limits:
-        max_amount = (limit.max_amount or {}).get(attempt.currency)
+        if not limit.max_amount:
+            max_amount = NO_LIMIT
+        else:
+            max_amount = limit.max_amount.get(attempt.currency, TRACK_ONLY)
         args += [
             limit.window_seconds * 1000,
             NO_LIMIT if limit.max_attempts is None else limit.max_attempts,
-            NO_LIMIT if max_amount is None else max_amount,
+            max_amount,
         ]
     keys: list[str] = []
     for limit in limits:

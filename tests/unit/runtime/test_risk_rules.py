@@ -30,9 +30,9 @@ def test_keys_hash_the_subject_of_each_scope_and_never_show_it() -> None:
     )
     check = velocity.check("p:", limits, ATTEMPT)
     windows = [
-        f"p:vel:customer:60:{velocity.digest('cust_42')}",
-        f"p:vel:payment_method:3600:{velocity.digest('pm_card_visa')}",
-        f"p:vel:client:60:{velocity.digest('client-1')}",
+        f"p:vel:customer:60:n:{velocity.digest('cust_42')}",
+        f"p:vel:payment_method:3600:a:{velocity.digest('pm_card_visa')}",
+        f"p:vel:client:60:n:{velocity.digest('client-1')}",
     ]
     assert check.keys == [k for w in windows for k in (w, f"{w}:sum")]
     text = json.dumps([check.keys, check.args])
@@ -44,9 +44,9 @@ def test_keys_hash_the_subject_of_each_scope_and_never_show_it() -> None:
     assert str(check.args[0]).endswith(":EUR:1250")
 
 
-def test_an_amount_limit_binds_only_its_currencies() -> None:
+def test_an_amount_limit_binds_only_its_currencies_but_sums_every_one() -> None:
     limit = _limit(scope="customer", window_seconds=60, max_amount={"USD": 500})
-    assert velocity.check("", (limit,), ATTEMPT).args[3:] == [60_000, -1, -1]
+    assert velocity.check("", (limit,), ATTEMPT).args[3:] == [60_000, -1, velocity.TRACK_ONLY]
 
 
 def test_the_same_key_is_the_same_member_and_another_key_another() -> None:
