@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the machine packages the test bed needs, only when they are missing: a JDK and Maven
 # (Kafka's jars), a JDK >= 21 (Strimzi's CRD generator, hack/crds.py), PostgreSQL server + pgbench,
-# Python's venv module (all from Debian) and, for `make bench` only (PAYDECK_BENCH=1), wrk; and check
+# Redis (velocity checks and rate limits, tests/fixtures/redis.py), Python's venv module (all from
+# Debian) and, for `make bench` only (PAYDECK_BENCH=1), wrk; and check
 # that Go is recent enough to build the pinned tools (this machine kind ships Go; Debian's own
 # golang-go is too old for Kubernetes 1.34).
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || command -v pgbench >/dev/null \
   || missing+=(postgresql-contrib)
+command -v redis-server >/dev/null || missing+=(redis-server)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${PAYDECK_BENCH:-}" = 1 ]; then  # make bench: bench/runtime's load generator
   command -v wrk >/dev/null || missing+=(wrk)

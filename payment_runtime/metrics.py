@@ -6,8 +6,10 @@ The payment-success ratio a canary ``AnalysisTemplate`` computes::
       / sum(rate(payment_requests_total{outcome=~"success|declined|error"}[2m]))
 
 ``outcome`` is ``success`` (accepted), ``declined`` (the payment failed at Stripe),
-``rejected`` (a client error: bad input, auth, idempotency conflict — not the
-service's fault, so excluded from the ratio) or ``error`` (a 5xx).
+``rejected`` (a client error: bad input, auth, idempotency conflict, a rate limit's 429 —
+not the service's fault, so excluded from the ratio), ``refused`` (a velocity limit
+stopped the payment before Stripe: the client's or customer's behaviour, not the service's
+fault, so excluded from the ratio too) or ``error`` (a 5xx).
 
 Every series is split by revision: ``/metrics`` serves :func:`labelled`, which adds
 ``revision="<PAYMENT_REVISION>"`` to each sample (the operator sets that variable from the
@@ -24,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 #: Every ``outcome`` of ``payment_requests_total`` (see the module docstring).
-PAYMENT_OUTCOMES = ("success", "declined", "rejected", "error")
+PAYMENT_OUTCOMES = ("success", "declined", "rejected", "refused", "error")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -89,6 +91,15 @@ class Metrics:
         )
         self.outbox_publish_errors = Counter(
             "outbox_publish_errors", "Outbox events Kafka did not acknowledge", registry=r
+        )
+        self.velocity_refusals = Counter(
+            "velocity_refusals", "Payments refused by a velocity limit", ["scope"], registry=r
+        )
+        self.risk_check_failures = Counter(
+            "risk_check_failures",
+            "Risk checks that could not reach Redis (failure_mode: let through or refused)",
+            ["check", "failure_mode"],
+            registry=r,
         )
 
 

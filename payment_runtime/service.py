@@ -29,7 +29,7 @@ from payment_runtime.adapters.stripe_gateway import (
     StripeRejected,
     StripeUnavailable,
 )
-from payment_runtime.domain import idempotency, payments, stripe_amounts, webhooks
+from payment_runtime.domain import idempotency, payments, stripe_amounts, velocity, webhooks
 from payment_runtime.domain.events import PaymentEvent, event_type_for
 from payment_runtime.domain.idempotency import RecoveryPoint
 from payment_runtime.domain.money import Money, MoneyError, currency
@@ -113,8 +113,12 @@ class PaymentService:
         *,
         topic: str,
         lock_timeout: timedelta,
+        screen: Callable[[velocity.Attempt], Awaitable[None]] | None = None,
     ) -> None:
         self.pool = pool
+        #: The velocity check (:meth:`payment_runtime.risk.RiskChecks.screen_payment`): it
+        #: raises the refusal, stored as the key's answer like any other.
+        self.screen = screen
         self.gateway = gateway
         self.metrics = metrics
         self.topic = topic
@@ -199,6 +203,13 @@ class PaymentService:
     ) -> Outcome:
         async def phases(held: _Held) -> Outcome:
             if held.recovery_point is RecoveryPoint.STARTED:
+                if self.screen is not None:  # before the payment exists and before Stripe
+                    await self.screen(
+                        velocity.Attempt(
+                            req.scope, req.key, customer, payment_method,
+                            money.currency.code, money.amount_minor,
+                        )
+                    )
                 payment_id = uuid.uuid4()
                 async with db.transaction(self.pool, "create_payment") as conn:
                     await db.insert_payment(

@@ -1,6 +1,6 @@
 """Runtime configuration, read from the environment with the ``PAYMENT_`` prefix.
 
-Secret values (database URL, Stripe keys) are not settings: they come from a secret
+Secret values (database URL, Stripe keys, Redis URL) are not settings: they come from a secret
 provider (see :mod:`payment_runtime.adapters.secrets`), which may be the environment.
 The ``secret_name_*`` settings say under which names the provider is asked; with the
 ``env`` provider a secret named ``X`` is read from ``PAYMENT_X`` (then ``X``).
@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from payment_runtime.domain.velocity import VelocityLimit
 
 #: The Stripe API version this code was written and tested against.
 STRIPE_API_VERSION = "2026-02-25.clover"
@@ -38,6 +40,8 @@ class Settings(BaseSettings):
     secret_name_stripe_webhook_secret: str = "STRIPE_WEBHOOK_SECRET"  # noqa: S105
     secret_name_kafka_sasl_username: str = "KAFKA_SASL_USERNAME"  # noqa: S105
     secret_name_kafka_sasl_password: str = "KAFKA_SASL_PASSWORD"  # noqa: S105
+    #: Asked for only when a risk check is on (velocity limits or a rate limit).
+    secret_name_redis_url: str = "REDIS_URL"  # noqa: S105
 
     # Database.
     db_pool_min: int = Field(default=2, ge=1)
@@ -79,6 +83,24 @@ class Settings(BaseSettings):
     relay_batch_size: int = 200
     relay_poll_interval_seconds: float = 0.5
     relay_in_process: bool = False  # run the relay as a thread inside `serve`
+
+    # Risk checks on Redis (payment_runtime.risk): velocity limits before Stripe, a rate
+    # limit per client on the mutating endpoints. Off while both are unset; then no Redis.
+    #: A JSON list of limits, such as ``[{"scope": "customer", "window_seconds": 3600,
+    #: "max_attempts": 10, "max_amount": {"EUR": 500000}}]`` (scope customer,
+    #: payment_method or client; amounts in minor units of the charge's currency).
+    velocity_limits: list[VelocityLimit] = Field(default_factory=list, max_length=32)
+    #: Mutating requests (create, capture, cancel, refund) per client subject per window.
+    rate_limit_requests: int | None = Field(default=None, ge=1, le=1_000_000)
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    #: Redis down or slow: ``open`` lets requests through (a warning, a metric), ``closed``
+    #: refuses them with 503 risk_checks_unavailable and makes readiness depend on Redis.
+    risk_failure_mode: Literal["open", "closed"] = "open"
+    #: The bound of one Redis round trip (connecting included): short, it is on every request.
+    redis_timeout_seconds: float = Field(default=0.25, ge=0.005, le=5)
+    redis_pool_max: int = Field(default=64, ge=1, le=10_000)
+    #: Prefix of every key, so services can share a Redis without sharing counters.
+    redis_key_prefix: str = Field(default="paydeck:", max_length=200, pattern=r"^[!-~]*$")
 
     # Auth (OIDC JWT bearer tokens).
     jwks_url: str | None = None  # https://issuer/.well-known/jwks.json or file:///path
@@ -126,6 +148,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     graceful_shutdown_seconds: int = 25
     log_level: str = "INFO"
+
+    @property
+    def risk_checks_enabled(self) -> bool:
+        """Whether any risk check is on (and Redis is needed)."""
+        return bool(self.velocity_limits) or self.rate_limit_requests is not None
 
     @model_validator(mode="after")
     def _kafka_security(self) -> Settings:

@@ -24,6 +24,7 @@ BUCKETS = [
     ("stripe SDK", "(stripe/"),
     ("PyJWT / cryptography (token)", "(jwt/"),
     ("psycopg / psycopg_pool", "(psycopg"),
+    ("redis-py (risk checks)", "(redis/"),
     ("starlette", "(starlette/"),
     ("pydantic", "(pydantic"),
     ("prometheus_client", "(prometheus_client/"),

@@ -15,6 +15,13 @@ Starts PostgreSQL and stripe-mock (the test fixtures' helpers), migrates a datab
 
 Writes the figures to ``bench/results/runtime.md`` and prints them. Bounded: about
 6 x ``BENCH_DURATION`` seconds plus start-up.
+
+``BENCH_RISK=1`` adds the cost of the risk checks: a redis-server (the test fixture's) and,
+after the phases above, the maximum throughput again with velocity limits (customer,
+payment method and client windows, one with an amount limit; none ever refuses) and a
+per-client rate limit on, alternated with the same server configuration without them
+(off, on, ``BENCH_RISK_ROUNDS`` times, default 2; ``BENCH_DURATION`` each), so both are measured in the same run under
+the same machine load. It prints both (medians of the rounds), and the ratio on/off.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +46,7 @@ from payment_runtime import migrations
 from payment_runtime.settings import STRIPE_API_VERSION
 from tests.fixtures._process import free_port, wait_until
 from tests.fixtures.postgres import start_postgres
+from tests.fixtures.redis import start_redis
 from tests.fixtures.stripe_mock import start_stripe_mock
 from tests.integration.runtime.helpers import AUDIENCE, ISSUER, Signer
 
@@ -52,6 +61,22 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # (collapsed stacks; summarised with ``python -m bench.runtime.profile FILE``). It costs the
 # server some CPU, so the figures of a profiled run are not the benchmark's.
 PROFILE = os.environ.get("BENCH_PROFILE")
+RISK = os.environ.get("BENCH_RISK") == "1"
+RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "2"))
+#: The risk checks of the "on" variant: every request runs all three velocity windows (the
+#: bench's single customer, payment method and client make them hot keys: the worst case)
+#: and the rate limit, and none of them ever refuses.
+RISK_ENV = {
+    "PAYMENT_VELOCITY_LIMITS": json.dumps(
+        [
+            {"scope": "customer", "window_seconds": 3600, "max_attempts": 1_000_000},
+            {"scope": "payment_method", "window_seconds": 86_400, "max_amount": {"EUR": 10**15}},
+            {"scope": "client", "window_seconds": 60, "max_attempts": 1_000_000},
+        ]
+    ),
+    "PAYMENT_RATE_LIMIT_REQUESTS": "1000000",
+    "PAYMENT_RATE_LIMIT_WINDOW_SECONDS": "60",
+}
 
 PAYMENT_BODY = json.dumps(
     {"amount": 1250, "currency": "EUR", "customer": "c1", "payment_method": "pm_card_visa"}
@@ -217,6 +242,100 @@ def pgbench(dsn: str, work: Path) -> tuple[float, str]:
     return tps, lat.group(1) if lat else "?"
 
 
+def start_server(env: dict[str, str], work: Path, port: int) -> subprocess.Popen[bytes]:
+    """``payment-runtime serve`` on ``port``, ready."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "payment_runtime.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "server.log", "ab"),
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what="payment-runtime", process=server)
+    return server
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(30)
+
+
+@dataclass(frozen=True)
+class Peak:
+    result: WrkResult
+    cpu_ms: float  # server CPU per request
+    redis_cpu_ms: float  # redis-server's CPU per request (its own process, same cores)
+
+
+def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) -> list[str]:
+    """Peak throughput with the risk checks off and on, alternated; the report's lines."""
+    peaks: dict[str, list[Peak]] = {"off": [], "on": []}
+    for variant in ("off", "on") * RISK_ROUNDS:
+        port = free_port()
+        server = start_server({**env, **(RISK_ENV if variant == "on" else {})}, work, port)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wrk(base, seconds=2, **run)  # warm-up (and the scripts loaded into Redis)
+            cpu0, redis0 = cpu_seconds(server.pid), cpu_seconds(redis.pid)
+            result = wrk(base, seconds=DURATION, **run)
+            cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, result.requests)
+            redis_ms = (cpu_seconds(redis.pid) - redis0) * 1000 / max(1, result.requests)
+            if result.errors or result.other_status:
+                raise RuntimeError(f"risk variant {variant}: unexpected answers: {result.line()}")
+            if variant == "on":  # the checks ran (fail-open would hide a Redis it never reached)
+                with redis.client() as client:
+                    windows = client.keys("paydeck:vel:*")
+                    counters = client.keys("paydeck:rl:*")
+                    client.flushall()
+                if len(windows) != 4 or len(counters) != 1:  # 3 windows, 1 with sums
+                    raise RuntimeError(f"the risk checks did not run: {windows} {counters}")
+            peaks[variant].append(Peak(result, cpu_ms, redis_ms))
+        finally:
+            stop_server(server)
+
+    def mean(variant: str, attr: str) -> float:
+        """The median of the variant's runs (one disturbed run on a shared machine is noise)."""
+        values = [
+            getattr(p, attr) if attr in ("cpu_ms", "redis_cpu_ms") else getattr(p.result, attr)
+            for p in peaks[variant]
+        ]
+        return statistics.median(values)
+
+    lines = []
+    for variant in ("off", "on"):
+        runs = ", ".join(f"{p.result.rate:.0f}/s" for p in peaks[variant])
+        lines.append(
+            f"risk checks {variant:3}: {mean(variant, 'rate'):.0f}/s (runs: {runs}), "
+            f"p50 {mean(variant, 'p50_ms'):.1f} ms, p99 {mean(variant, 'p99_ms'):.1f} ms, "
+            f"server CPU {mean(variant, 'cpu_ms'):.2f} ms/payment, "
+            f"redis-server CPU {mean(variant, 'redis_cpu_ms'):.3f} ms/payment"
+        )
+    lines.append(
+        "ratio risk on/off: throughput "
+        f"{mean('on', 'rate') / mean('off', 'rate'):.3f}, p50 "
+        f"{mean('on', 'p50_ms') / mean('off', 'p50_ms'):.3f}, p99 "
+        f"{mean('on', 'p99_ms') / mean('off', 'p99_ms'):.3f}, CPU/payment "
+        f"{mean('on', 'cpu_ms') / mean('off', 'cpu_ms'):.3f}"
+    )
+    return lines
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         print(
@@ -226,6 +345,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     pg = start_postgres()
     sm = start_stripe_mock()
+    rd = start_redis() if RISK else None
     server: subprocess.Popen[bytes] | None = None
     work = Path(tempfile.mkdtemp(prefix="paydeck-bench-"))
     try:
@@ -245,31 +365,10 @@ def main() -> int:
             "PAYMENT_JWT_AUDIENCE": AUDIENCE,
             "PAYMENT_DB_POOL_MAX": "10",
             "PAYMENT_LOG_LEVEL": "WARNING",
+            **({"PAYMENT_REDIS_URL": rd.url} if rd is not None else {}),
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "payment_runtime.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(work / "server.log", "wb"),
-        )
+        server = start_server(env, work, port)
         base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=60, what="payment-runtime")
         token = signer.token("payment_operator", exp=int(time.time()) + 3600)
         run = {
             "path": "/api/v1/payments",
@@ -316,8 +415,7 @@ def main() -> int:
         first = wrk(base, seconds=DURATION / 2, delay_ms=cycle_ms, **run)
         latency_ms = CONCURRENCY * 1000 / first.rate - cycle_ms
         paced = wrk(base, seconds=DURATION, delay_ms=max(0, cycle_ms - latency_ms), **run)
-        server.terminate()
-        server.wait(30)
+        stop_server(server)
         server = None
 
         stripe_cpu0 = cpu_seconds(sm.pid) if sm.pid else 0.0
@@ -344,6 +442,8 @@ def main() -> int:
             f"stripe-mock POST /v1/payment_intents:     {stripe.line()}; stripe-mock CPU {stripe_cpu_ms:.2f} ms/call",
             f"ratio runtime/pgbench: {peak.rate / tps:.3f}; runtime/stripe-mock: {peak.rate / stripe.rate:.3f}",
         ]
+        if RISK:
+            lines += risk_compare(env, work, run, rd)
         for line in lines:
             print(line)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -357,8 +457,9 @@ def main() -> int:
         return 0
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(30)
+            stop_server(server)
+        if rd is not None:
+            rd.close()
         sm.stop()
         pg.close()
 

@@ -153,6 +153,9 @@ class RuntimeSecrets:
     stripe_api_key: str
     #: None when no webhook secret is configured: webhooks are then disabled.
     stripe_webhook_secret: str | None
+    #: The risk checks' Redis (``redis://`` or ``rediss://``, may carry a password); None
+    #: when no risk check is on.
+    redis_url: str | None = None
 
     def __repr__(self) -> str:
         return "RuntimeSecrets(<redacted>)"
@@ -164,6 +167,7 @@ def load_runtime_secrets(settings: Settings, provider: SecretProvider) -> Runtim
     The database URL and the Stripe secret key are required (:class:`SecretNotFound`).
     The webhook secret is optional, as it is in the PaymentService API: when the provider
     has none, ``stripe_webhook_secret`` is None and the webhook endpoint is disabled.
+    The Redis URL is asked for (and required) only when a risk check is on.
     """
     try:
         webhook_secret: str | None = provider.get(settings.secret_name_stripe_webhook_secret)
@@ -173,6 +177,9 @@ def load_runtime_secrets(settings: Settings, provider: SecretProvider) -> Runtim
         database_url=provider.get(settings.secret_name_database_url),
         stripe_api_key=provider.get(settings.secret_name_stripe_api_key),
         stripe_webhook_secret=webhook_secret,
+        redis_url=(
+            provider.get(settings.secret_name_redis_url) if settings.risk_checks_enabled else None
+        ),
     )
 
 

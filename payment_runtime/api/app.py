@@ -25,13 +25,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from payment_runtime import migrations, tracing
+from payment_runtime import migrations, risk, tracing
 from payment_runtime.adapters import fx_rates, postgres
 from payment_runtime.adapters.secrets import RuntimeSecrets
 from payment_runtime.adapters.stripe_gateway import PaymentGateway, StripeGateway, verify_webhook
 from payment_runtime.api import jsonbody, openapi, schemas
 from payment_runtime.api.auth import PROCESS, READ, REFUND, Authenticator, KeySource, Role
-from payment_runtime.domain import fx, idempotency, providers, stripe_amounts
+from payment_runtime.domain import fx, idempotency, providers, stripe_amounts, velocity
 from payment_runtime.domain.money import Money, MoneyError
 from payment_runtime.errors import ApiError
 from payment_runtime.metrics import Metrics, labelled
@@ -54,6 +54,7 @@ class Runtime:
     service: PaymentService | None = None
     pool: Any = None
     rates: fx_rates.RatesFile | None = None  # with a reporting currency
+    risk_checks: risk.RiskChecks | None = None
 
 
 def _error(exc: ApiError) -> JSONResponse:
@@ -63,6 +64,8 @@ def _error(exc: ApiError) -> JSONResponse:
 def _outcome_label(status: int, body: Any) -> str:
     if status >= 500:
         return "error"
+    if isinstance(body, dict) and body.get("error", {}).get("code") == velocity.REFUSAL_CODE:
+        return "refused"
     if status == 402 or (isinstance(body, dict) and body.get("status") == "failed"):
         return "declined"
     if status >= 400:
@@ -96,12 +99,16 @@ def endpoint(route: str, operation: str | None = None) -> Callable[[Handler], Ha
             except Exception:
                 log.exception("unhandled error", extra={"route": route})
                 response = _error(ApiError(500, "internal_error", "internal error"))
+            usage = getattr(request.state, "rate_limit", None)
+            if usage is not None:  # RateLimit-* (and Retry-After) on every answer it counted
+                response.headers.update(usage.headers())
             metrics.http_duration.labels(request.method, route, str(response.status_code)).observe(
                 time.perf_counter() - started
             )
             if operation is not None:
                 body: Any = None
-                if isinstance(response, JSONResponse) and response.status_code < 300:
+                status = response.status_code
+                if isinstance(response, JSONResponse) and (status < 300 or status == 402):
                     body = json.loads(bytes(response.body))
                 outcome = _outcome_label(response.status_code, body)
                 metrics.payment_requests.labels(operation, outcome).inc()
@@ -167,10 +174,15 @@ def _payment_id(request: Request) -> uuid.UUID:
         raise ApiError(404, "payment_not_found", "no such payment") from exc
 
 
-async def _authorize(request: Request, allowed: frozenset[Role]) -> str:
-    authn = _rt(request).authenticator
-    principal = await authn.authenticate(request.headers.get("authorization"))
-    authn.require(principal, allowed)
+async def _authorize(
+    request: Request, allowed: frozenset[Role], *, rate_limited: bool = False
+) -> str:
+    runtime = _rt(request)
+    principal = await runtime.authenticator.authenticate(request.headers.get("authorization"))
+    runtime.authenticator.require(principal, allowed)
+    if rate_limited and runtime.risk_checks is not None:
+        request.state.rate_limit = await runtime.risk_checks.count_request(principal.subject)
+        risk.enforce(request.state.rate_limit)
     return principal.subject
 
 
@@ -195,7 +207,7 @@ def _respond(outcome: Outcome) -> JSONResponse:
 
 @endpoint("/api/v1/payments", "create")
 async def create_payment(request: Request) -> Response:
-    subject = await _authorize(request, PROCESS)
+    subject = await _authorize(request, PROCESS, rate_limited=True)
     _key_request(request, subject, None)  # refuse a missing/invalid key before the body
     body, raw = await _read_json(request, schemas.CreatePayment)
     try:
@@ -244,7 +256,7 @@ async def get_payment(request: Request) -> Response:
 
 @endpoint("/api/v1/payments/{payment_id}/capture", "capture")
 async def capture_payment(request: Request) -> Response:
-    subject = await _authorize(request, PROCESS)
+    subject = await _authorize(request, PROCESS, rate_limited=True)
     _, raw = await _read_json(request, schemas.Empty, optional=True)
     req = _key_request(request, subject, raw)
     return _respond(await _svc(request).capture(req, _payment_id(request)))
@@ -252,7 +264,7 @@ async def capture_payment(request: Request) -> Response:
 
 @endpoint("/api/v1/payments/{payment_id}/cancel", "cancel")
 async def cancel_payment(request: Request) -> Response:
-    subject = await _authorize(request, PROCESS)
+    subject = await _authorize(request, PROCESS, rate_limited=True)
     _, raw = await _read_json(request, schemas.Empty, optional=True)
     req = _key_request(request, subject, raw)
     return _respond(await _svc(request).cancel(req, _payment_id(request)))
@@ -260,7 +272,7 @@ async def cancel_payment(request: Request) -> Response:
 
 @endpoint("/api/v1/payments/{payment_id}/refunds", "refund")
 async def refund_payment(request: Request) -> Response:
-    subject = await _authorize(request, REFUND)
+    subject = await _authorize(request, REFUND, rate_limited=True)
     body, raw = await _read_json(request, schemas.CreateRefund, optional=True)
     req = _key_request(request, subject, raw)
     return _respond(await _svc(request).refund(req, _payment_id(request), body.amount))
@@ -340,6 +352,8 @@ async def ready(request: Request) -> Response:
     expected = migrations.expected_version()
     if runtime.pool is None:
         return JSONResponse({"status": "starting"}, status_code=503)
+    if runtime.risk_checks is not None and not await runtime.risk_checks.ready():
+        return JSONResponse({"status": "risk_checks_unavailable"}, status_code=503)
     try:
         async with runtime.pool.connection(timeout=2) as conn:
             cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
@@ -506,12 +520,14 @@ def create_app(
         if wrap_gateway is not None:
             gateway = wrap_gateway(gateway)
         runtime.pool = pool
+        checks = runtime.risk_checks = risk.from_settings(settings, metrics, secrets.redis_url)
         runtime.service = PaymentService(
             pool,
             gateway,
             metrics,
             topic=settings.kafka_topic,
             lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_seconds),
+            screen=checks.screen_payment if checks is not None else None,
         )
         stats = asyncio.create_task(
             refresh_outbox_stats(pool, metrics, settings.outbox_stats_interval_seconds),
@@ -535,6 +551,9 @@ def create_app(
                     await task
             runtime.service = None
             runtime.pool = None
+            if runtime.risk_checks is not None:
+                await runtime.risk_checks.store.close()
+                runtime.risk_checks = None
             await gateway.close()
             await pool.close()
 

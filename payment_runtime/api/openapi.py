@@ -63,6 +63,17 @@ def _op(
             },
         },
     }
+    if mutating:  # with spec.rateLimit on: every counted answer carries RateLimit-* too
+        op["responses"]["429"] = {
+            "description": "rate_limited: the client's quota is spent (RateLimit-* headers)",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    if body == "CreatePayment":
+        op["responses"]["402"] = {
+            "description": "card_declined, payment_rejected or velocity_limit_exceeded",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     if body:
         op["requestBody"] = {
             "required": body == "CreatePayment",

@@ -3,8 +3,8 @@
 The Service selects every pod of the service (stable and canary), so traffic splits by
 replica count.  The NetworkPolicy denies everything the runtime does not need: it admits
 the http port from its own namespace, the listed namespaces and the ingress gateway (and
-the metrics port from Prometheus), and lets out DNS, PostgreSQL, Kafka, Stripe, the JWKS and
-the OTLP trace receiver.
+the metrics port from Prometheus), and lets out DNS, PostgreSQL, Kafka, Stripe, the JWKS,
+Redis (spec.redis.port) and the OTLP trace receiver.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def kafka_ports(bootstrap_servers: str) -> list[int]:
 
 
 def egress_tcp_ports(ps: PaymentService) -> list[int]:
-    """TCP ports the runtime calls out to: PostgreSQL, Kafka brokers, Stripe, the JWKS, the
-    OTLP receiver of spec.tracing."""
+    """TCP ports the runtime calls out to: PostgreSQL, Kafka brokers, Stripe, the JWKS,
+    Redis, the OTLP receiver of spec.tracing."""
     ports = {POSTGRES_PORT, HTTPS_PORT}
     if ps.spec.kafka is not None:
         ports.update(kafka_ports(ps.spec.kafka.bootstrap_servers))
@@ -66,6 +66,8 @@ def egress_tcp_ports(ps: PaymentService) -> list[int]:
         ports.add(url_port(ps.spec.auth.jwks_url))
     if ps.spec.tracing is not None:
         ports.add(url_port(ps.spec.tracing.otlp_endpoint))
+    if ps.spec.redis is not None:
+        ports.add(ps.spec.redis.port)
     return sorted(ports)
 
 
@@ -80,8 +82,9 @@ def _tcp(port: int | str) -> dict[str, Any]:
 def network_policy(ps: PaymentService, ctx: meta.Context) -> dict[str, Any] | None:
     """NetworkPolicy ``<name>`` (default deny plus the needed flows), unless disabled.
 
-    Destinations of PostgreSQL and Kafka are not known (the database URL is a secret,
-    brokers may be outside the cluster), so egress is limited by port, not by peer.
+    Destinations of PostgreSQL, Kafka and Redis are not known (the database and Redis URLs
+    are secrets, brokers may be outside the cluster), so egress is limited by port, not by
+    peer.
     """
     spec = ps.spec.network_policy
     if spec is not None and not spec.enabled:

@@ -21,6 +21,7 @@ wiring, resources -- and never with replicas, autoscaling, network or rollout se
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,13 +66,17 @@ ENV_STRIPE_WEBHOOK_SECRET = "PAYMENT_STRIPE_WEBHOOK_SECRET"  # noqa: S105
 ENV_DATABASE_URL = "PAYMENT_DATABASE_URL"
 ENV_KAFKA_SASL_USERNAME = "PAYMENT_KAFKA_SASL_USERNAME"
 ENV_KAFKA_SASL_PASSWORD = "PAYMENT_KAFKA_SASL_PASSWORD"  # noqa: S105
+ENV_REDIS_URL = "PAYMENT_REDIS_URL"
 SECRET_ENV_NAMES = (
     ENV_STRIPE_SECRET_KEY,
     ENV_STRIPE_WEBHOOK_SECRET,
     ENV_DATABASE_URL,
     ENV_KAFKA_SASL_USERNAME,
     ENV_KAFKA_SASL_PASSWORD,
+    ENV_REDIS_URL,
 )
+#: The runtime's names of the velocity scopes.
+VELOCITY_SCOPES = {"customer": "customer", "paymentMethod": "payment_method", "client": "client"}
 _PREFIX = "PAYMENT_"
 
 
@@ -138,7 +143,39 @@ def config_data(ps: PaymentService) -> dict[str, str]:
         data["PAYMENT_TRACING_OTLP_ENDPOINT"] = spec.tracing.otlp_endpoint
         data["PAYMENT_TRACING_SAMPLE_RATIO"] = repr(spec.tracing.sample_ratio)
         data["PAYMENT_TRACING_SERVICE_NAME"] = meta.name(ps)
+    data.update(risk_settings(ps))
     return dict(sorted(data.items()))
+
+
+def risk_settings(ps: PaymentService) -> dict[str, str]:
+    """The risk checks' settings: velocity limits (JSON), the rate limit, Redis' failure
+    mode, timeout, key prefix (the service's namespace and name) and secret name."""
+    spec = ps.spec
+    if spec.redis is None:  # the CRD requires it for velocity and rateLimit
+        return {}
+    data = {
+        "PAYMENT_SECRET_NAME_REDIS_URL": ENV_REDIS_URL.removeprefix(_PREFIX),
+        "PAYMENT_RISK_FAILURE_MODE": spec.redis.failure_mode,
+        "PAYMENT_REDIS_TIMEOUT_SECONDS": str(spec.redis.timeout_milliseconds / 1000),
+        "PAYMENT_REDIS_KEY_PREFIX": f"paydeck:{meta.namespace(ps)}:{meta.name(ps)}:",
+    }
+    if spec.velocity is not None:
+        limits: list[dict[str, Any]] = []
+        for limit in spec.velocity.limits:
+            entry: dict[str, Any] = {
+                "scope": VELOCITY_SCOPES[limit.scope],
+                "window_seconds": limit.window_seconds,
+            }
+            if limit.max_attempts is not None:
+                entry["max_attempts"] = limit.max_attempts
+            if limit.max_amount:
+                entry["max_amount"] = dict(sorted(limit.max_amount.items()))
+            limits.append(entry)
+        data["PAYMENT_VELOCITY_LIMITS"] = json.dumps(limits, separators=(",", ":"))
+    if spec.rate_limit is not None:
+        data["PAYMENT_RATE_LIMIT_REQUESTS"] = str(spec.rate_limit.requests)
+        data["PAYMENT_RATE_LIMIT_WINDOW_SECONDS"] = str(spec.rate_limit.window_seconds)
+    return data
 
 
 def kafka_security_settings(security: KafkaSecurity) -> dict[str, str]:
@@ -187,7 +224,8 @@ def _secret_env(ps: PaymentService, env_name: str, ref: SecretValueRef) -> dict[
 
 def secret_env(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]]:
     """The env vars that carry secrets, each a ``secretKeyRef`` (never a value); the Kafka
-    SASL login only with ``kafka``."""
+    SASL login and the Redis URL only with ``kafka`` (the runtime's container: the
+    migration Job talks to neither)."""
     spec = ps.spec
     out = [_secret_env(ps, ENV_STRIPE_SECRET_KEY, spec.stripe.secret_key)]
     if spec.stripe.webhook_secret is not None:
@@ -197,6 +235,8 @@ def secret_env(ps: PaymentService, *, kafka: bool = True) -> list[dict[str, Any]
     if kafka and security is not None and security.sasl is not None:
         out.append(_secret_env(ps, ENV_KAFKA_SASL_USERNAME, security.sasl.username))
         out.append(_secret_env(ps, ENV_KAFKA_SASL_PASSWORD, security.sasl.password))
+    if kafka and spec.redis is not None:
+        out.append(_secret_env(ps, ENV_REDIS_URL, spec.redis.url))
     return out
 
 

@@ -6,7 +6,10 @@ everything it exports (``PAYMENT_REVISION``), and confined to the PaymentService
 by the ``namespace`` target label (a ServiceMonitor's; the test bed's file targets set it).
 
 - Payments: ``sum by (revision, outcome) (increase(payment_requests_total{operation="create",
-  outcome=~"success|declined|error"}[window]))`` (an instant query).
+  outcome=~"success|declined|error"}[window]))`` (an instant query). Only the outcomes that
+  are the service's doing count: ``rejected`` (a client error, a rate limit) and ``refused``
+  (a velocity limit) are left out of the query and, should a series of them come back
+  anyway, of the counts.
 - Latency: ``histogram_quantile(0.99, sum by (revision, le) (rate(
   http_request_duration_seconds_bucket{route="/api/v1/payments",method="POST"}[interval])))``
   as a range query over the window with ``step = interval``: one p99 per interval.
@@ -28,10 +31,13 @@ from payment_operator.rollout import compare
 from payment_operator.rollout.analysis import P99_LATENCY, SUCCESS_RATIO, MetricResult
 
 TIMEOUT_SECONDS: Final = 10
+#: The outcomes of ``payment_requests_total`` the success ratio is made of.
+COUNTED_OUTCOMES: Final = ("success", "declined", "error")
 PAYMENTS_QUERY: Final = (
     "sum by (revision, outcome) (increase(payment_requests_total{{namespace=\"{namespace}\","
-    "revision=~\"{revisions}\",operation=\"create\",outcome=~\"success|declined|error\"}}"
-    "[{window}s]))"
+    "revision=~\"{revisions}\",operation=\"create\",outcome=~\""
+    + "|".join(COUNTED_OUTCOMES)
+    + "\"}}[{window}s]))"
 )
 LATENCY_QUERY: Final = (
     "histogram_quantile(0.99, sum by (revision, le) (rate(http_request_duration_seconds_bucket"
@@ -112,6 +118,8 @@ def _payments(data: dict[str, Any]) -> dict[str, compare.SuccessCounts]:
             {"status": "success", "data": {"resultType": "vector", "result": [item]}}
         )
         rev, outcome = labels.get("revision", ""), labels.get("outcome", "")
+        if outcome not in COUNTED_OUTCOMES:
+            continue
         number = math.nan if value is None else value
         total[rev] = total.get(rev, 0.0) + number
         if outcome == "success":

@@ -34,8 +34,10 @@ def revisions(
     prometheus: Prometheus,
     namespace: str,
     stripe_bases: Mapping[str, str],
+    extra_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[dict[str, processes.RuntimeProcess]]:
-    """One runtime per revision of ``stripe_bases`` (revision -> Stripe API base)."""
+    """One runtime per revision of ``stripe_bases`` (revision -> Stripe API base), with
+    ``extra_env[revision]`` added to its environment."""
     jwks = processes.write_jwks(signer, directory)
     runtimes: dict[str, processes.RuntimeProcess] = {}
     metrics_ports = []
@@ -44,6 +46,7 @@ def revisions(
         env = processes.runtime_env(
             dsn, stripe, jwks, port, metrics_port=metrics_port, revision=revision
         )
+        env.update((extra_env or {}).get(revision, {}))
         runtimes[revision] = processes.RuntimeProcess(
             ["serve"], env, directory / f"runtime-{revision}.log", port
         )

@@ -118,11 +118,12 @@ async def running_app(
     *,
     gateway: Callable[[PaymentGateway], PaymentGateway] | None = None,
     metrics: Metrics | None = None,
+    redis_url: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         settings_for(api_base, **overrides),
-        RuntimeSecrets(dsn, STRIPE_KEY, WEBHOOK_SECRET),
+        RuntimeSecrets(dsn, STRIPE_KEY, WEBHOOK_SECRET, redis_url),
         key_source=KeySource(jwks=signer.jwks),
         wrap_gateway=gateway,
         metrics=metrics,

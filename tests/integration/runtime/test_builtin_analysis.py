@@ -12,11 +12,14 @@ sent, then measures with the operator's provider and folds the result in with th
   does for a test card) passes.
 - No traffic at all is no data: Inconclusive under ``onNoData: inconclusive``, Failed under
   ``fail``.
+- A canary whose velocity limits (on a real Redis) refuse more than half of its payments
+  passes beside a stable one without limits: refusals are not the revision's fault.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -62,12 +65,16 @@ def _analysis(prometheus: Any, **overrides: Any) -> api.Analysis:
 
 @contextlib.contextmanager
 def _revisions(
-    dsn: str, signer: Any, tmp_path: Any, prometheus: Any, stable_api: str, canary_api: str
+    dsn: str, signer: Any, tmp_path: Any, prometheus: Any, stable_api: str, canary_api: str,
+    canary_env: dict[str, str] | None = None,
 ) -> Iterator[dict[str, processes.RuntimeProcess]]:
     """The stable and the canary runtime (in that order), keyed by revision."""
     tag = uuid.uuid4().hex[:6]
     bases = {f"stable-{tag}": stable_api, f"canary-{tag}": canary_api}
-    with canary_bed.revisions(dsn, signer, tmp_path, prometheus, NAMESPACE, bases) as runtimes:
+    extra = {f"canary-{tag}": canary_env or {}}
+    with canary_bed.revisions(
+        dsn, signer, tmp_path, prometheus, NAMESPACE, bases, extra
+    ) as runtimes:
         yield runtimes
 
 
@@ -147,6 +154,38 @@ def test_a_healthy_canary_passes(dsn, stripe_mock, signer, tmp_path, prometheus)
     assert latency["phase"] == "Successful"
     assert latency["comparison"]["canarySamples"] >= TUNING["minLatencySamples"]
     assert latency["comparison"]["stableSamples"] >= TUNING["minLatencySamples"]
+
+
+def test_velocity_refusals_do_not_fail_a_canary(
+    dsn, stripe_mock, signer, tmp_path, prometheus, redis
+):
+    limit = 40  # of about 4/s x 24 s = 96 payments: more than half are refused
+    velocity = {
+        "PAYMENT_REDIS_URL": redis.url,
+        "PAYMENT_VELOCITY_LIMITS": json.dumps(
+            [{"scope": "customer", "window_seconds": 3600, "max_attempts": limit}]
+        ),
+        "PAYMENT_RISK_FAILURE_MODE": "closed",
+        "PAYMENT_REDIS_TIMEOUT_SECONDS": "5",
+    }
+    with (
+        processes.StripeProxy(stripe_mock.api_base, rewrite=processes.authorizing) as stripe,
+        _revisions(
+            dsn, signer, tmp_path, prometheus, stripe.url, stripe.url, canary_env=velocity
+        ) as runtimes,
+    ):
+        run, sent = _measure_after_traffic(prometheus, runtimes, signer, _analysis(prometheus))
+        _, canary = list(runtimes)
+        refused = prometheus.query(
+            f'sum(payment_requests_total{{namespace="{NAMESPACE}",revision="{canary}",'
+            'operation="create",outcome="refused"})'
+        )
+    assert sent[canary] > 2 * limit, sent
+    assert float(refused[0]["value"][1]) == sent[canary] - limit
+    assert run.phase == "Successful", run.message
+    [ratio, _] = run.to_status()["metrics"]
+    assert ratio["comparison"]["canaryValue"] == ratio["comparison"]["stableValue"] == "1"
+    assert _close(ratio["comparison"]["canarySamples"], limit), ratio
 
 
 def test_no_traffic_is_no_data_handled_per_on_no_data(

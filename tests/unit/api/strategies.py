@@ -265,6 +265,43 @@ def specs(draw: st.DrawFn) -> api.PaymentServiceSpec:
     )
     env_names = draw(st.none() | st.lists(env_name, max_size=3, unique=True))
     pdb_limit = st.integers(0, 1000)
+    velocity_limit = st.builds(
+        lambda scope, window, attempts, amount: api.VelocityLimit(
+            scope=scope,
+            window_seconds=window,
+            max_attempts=attempts if attempts is not None or amount else 1,
+            max_amount=amount,
+        ),
+        st.sampled_from(["customer", "paymentMethod", "client"]),
+        st.integers(1, 604_800),
+        st.none() | st.integers(1, 1_000_000),
+        st.none()
+        | st.dictionaries(
+            st.from_regex(r"\A[A-Z]{3}\Z"), st.integers(1, 10**15), min_size=1, max_size=3
+        ),
+    )
+    velocity = draw(
+        st.none()
+        | st.lists(velocity_limit, min_size=1, max_size=3).map(lambda ls: api.Velocity(limits=ls))
+    )
+    rate_limit = draw(
+        st.none()
+        | st.builds(
+            lambda n, w: api.RateLimit(requests=n, window_seconds=w),
+            st.integers(1, 1_000_000),
+            st.integers(1, 86_400),
+        )
+    )
+    redis = (
+        None
+        if velocity is None and rate_limit is None
+        else api.Redis(
+            url=draw(secret_values(store_names)),
+            port=draw(st.integers(1, 65535)),
+            failure_mode=draw(st.sampled_from(["open", "closed"])),
+            timeout_milliseconds=draw(st.integers(5, 5000)),
+        )
+    )
     return api.PaymentServiceSpec(
         image=draw(images()),
         replicas=draw(st.integers(0, 1000)),
@@ -301,6 +338,9 @@ def specs(draw: st.DrawFn) -> api.PaymentServiceSpec:
         ),
         kafka=draw(st.none() | kafkas()),
         secret_store=store,
+        redis=redis,
+        velocity=velocity,
+        rate_limit=rate_limit,
         rollout=api.Rollout(
             canary=draw(st.none() | canaries()),
             progress_deadline_seconds=draw(st.integers(30, 86400)),

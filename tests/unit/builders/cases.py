@@ -112,9 +112,24 @@ VAULT_CSI_BODY = minimal_body(
         "backend": "csi",
         "provider": "vault",
         "vault": {"address": "https://vault.example:8200", "role": "payments"},
-        "objects": [{"name": "DATABASE_URL", "remoteRef": "payments/db"}],
+        "objects": [
+            {"name": "DATABASE_URL", "remoteRef": "payments/db"},
+            {"name": "REDIS_URL", "remoteRef": "payments/redis"},
+        ],
     },
     database={"url": {"storeObject": "DATABASE_URL"}},
+    redis={"url": {"storeObject": "REDIS_URL"}, "port": 6380, "failureMode": "closed"},
+    velocity={
+        "limits": [
+            {"scope": "customer", "windowSeconds": 3600, "maxAttempts": 10},
+            {
+                "scope": "paymentMethod",
+                "windowSeconds": 86400,
+                "maxAmount": {"USD": 1000000, "EUR": 500000},
+            },
+        ]
+    },
+    rateLimit={"requests": 600},
     kafka={
         "bootstrapServers": "kafka:9093",
         "security": {

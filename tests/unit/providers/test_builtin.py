@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from payment_operator.api import v1alpha1 as api
@@ -68,3 +69,28 @@ def test_unexpected_latency_answers_are_provider_errors():
         builtin._latency({"resultType": "vector", "result": []})
     with pytest.raises(ProviderError):
         builtin._latency({"resultType": "matrix", "result": [{"metric": {}, "values": [[1]]}]})
+
+
+def test_refusals_and_rejections_do_not_lower_the_success_ratio():
+    # The query asks only for the counted outcomes: no outcome the runtime exports for a
+    # client's or a risk rule's refusal matches it.
+    from payment_runtime.metrics import PAYMENT_OUTCOMES
+
+    payments, _ = builtin.queries(
+        api.Analysis.model_validate({"builtin": "paymentSuccess", "prometheusAddress": "http://p"}),
+        VARIABLES,
+    )
+    [regex] = re.findall(r'outcome=~"([^"]+)"', payments)
+    matched = {o for o in PAYMENT_OUTCOMES if re.fullmatch(regex, o)}
+    assert matched == {"success", "declined", "error"}
+    assert {"refused", "rejected"} <= set(PAYMENT_OUTCOMES) - matched
+    # And should a refused series come back anyway, it is not counted.
+    plain = {"resultType": "vector", "result": [
+        _series("c1", "success", "90"), _series("c1", "declined", "10"),
+    ]}
+    noisy = {"resultType": "vector", "result": [
+        *plain["result"], _series("c1", "refused", "400"), _series("c1", "rejected", "25"),
+    ]}
+    assert builtin._payments(noisy) == builtin._payments(plain) == {
+        "c1": SuccessCounts(90.0, 100.0)
+    }

@@ -7,6 +7,7 @@ reads for a secret the settings name.  A rename on either side fails here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -34,9 +35,15 @@ TEST_SECRETS = {
     "PAYMENT_STRIPE_WEBHOOK_SECRET": "whsec_unit_contract",
     "PAYMENT_KAFKA_SASL_USERNAME": "kafka-user-unit",
     "PAYMENT_KAFKA_SASL_PASSWORD": "kafka-pw-unit-contract",
+    "PAYMENT_REDIS_URL": "redis://:redis-pw-unit@redis:6380/0",
 }
-#: The secrets only the runtime container gets: the migration Job never talks to Kafka.
-KAFKA_SECRET_ENV = {"PAYMENT_KAFKA_SASL_USERNAME", "PAYMENT_KAFKA_SASL_PASSWORD"}
+#: The secrets only the runtime container gets: the migration Job never talks to Kafka
+#: or Redis.
+KAFKA_SECRET_ENV = {
+    "PAYMENT_KAFKA_SASL_USERNAME",
+    "PAYMENT_KAFKA_SASL_PASSWORD",
+    "PAYMENT_REDIS_URL",
+}
 
 
 def _built(case: Any) -> list[dict[str, Any]]:
@@ -78,7 +85,10 @@ def test_the_settings_the_builders_emit_parse_to_what_the_pod_declares(case, mon
     # Every value that names a setting is taken, not silently dropped or defaulted.
     for key, value in env.items():
         field = key.removeprefix(operator_env.PREFIX).lower()
-        if key.startswith(operator_env.PREFIX) and field in Settings.model_fields:
+        if field == "velocity_limits":
+            parsed = [v.model_dump(exclude_none=True) for v in settings.velocity_limits]
+            assert parsed == json.loads(value)
+        elif key.startswith(operator_env.PREFIX) and field in Settings.model_fields:
             assert str(getattr(settings, field)).lower() == value.lower(), key
 
 
@@ -94,6 +104,16 @@ def test_the_env_provider_finds_every_secret_the_pod_carries(case, monkeypatch):
         assert loaded.stripe_webhook_secret is None
     else:
         assert loaded.stripe_webhook_secret == TEST_SECRETS["PAYMENT_STRIPE_WEBHOOK_SECRET"]
+    spec = case.ps.spec
+    if spec.redis is None:
+        assert not settings.risk_checks_enabled and loaded.redis_url is None
+    else:
+        assert settings.risk_checks_enabled
+        assert loaded.redis_url == TEST_SECRETS["PAYMENT_REDIS_URL"]
+        assert settings.risk_failure_mode == spec.redis.failure_mode
+        assert len(settings.velocity_limits) == len(spec.velocity.limits if spec.velocity else [])
+        if spec.rate_limit is not None:
+            assert settings.rate_limit_requests == spec.rate_limit.requests
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,6 +20,7 @@ from payment_operator.api.v1alpha1.base import (
     EnvName,
     ImageRef,
     Int32,
+    Int64,
     Quantity,
     Rule,
     ShortText,
@@ -37,6 +38,8 @@ SecretProvider = Literal["azure-keyvault", "aws-secrets-manager", "vault"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+RiskFailureMode = Literal["open", "closed"]
+VelocityScope = Literal["customer", "paymentMethod", "client"]
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 AWS_REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
@@ -48,6 +51,10 @@ STRIPE_VERSION_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?$"
 HTTP_PATH_PATTERN = r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"
 #: What the runtime accepts as its OTLP endpoint: a base URL, no credentials, query or fragment.
 OTLP_ENDPOINT_PATTERN = r"^https?://[^/@?#]+(/[^?#]*)?$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+#: The longest velocity window (a week) and rate-limit window (a day), as the runtime's.
+MAX_VELOCITY_WINDOW_SECONDS = 7 * 24 * 3600
+MAX_RATE_LIMIT_WINDOW_SECONDS = 24 * 3600
 
 
 class SecretKeySelector(ApiModel):
@@ -253,6 +260,118 @@ class Database(ApiModel):
     pool_size: int = Field(default=10, ge=1, le=200, description="Connections in each pod's pool.")
     migrations: Migrations = Field(
         default_factory=Migrations, description="Schema migrations run before a rollout."
+    )
+
+
+class Redis(ApiModel):
+    """The Redis the risk checks (velocity and rateLimit) count on: one per service (the
+    keys carry its namespace and name, so services may share one)."""
+
+    url: SecretValueRef = Field(
+        description=(
+            "The connection URL (redis://[:password@]host:port/db, or rediss:// for TLS), a "
+            "secret: it may carry the password."
+        )
+    )
+    port: Int32 = Field(
+        default=6379,
+        ge=1,
+        le=65535,
+        description=(
+            "TCP port of the Redis server, which the NetworkPolicy lets the pods reach (the "
+            "operator never reads the URL's Secret). It must match the URL's port."
+        ),
+    )
+    failure_mode: RiskFailureMode = Field(
+        default="open",
+        description=(
+            "When Redis is down or slower than timeoutMilliseconds: open (requests go "
+            "through unchecked, with a warning and the risk_check_failures_total metric; "
+            "readiness ignores Redis) or closed (payments and mutating requests are refused "
+            "with 503 risk_checks_unavailable, the idempotency key stays usable for a retry, "
+            "and pods are not ready while Redis is away)."
+        ),
+    )
+    timeout_milliseconds: Int32 = Field(
+        default=250,
+        ge=5,
+        le=5000,
+        description="Bound of one Redis round trip (connecting included), on every request.",
+    )
+
+
+class VelocityLimit(ApiModel):
+    """At most maxAttempts payment attempts and/or maxAmount per currency by one subject of
+    the scope within any windowSeconds (a sliding window)."""
+
+    __rules__ = (
+        Rule(
+            rule="has(self.maxAttempts) || has(self.maxAmount)",
+            message="a velocity limit needs maxAttempts or maxAmount",
+            check=lambda v: v.max_attempts is not None or v.max_amount is not None,
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            rule="!has(self.maxAmount) || self.maxAmount.all(c, c.matches('^[A-Z]{3}$'))",
+            message="maxAmount keys must be ISO 4217 currency codes such as EUR",
+            check=lambda v: all(
+                re.fullmatch(CURRENCY_PATTERN, c) for c in v.max_amount or {}
+            ),
+            field_path=".maxAmount",
+        ),
+    )
+
+    scope: VelocityScope = Field(
+        description=(
+            "Whose attempts are counted: customer (the payment's customer), paymentMethod "
+            "(its payment method) or client (the API client, the token's sub claim)."
+        )
+    )
+    window_seconds: Int32 = Field(
+        ge=1,
+        le=MAX_VELOCITY_WINDOW_SECONDS,
+        description="Length of the sliding window in seconds (at most a week).",
+    )
+    max_attempts: Int32 | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Attempts admitted per window; the next is refused before Stripe.",
+    )
+    max_amount: dict[str, Annotated[Int64, Field(ge=1, le=10**15)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description=(
+            "Total amount admitted per window, by the charge's currency, in minor units, "
+            "such as {EUR: 500000} (EUR 5000.00); currencies not listed are not limited."
+        ),
+    )
+
+
+class Velocity(ApiModel):
+    """Velocity checks of POST /api/v1/payments, before Stripe: a payment over a limit is
+    refused with 402 velocity_limit_exceeded (stored as its idempotency key's answer)."""
+
+    limits: list[VelocityLimit] = Field(
+        min_length=1, max_length=32, description="The limits; every one must admit a payment."
+    )
+
+
+class RateLimit(ApiModel):
+    """A quota per API client (the token's sub claim) on the mutating endpoints (create,
+    capture, cancel, refund): answers carry RateLimit-Limit, RateLimit-Remaining and
+    RateLimit-Reset; a request over it is refused with 429 rate_limited and Retry-After."""
+
+    requests: Int32 = Field(ge=1, le=1_000_000, description="Requests per client per window.")
+    window_seconds: Int32 = Field(
+        default=60,
+        ge=1,
+        le=MAX_RATE_LIMIT_WINDOW_SECONDS,
+        description=(
+            "Length of the window in seconds (at most a day); it starts with a client's "
+            "first request."
+        ),
     )
 
 
@@ -853,6 +972,28 @@ class PaymentServiceSpec(ApiModel):
         _store_ref_rule("stripe.secretKey", ("stripe", "secret_key", "store_object")),
         _store_ref_rule("stripe.webhookSecret", ("stripe", "webhook_secret", "store_object")),
         _store_ref_rule("database.url", ("database", "url", "store_object")),
+        _store_ref_rule("redis.url", ("redis", "url", "store_object")),
+        Rule(
+            rule="!has(self.velocity) || has(self.redis)",
+            message="velocity needs redis (the windows are counted there)",
+            check=lambda s: s.velocity is None or s.redis is not None,
+            field_path=".redis",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            rule="!has(self.rateLimit) || has(self.redis)",
+            message="rateLimit needs redis (the quotas are counted there)",
+            check=lambda s: s.rate_limit is None or s.redis is not None,
+            field_path=".redis",
+            reason="FieldValueRequired",
+        ),
+        Rule(
+            rule="!has(self.redis) || has(self.velocity) || has(self.rateLimit)",
+            message="redis is used by velocity and rateLimit only: set one of them",
+            check=lambda s: s.redis is None or s.velocity is not None or s.rate_limit is not None,
+            field_path=".redis",
+            reason="FieldValueForbidden",
+        ),
         _store_ref_rule(
             "kafka.security.sasl.username",
             ("kafka", "security", "sasl", "username", "store_object"),
@@ -905,6 +1046,18 @@ class PaymentServiceSpec(ApiModel):
     secret_store: SecretStore | None = Field(
         default=None,
         description="External secret store (Azure Key Vault, AWS Secrets Manager, Vault).",
+    )
+    redis: Redis | None = Field(
+        default=None,
+        description="Redis of the risk checks; required by velocity and rateLimit.",
+    )
+    velocity: Velocity | None = Field(
+        default=None,
+        description="Velocity limits on payment attempts, checked before Stripe (needs redis).",
+    )
+    rate_limit: RateLimit | None = Field(
+        default=None,
+        description="A rate limit per API client on the mutating endpoints (needs redis).",
     )
     rollout: Rollout = Field(
         default_factory=Rollout, description="How new revisions are rolled out."

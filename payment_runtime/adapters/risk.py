@@ -1,0 +1,137 @@
+"""The Redis I/O of the risk checks: velocity windows and rate-limit counters.
+
+Each check is one atomic round trip: a Lua script (``register_script``: EVALSHA, and EVAL
+once when the server does not know the script yet), so concurrent requests of one
+customer or client cannot slip past a limit between a read and a write.  Every call is
+bounded by ``timeout`` as a whole (connecting, waiting for a pooled connection, the
+reply) and is never retried: a Redis that is down or slow is :class:`RiskStoreUnavailable`
+at once, and the failure mode (:mod:`payment_runtime.risk`) decides what that means.
+
+The redis-py asyncio client (``redis`` on PyPI) does the protocol and the connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from payment_runtime.domain import velocity
+
+#: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
+#: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
+#: member, currency, amount, then per limit its window (ms), max attempts (-1: none) and
+#: max amount in the charge's currency (-1: a count-only limit, its sums are not kept; -2:
+#: sums kept, this currency not limited). Returns {index of the limit that refuses (1-based)
+#: or 0, ms until it may admit}. Expired attempts leave the set and the sums first; the
+#: attempt is recorded in every window only when all admit it; one already in a window (a
+#: retry of the same idempotency key) is not counted again. Time is the server's, so every
+#: pod shares one clock.
+VELOCITY_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local member, currency, amount = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local n = #KEYS / 2
+for i = 1, n do
+  local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
+  local base = 3 + (i - 1) * 3
+  local window = tonumber(ARGV[base + 1])
+  local max_attempts = tonumber(ARGV[base + 2])
+  local max_amount = tonumber(ARGV[base + 3])
+  local cutoff = now - window
+  if max_amount ~= -1 then
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)) do
+      local cur, amt = string.match(m, ':(%u+):(%d+)$')
+      if cur then redis.call('HINCRBY', sums, cur, -tonumber(amt)) end
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
+  if not redis.call('ZSCORE', set, member) then
+    local over = max_attempts >= 0 and redis.call('ZCARD', set) >= max_attempts
+    if not over and max_amount >= 0 then
+      local sum = tonumber(redis.call('HGET', sums, currency) or '0')
+      over = sum + amount > max_amount
+    end
+    if over then
+      local oldest = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+      local retry = window
+      if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+      return {i, retry}
+    end
+  end
+end
+for i = 1, n do
+  local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
+  local window = tonumber(ARGV[3 + (i - 1) * 3 + 1])
+  local track = tonumber(ARGV[3 + (i - 1) * 3 + 3]) ~= -1
+  if redis.call('ZADD', set, 'NX', now, member) == 1 and track then
+    redis.call('HINCRBY', sums, currency, amount)
+  end
+  redis.call('PEXPIRE', set, window)
+  if track then redis.call('PEXPIRE', sums, window) end
+end
+return {0, 0}
+"""
+
+#: KEYS[1]: a client's counter; ARGV[1]: the window (ms). Returns {count, ms left}.
+RATE_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+"""
+
+
+class RiskStoreUnavailable(Exception):
+    """Redis did not answer in time, refused the connection or failed the script."""
+
+
+class RiskStore:
+    """The two scripts over one connection pool."""
+
+    def __init__(self, url: str, *, timeout: float, max_connections: int) -> None:
+        self.timeout = timeout
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        self.client: Redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        self._velocity = self.client.register_script(VELOCITY_SCRIPT)
+        self._rate = self.client.register_script(RATE_SCRIPT)
+
+    async def _call(self, script: Any, keys: list[str], args: list[str | int]) -> list[int]:
+        try:
+            async with asyncio.timeout(self.timeout):
+                answer = await script(keys=keys, args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise RiskStoreUnavailable(type(exc).__name__) from exc
+        return [int(x) for x in answer]
+
+    async def velocity(self, check: velocity.Check) -> list[int]:
+        """Run the velocity script: ``[refusing limit's index or 0, retry after ms]``."""
+        return await self._call(self._velocity, check.keys, check.args)
+
+    async def count_request(self, key: str, window_seconds: int) -> list[int]:
+        """Count one request in its client's window: ``[count, ms until it ends]``."""
+        return await self._call(self._rate, [key], [window_seconds * 1000])
+
+    async def ping(self) -> bool:
+        """Whether Redis answers within the timeout."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return bool(await self.client.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
