@@ -12,8 +12,8 @@ sent, then measures with the operator's provider and folds the result in with th
   does for a test card) passes.
 - No traffic at all is no data: Inconclusive under ``onNoData: inconclusive``, Failed under
   ``fail``.
-- A canary whose velocity limits (on a real Redis) refuse more than half of its payments
-  passes beside a stable one without limits: refusals are not the revision's fault.
+- A canary whose velocity limits (on a real Redis) refuse about half of its payments passes
+  beside a stable one without limits: refusals are not the revision's fault.
 """
 
 from __future__ import annotations
@@ -159,11 +159,12 @@ def test_a_healthy_canary_passes(dsn, stripe_mock, signer, tmp_path, prometheus)
 def test_velocity_refusals_do_not_fail_a_canary(
     dsn, stripe_mock, signer, tmp_path, prometheus, redis
 ):
-    limit = 40  # of about 4/s x 24 s = 96 payments: more than half are refused
+    # 12 per sliding 6 s of about 4/s: half the canary's payments are refused, evenly spread
+    # over the analysis window (a fixed quota would refuse only its end).
     velocity = {
         "PAYMENT_REDIS_URL": redis.url,
         "PAYMENT_VELOCITY_LIMITS": json.dumps(
-            [{"scope": "customer", "window_seconds": 3600, "max_attempts": limit}]
+            [{"scope": "customer", "window_seconds": 6, "max_attempts": 12}]
         ),
         "PAYMENT_RISK_FAILURE_MODE": "closed",
         "PAYMENT_REDIS_TIMEOUT_SECONDS": "5",
@@ -176,16 +177,19 @@ def test_velocity_refusals_do_not_fail_a_canary(
     ):
         run, sent = _measure_after_traffic(prometheus, runtimes, signer, _analysis(prometheus))
         _, canary = list(runtimes)
-        refused = prometheus.query(
-            f'sum(payment_requests_total{{namespace="{NAMESPACE}",revision="{canary}",'
-            'operation="create",outcome="refused"})'
-        )
-    assert sent[canary] > 2 * limit, sent
-    assert float(refused[0]["value"][1]) == sent[canary] - limit
+        outcomes = {
+            r["metric"]["outcome"]: float(r["value"][1])
+            for r in prometheus.query(
+                f'sum by (outcome) (payment_requests_total{{namespace="{NAMESPACE}",'
+                f'revision="{canary}",operation="create"}})'
+            )
+        }
+    assert outcomes["refused"] >= sent[canary] / 3, (outcomes, sent)
+    assert outcomes["success"] + outcomes["refused"] == sent[canary], (outcomes, sent)
     assert run.phase == "Successful", run.message
     [ratio, _] = run.to_status()["metrics"]
     assert ratio["comparison"]["canaryValue"] == ratio["comparison"]["stableValue"] == "1"
-    assert _close(ratio["comparison"]["canarySamples"], limit), ratio
+    assert ratio["comparison"]["canarySamples"] < sent[canary] - outcomes["refused"] / 2
 
 
 def test_no_traffic_is_no_data_handled_per_on_no_data(

@@ -220,7 +220,7 @@ def test_redis_killed_mid_burst(dsn, stripe_mock, signer, redis, mode):
             token = signer.token("payment_operator")
             assert (await client.get("/health/ready")).status_code == 200
             done = 0
-            killed = asyncio.Event()
+            killed, dead = asyncio.Event(), asyncio.Event()
 
             async def pay(key: str) -> Any:
                 nonlocal done
@@ -233,18 +233,21 @@ def test_redis_killed_mid_burst(dsn, stripe_mock, signer, redis, mode):
                 return response
 
             async def kill() -> None:
-                await killed.wait()
+                await killed.wait()  # while requests 16-25 are in flight or about to be
                 await asyncio.to_thread(redis.stop)
+                dead.set()
 
             keys = [f"{mode}-{i}" for i in range(60)]
-            sem = asyncio.Semaphore(5)  # a steady burst, so some land after the kill
+            sem = asyncio.Semaphore(5)  # a steady burst
 
-            async def paced(key: str) -> Any:
+            async def paced(index: int, key: str) -> Any:
+                if index >= 25:  # the burst's tail surely meets a dead Redis
+                    await dead.wait()
                 async with sem:
                     return await pay(key)
 
             killer = asyncio.create_task(kill())
-            responses = await asyncio.gather(*[paced(k) for k in keys])
+            responses = await asyncio.gather(*[paced(i, k) for i, k in enumerate(keys)])
             await killer
             ready = await client.get("/health/ready")
             after = await client.post(
