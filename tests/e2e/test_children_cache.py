@@ -5,6 +5,8 @@ over a Ready PaymentService again and again, the operator makes no GET and no LI
 child kind, only one GET of the PaymentService per pass.  And the watches that feed the cache
 carry only managed children (a server-side label selector), so a child whose managed-by label
 is removed drops out of them: the pass that follows must still find it and label it again.
+Kopf indexes every listed child before any handler runs: an operator that starts beside more
+children of one kind than it has workers must not wait for itself.
 """
 
 from __future__ import annotations
@@ -90,3 +92,24 @@ def test_a_child_whose_managed_by_label_is_removed_is_labelled_again_at_once(
     # The session operator's drift timer is 300 s: only the watch event can do this.
     wait_for(labelled, 10, "the managed-by label restored", operator)
     assert get_json(cluster, "configmap", config, "-n", namespace)["metadata"]["uid"] == uid
+
+
+def test_an_operator_starting_beside_many_children_of_one_kind_is_not_stuck(
+        cluster, namespace, operator):
+    # More labelled ConfigMaps than Kopf's old default of 20 workers a kind: each worker
+    # indexes its object and then waits until every listed object is indexed.
+    labels = {MANAGED_BY: "paydeck-operator", "paydeck.dev/paymentservice": "gone"}
+    items = [{"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": f"left-{i}", "labels": labels}} for i in range(30)]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    operator.stop()
+    fresh = OperatorProcess(cluster.kubeconfig, ("--standalone", "-n", namespace))
+    fresh.start()
+    try:
+        name = _apply_sample(cluster, namespace)
+        wait_for(lambda: _ready(cluster, namespace, name), 120, "Ready", fresh)
+    finally:
+        fresh.stop()
+        fresh.log.unlink(missing_ok=True)
+        operator.start()

@@ -213,6 +213,27 @@ def test_an_update_that_loses_a_race_to_a_foreign_object_is_a_conflict():
         "Service/x exists and is not owned by this PaymentService (owner: none)"]
 
 
+def test_an_update_retried_after_a_status_write_spends_the_budget_once(monkeypatch):
+    from payment_operator.kube import apply as apply_module
+
+    budget = UpdateBudget(limit=2, window=60)
+    monkeypatch.setattr(apply_module, "BUDGET", budget)
+    kube = FakeKube(_child("Service", "x", owners=[_owner()], spec={"type": "NodePort"}))
+
+    def status_moved(k):  # another controller wrote the status after our (cached) read
+        k.objects[("Service", "x")]["metadata"]["resourceVersion"] = "8"
+
+    for _ in range(2):
+        kube.objects[("Service", "x")]["spec"] = {"type": "NodePort"}
+        kube.before_write = status_moved
+        result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+        assert result.updated == ["Service/x"]
+    assert len(kube.applies) == 4  # each update went in on its second attempt
+    with pytest.raises(FightingError):  # the third real update is one too many
+        kube.objects[("Service", "x")]["spec"] = {"type": "NodePort"}
+        apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
+
+
 def test_other_create_failures_propagate():
     kube = FakeKube()
 

@@ -150,6 +150,8 @@ def test_configure_applies_kopf_settings(state):
     assert settings.peering.mandatory is False  # standalone in this state's settings
     assert settings.execution.max_workers == state.settings.thread_workers
     assert settings.queueing.worker_limit == state.settings.worker_limit
+    # No limit by default: Kopf's index barrier would deadlock below the children of a kind.
+    assert Settings().worker_limit is None and settings.queueing.worker_limit is None
 
 
 @pytest.mark.parametrize(
