@@ -60,6 +60,9 @@ class Runtime:
     paced_p99_ms: float | None
     pgbench_tps: float
     stripe_mock_per_s: float | None
+    #: ``BENCH_RISK=1``: velocity checks and rate limits on / off, alternated in one run.
+    risk_throughput_ratio: float | None = None
+    risk_cpu_ratio: float | None = None
 
 
 @dataclass
@@ -92,16 +95,17 @@ class Figures:
 def runtime_figures(markdown: str) -> Runtime | None:
     """The first (default-configuration) run of ``runtime.md``."""
     peak = re.search(
-        rf"payment-runtime POST /api/v1/payments[^:]*, max: {_NUMBER}/s.*?p99 {_NUMBER} ms"
+        rf"payment-runtime POST /api/v1/payments[^:]*, max:\s*{_NUMBER}/s.*?p99 {_NUMBER} ms"
         rf".*?server CPU {_NUMBER} ms/payment",
         markdown,
     )
-    pg = re.search(rf"pgbench[^:]*: {_NUMBER} tx/s", markdown)
+    pg = re.search(rf"pgbench[^:]*:\s*{_NUMBER} tx/s", markdown)
     if peak is None or pg is None:
         return None
-    paced = re.search(rf"payment-runtime at ~70% of max[^:]*: {_NUMBER}/s.*?p99 {_NUMBER} ms",
+    paced = re.search(rf"payment-runtime at ~70% of max[^:]*:\s*{_NUMBER}/s.*?p99 {_NUMBER} ms",
                       markdown)
-    mock = re.search(rf"stripe-mock POST /v1/payment_intents: {_NUMBER}/s", markdown)
+    mock = re.search(rf"stripe-mock POST /v1/payment_intents:\s*{_NUMBER}/s", markdown)
+    risk = re.search(rf"ratio risk on/off: throughput {_NUMBER}.*?CPU/payment {_NUMBER}", markdown)
     return Runtime(
         max_per_s=_num(peak.group(1)),
         p99_ms=_num(peak.group(2)),
@@ -109,6 +113,8 @@ def runtime_figures(markdown: str) -> Runtime | None:
         paced_p99_ms=_num(paced.group(2)) if paced else None,
         pgbench_tps=_num(pg.group(1)),
         stripe_mock_per_s=_num(mock.group(1)) if mock else None,
+        risk_throughput_ratio=_num(risk.group(1)) if risk else None,
+        risk_cpu_ratio=_num(risk.group(2)) if risk else None,
     )
 
 
@@ -188,6 +194,12 @@ def goals(f: Figures) -> list[Goal]:
         else:
             out.append(Goal("runtime p99 at 70 % of max", "≤ 50 ms", f"{rt.paced_p99_ms:.0f} ms",
                             rt.paced_p99_ms <= 50.0))
+        if rt.risk_throughput_ratio is not None and rt.risk_cpu_ratio is not None:
+            out.append(Goal(
+                "risk checks on (velocity, rate limit)", "≤ 10 % regression",
+                f"throughput x{rt.risk_throughput_ratio:.2f}, CPU/payment "
+                f"x{rt.risk_cpu_ratio:.2f}",
+                rt.risk_throughput_ratio >= 0.9 and rt.risk_cpu_ratio <= 1.1))
     big = max(f.scale, key=lambda s: s.count, default=None)
     if big is None:
         out.append(Goal("operator: all Ready", "≤ 1.2 x floor at N = 1,000", "not measured", None))

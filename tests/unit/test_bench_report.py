@@ -10,8 +10,9 @@ pytestmark = pytest.mark.unit
 RUNTIME = """# Payment runtime benchmark
 
 - payment-runtime POST /api/v1/payments, max: 1,135/s, p50 2.8 ms, p99 21.3 ms, p99.9 41.8 ms (1358 requests); server CPU 1.85 ms/payment
-- payment-runtime at ~70% of max: 791/s, p50 6.2 ms, p99 48.7 ms, p99.9 54.8 ms (917 requests)
-- pgbench, the same SQL transaction: 2159 tx/s, latency avg 13.808 ms
+- payment-runtime at ~70% of max:       791/s, p50 6.2 ms, p99 48.7 ms, p99.9 54.8 ms (917 requests)
+- pgbench, the same SQL transaction:    2159 tx/s, latency avg 13.808 ms
+- ratio risk on/off: throughput 0.710, p50 1.438, p99 1.546, CPU/payment 1.338
 - stripe-mock POST /v1/payment_intents: 1514/s, p50 9.5 ms, p99 103.3 ms
 """  # noqa: E501
 
@@ -51,6 +52,8 @@ def test_runtime_goals_read_from_the_bullets_with_thousands_separators():
     assert g["runtime throughput"].met is True  # 1135 / 2159 = 0.526
     assert g["runtime CPU per payment"].met is True
     assert g["runtime p99 at 70 % of max"].met is True
+    assert g["risk checks on (velocity, rate limit)"].met is False  # 0.71 and 1.34
+    assert "x0.71" in g["risk checks on (velocity, rate limit)"].measured
     slower = runtime_figures(RUNTIME.replace("1,135/s", "1,000/s"))
     assert by_name(goals(Figures(runtime=slower)))["runtime throughput"].met is False
 
