@@ -126,11 +126,15 @@ def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | N
 
 
 def rates_config_map(kube: Kube, ps: PaymentService) -> Obj | None:
-    """The user's rate-table ConfigMap of spec.currencies (read, never written), if any."""
+    """The user's rate-table ConfigMap of spec.currencies (read, never written), if any.
+
+    Read from the API server, never from the children cache: that holds only the ConfigMaps
+    the operator manages, so the user's would always look missing there.
+    """
     currencies = ps.spec.currencies
     if currencies is None or currencies.rates_config_map is None:
         return None
-    return kube.get(CONFIG_MAP, ps.metadata.namespace, currencies.rates_config_map.name)
+    return kube.fresh_get(CONFIG_MAP, ps.metadata.namespace, currencies.rates_config_map.name)
 
 
 def gate_states(

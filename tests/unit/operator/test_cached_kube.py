@@ -162,3 +162,21 @@ def test_a_foreign_object_of_a_childs_name_is_not_written_though_the_cache_misse
     assert kube.stored("ConfigMap", NAMESPACE, "pay-config") == foreign
     assert outcome.failure is not None and outcome.failure.reason == "ConflictingObject"
     assert not any(k == "Deployment" for k, _, _ in kube.objects)
+
+
+def test_the_users_rate_table_configmap_is_read_past_the_cache(world):
+    # The cache holds only ConfigMaps the operator manages: the user's rate table (named by
+    # spec.currencies) would always look missing there, and the gate would never open.
+    from payment_operator.kube import observe
+
+    kube, watch, cached = world
+    ps = parse({**kube.stored("PaymentService", NAMESPACE, NAME), "spec": {
+        **kube.stored("PaymentService", NAMESPACE, NAME)["spec"],
+        "currencies": {"reporting": "EUR", "ratesConfigMap": {"name": "fx", "key": "rates"}}}})
+    watch.sync()
+    assert observe.rates_config_map(cached, ps) is None
+    kube.add({"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "fx", "namespace": NAMESPACE}, "data": {"rates": "{}"}})
+    watch.sync()  # not ours: never indexed
+    found = observe.rates_config_map(cached, ps)
+    assert found is not None and found["data"] == {"rates": "{}"}
