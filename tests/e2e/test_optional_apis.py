@@ -145,7 +145,7 @@ def test_optional_children_are_created_and_pruned(cluster, namespace, operator, 
     external = get_json(cluster, "externalsecrets.external-secrets.io", name, "-n", namespace)
     remote = sorted(d["remoteRef"]["key"] for d in external["spec"]["data"])
     assert remote == ["payment-database-url", "payments-kafka-password", "payments-kafka-username",
-                      "stripe-secret-key", "stripe-webhook-secret"]
+                      "payments-redis-url", "stripe-secret-key", "stripe-webhook-secret"]
     assert condition(get_json(cluster, "paysvc", name, "-n", namespace),
                      "Degraded").get("status") != "True", operator.tail()
 
