@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,9 @@ from hack.net import free_port
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_COUNTS = (50, 200, 1000)
+#: BENCH_PROFILE=FILE: py-spy samples the operator of each N into FILE.<N> (collapsed stacks;
+#: summarised with ``python -m bench.runtime.profile FILE.<N> --operator``).
+PROFILE = os.environ.get("BENCH_PROFILE")
 #: The drift timer during the run: long enough not to interfere until the idle measurement.
 RESYNC_SECONDS = 90
 _REQUESTS = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$')
@@ -141,6 +145,16 @@ class Operator:
             self.proc = subprocess.Popen([str(exe), "--standalone"], env=env, stdout=out,
                                          stderr=subprocess.STDOUT)
 
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    def profile(self, output: str) -> None:
+        """Sample the operator with py-spy (dev extra) into ``output`` until :meth:`stop`."""
+        self.spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
+             "--format", "raw", "--rate", "100", "--output", output,
+             "--pid", str(self.proc.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def cpu_seconds(self) -> float:
         return proc.cpu_seconds(self.proc.pid)
 
@@ -155,6 +169,9 @@ class Operator:
                    if line.startswith("paydeck_reconcile_total{") and trigger in line)
 
     def stop(self) -> None:
+        if self.spy is not None:  # py-spy writes its file on SIGINT
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(timeout=60)
         proc.terminate(self.proc)
 
 
@@ -179,6 +196,8 @@ def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, 
     op = Operator(lc.kubeconfig)
     try:
         wait_serving(op)  # started: its imports and start-up are not counted below
+        if PROFILE:  # the figures of a profiled run are not the benchmark's
+            op.profile(f"{PROFILE}.{count}")
         cpu_before = op.cpu_seconds()
         requests_before = _requests(_metrics(lc))
         passes_before = op.reconciles()

@@ -3,7 +3,8 @@
 Each line of the file is ``frame;frame;...;frame COUNT``, outermost first. A sample is charged
 to the first *bucket* (a library or our own package) found walking the stack from the
 innermost frame outwards, so "stripe" means CPU spent in the SDK's own code, not in the httpx
-it calls. ``python -m bench.runtime.profile FILE`` prints the buckets, largest first.
+it calls. ``python -m bench.runtime.profile FILE [--operator]`` prints the buckets, largest
+first (the operator's for a profile of ``bench.operator_scale``).
 """
 
 from __future__ import annotations
@@ -35,27 +36,54 @@ BUCKETS = [
 ]
 
 
-def bucket_of(stack: str) -> str:
+#: The operator's buckets (``BENCH_PROFILE=FILE python -m bench.operator_scale``).
+OPERATOR_BUCKETS = [
+    ("import", "(<frozen importlib._bootstrap"),
+    ("kubernetes client: (de)serialisation", "(kubernetes/client/api_client"),
+    ("kubernetes client", "(kubernetes/"),
+    ("urllib3 / ssl (API requests)", "(urllib3/"),
+    ("urllib3 / ssl (API requests)", "(ssl.py"),
+    ("aiohttp (Kopf's watches and patches)", "(aiohttp/"),
+    ("kopf", "(kopf/"),
+    ("pydantic (the PaymentService model)", "(pydantic"),
+    ("jinja2", "(jinja2/"),
+    ("json", "(json/"),
+    ("yaml", "(yaml/"),
+    ("copy", "(copy.py"),
+    ("logging", "(logging/"),
+    ("asyncio", "(asyncio/"),
+    ("concurrent.futures / threading", "(concurrent/"),
+    ("concurrent.futures / threading", "(threading.py"),
+    ("payment_operator: builders", "(payment_operator/builders/"),
+    ("payment_operator: kube (apply, cache, drift)", "(payment_operator/kube/"),
+    ("payment_operator: rollout", "(payment_operator/rollout/"),
+    ("payment_operator", "(payment_operator/"),
+]
+
+
+def bucket_of(stack: str, buckets: list[tuple[str, str]] = BUCKETS) -> str:
     frames = stack.split(";")
     for frame in reversed(frames):
-        for name, needle in BUCKETS:
+        for name, needle in buckets:
             if needle in frame:
                 return name
     return "other"
 
 
-def summarise(text: str) -> list[tuple[str, int, float]]:
+def summarise(text: str, buckets: list[tuple[str, str]] = BUCKETS) -> list[tuple[str, int, float]]:
     counts: Counter[str] = Counter()
     for line in text.splitlines():
         stack, _, n = line.rpartition(" ")
         if stack and n.isdigit():
-            counts[bucket_of(stack)] += int(n)
+            counts[bucket_of(stack, buckets)] += int(n)
     total = sum(counts.values()) or 1
     return [(name, n, n / total) for name, n in counts.most_common()]
 
 
 def main(argv: list[str]) -> int:
-    for name, n, share in summarise(Path(argv[0]).read_text()):
+    """``FILE [--operator]``: the runtime's buckets, or the operator's."""
+    buckets = OPERATOR_BUCKETS if "--operator" in argv[1:] else BUCKETS
+    for name, n, share in summarise(Path(argv[0]).read_text(), buckets):
         print(f"{share:6.1%}  {n:7d}  {name}")
     return 0
 

@@ -381,7 +381,7 @@ def main() -> int:
         if PROFILE:
             spy = subprocess.Popen(
                 [
-                    "py-spy",
+                    str(Path(sys.executable).parent / "py-spy"),
                     "record",
                     "--nonblocking",
                     "--format",
