@@ -22,8 +22,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 CHARTS = RESULTS / "charts"
 #: The benches' own reports, in the order ``latest.md`` shows them.
-SECTIONS = ("runtime.md", "operator_scale.md", "operator_profile.md", "rollouts_compare.md",
-            "children_cache.md")
+SECTIONS = ("runtime.md", "operator_scale.md", "operator_profile.md", "rollouts_compare.md")
 
 _NUMBER = r"([0-9][0-9.,]*)"
 

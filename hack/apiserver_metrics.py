@@ -41,24 +41,6 @@ def operator_writes(metrics_text: str) -> Counter[str]:
     return counts
 
 
-READ_VERBS = frozenset({"GET", "LIST"})
-
-
-def operator_reads(metrics_text: str) -> Counter[str]:
-    """GET and LIST requests (not watches) on the operator's kinds, by ``verb resource``."""
-    counts: Counter[str] = Counter()
-    for line in metrics_text.splitlines():
-        match = _LINE.match(line)
-        if not match:
-            continue
-        labels = dict(_LABEL.findall(match["labels"]))
-        resource = labels.get("resource", "")
-        if (labels.get("verb") in READ_VERBS and resource in OPERATOR_RESOURCES
-                and not labels.get("subresource")):
-            counts[f"{labels['verb']} {resource}"] += int(float(match["value"]))
-    return counts
-
-
 def writes_between(read_metrics: Callable[[], str], action: Callable[[], object]) -> Counter[str]:
     """The operator-kind writes the API server served while ``action`` ran."""
     before = operator_writes(read_metrics())

@@ -21,7 +21,7 @@ import kopf
 
 from payment_operator import observability, reconcile
 from payment_operator.diffbase import DigestDiffBaseStorage
-from payment_operator.kube import cache, resources
+from payment_operator.kube import resources
 from payment_operator.kube.client import KubeError
 from payment_operator.kube.errors import failure_of
 from payment_operator.state import OperatorState
@@ -29,7 +29,6 @@ from payment_operator.state import OperatorState
 GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
 FINALIZER = "paydeck.dev/finalizer"
 MANAGED = {"app.kubernetes.io/managed-by": "paydeck-operator"}
-MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 OWNER_LABEL = "paydeck.dev/paymentservice"
 OWNER_NAMESPACE_LABEL = "paydeck.dev/owner-namespace"
 #: Seconds before a requeue that failed to reach the API server is tried again.
@@ -68,39 +67,13 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
     # ExternalSecret or KafkaTopic turning Ready opens its gate without waiting for a timer.
     for resource in resources.CHILDREN:
         group, _, version = resource.api_version.rpartition("/")
-        # The children cache: Kopf's index of each child kind is its base (Kopf lists every
-        # indexed kind before any handler runs, and drops what is deleted or unlabelled).
-        kopf.index(group, version, resource.plural, labels=MANAGED, id=index_id(resource),
-                   registry=registry)(partial(index_child, state, resource))
-        # Filtered by the owner label, not by managed-by: a child whose managed-by label was
-        # removed drops out of the (server-side filtered) watch with a DELETED event that
-        # must reach its owner, which labels it again, whichever state of the object the
-        # event carries (the API server sends the last one that matched).
-        kopf.on.event(group, version, resource.plural, labels={OWNER_LABEL: kopf.PRESENT},
-                      registry=registry)(partial(on_child_event, state))
+        kopf.on.event(group, version, resource.plural, labels=MANAGED, registry=registry)(
+            partial(on_child_event, state)
+        )
 
 
-def index_id(resource: resources.Resource) -> str:
-    """The Kopf id (and handler keyword) of a child resource's index."""
-    return f"children:{resource.api_version}/{resource.kind}"
-
-
-async def index_child(
-    state: OperatorState, child: resources.Resource, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    """Index one child of the resource ``child`` (on Kopf's event loop: no I/O) and retire
-    our marks it caught up with.  (Kopf passes its own ``resource`` keyword.)"""
-    state.cache.seen(body)
-    return cache.index_entries(body, child.api_version, child.kind)
-
-
-def configure(
-    state: OperatorState, settings: kopf.OperatorSettings, **indices: Any
-) -> None:
-    """Kopf's own settings, at start-up: storage in status, finalizer, Events, peering; the
-    children cache's bases (Kopf hands every index to every handler by its id)."""
-    state.cache.attach({r: indices[index_id(r)] for r in resources.CHILDREN
-                        if index_id(r) in indices})
+def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Kopf's own settings, at start-up: storage in status, finalizer, Events, peering."""
     own = state.settings
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
@@ -127,11 +100,6 @@ def configure(
     settings.scanning.disabled = bool(own.namespaces) and all(
         _exact_namespace(ns) for ns in own.namespaces
     )
-    # The children's watch streams carry only managed children (the API server filters):
-    # not every ConfigMap, Service and Deployment of the cluster.
-    for resource in resources.CHILDREN:
-        group, _, version = resource.api_version.rpartition("/")
-        settings.watching.label_selectors[group, version, resource.plural] = MANAGED_SELECTOR
 
 
 def _exact_namespace(pattern: str) -> bool:
@@ -162,10 +130,9 @@ def _run(
 ) -> reconcile.Outcome:
     """One reconcile of the object; post its Events and schedule the requeue it asks for."""
     namespace, name = str(meta["namespace"]), str(meta["name"])
-    state.trust_cache()
     try:
         outcome = reconcile.reconcile(
-            state.cached, state.coalescer, namespace, name, state.context(),
+            state.kube, state.coalescer, namespace, name, state.context(),
             kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
             platform_policy=state.settings.platform_policy,
         )
@@ -235,9 +202,8 @@ def on_delete(
     attempts, and is then released with a Warning Event saying the topics are left.
     """
     state.scheduler.cancel((str(meta.namespace), str(meta.name)))
-    state.trust_cache()
     outcome = reconcile.delete_topics(state.kafka_admins, state.coalescer, body,
-                                      kube=state.cached, ctx=state.context())
+                                      kube=state.kube, ctx=state.context())
     _post(body, outcome)
     if outcome.failure is not None:
         if retry + 1 < TOPIC_DELETE_ATTEMPTS:
@@ -285,15 +251,11 @@ def on_command(
         log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
 
 
-def on_child_event(state: OperatorState, body: kopf.Body, type: str | None = None,
-                   **_: Any) -> None:
+def on_child_event(state: OperatorState, body: kopf.Body, **_: Any) -> None:
     """A child changed or vanished: reconcile its owner now instead of at the next resync.
 
-    Kopf has updated the child's index before this runs, so the pass reads the new state.
     Never waits: if a pass for the owner is running, it is told to go round once more.
     """
-    if type == "DELETED":
-        state.cache.gone(body)
     meta = body.get("metadata", {})
     labels = meta.get("labels") or {}
     # A child in another namespace (a KafkaTopic in Strimzi's) names its owner's namespace.

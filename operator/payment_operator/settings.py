@@ -17,14 +17,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Namespaces to watch; every namespace when empty."
     )
     resync_seconds: float = Field(default=60.0, gt=0, description="Drift-check timer interval.")
-    worker_limit: int | None = Field(
-        default=None, ge=1,
-        description=(
-            "Concurrent object workers per watched kind in Kopf; none by default (API calls are"
-            " bounded by thread_workers). A limit below the number of children of one kind"
-            " deadlocks Kopf's start-up: indexed objects wait for each other to be indexed."
-        ),
-    )
+    worker_limit: int = Field(default=20, ge=1, description="Concurrent object workers in Kopf.")
     thread_workers: int = Field(default=8, ge=1, description="Threads for synchronous API calls.")
     metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
     liveness_port: int = Field(default=8080, description="Port of the /healthz endpoint.")

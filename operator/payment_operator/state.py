@@ -1,6 +1,5 @@
-"""The state of one operator process: settings, API client, the children cache and the
-client that reads through it, discovery cache, coalescer, scheduler, and the Kafka admin
-clients (one per bootstrap string, created on first use).
+"""The state of one operator process: settings, API client, discovery cache, coalescer,
+scheduler, and the Kafka admin clients (one per bootstrap string, created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
 at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf
@@ -14,9 +13,6 @@ from dataclasses import dataclass
 
 from payment_operator import builders
 from payment_operator.coalesce import Coalescer
-from payment_operator.kube import resources
-from payment_operator.kube.cache import ChildCache
-from payment_operator.kube.cached import CachedKube
 from payment_operator.kube.client import Kube
 from payment_operator.kube.discovery import CapabilityCache
 from payment_operator.reconcile import Outcome
@@ -30,41 +26,25 @@ class OperatorState:
     """Everything the handlers share, for the lifetime of the process."""
 
     settings: Settings
-    #: The API client itself (every request goes to the API server).
     kube: Kube
     capabilities: CapabilityCache
     coalescer: Coalescer[Outcome]
     scheduler: Scheduler
     kafka_admins: AdminClients
-    #: The children as the watches feed them (Kopf's indices, attached at start-up).
-    cache: ChildCache
-    #: What reconcile passes use: ``kube`` with child reads answered by ``cache``.
-    cached: CachedKube
 
     @classmethod
     def from_settings(cls, settings: Settings, kube: Kube | None = None) -> OperatorState:
         """The state for ``settings``; the client from the environment unless one is given."""
-        client = kube if kube is not None else Kube.from_environment(
-            timeout=settings.api_timeout_seconds)
-        cache = ChildCache()
         return cls(
             settings=settings,
-            kube=client,
-            cache=cache,
-            cached=CachedKube(client, cache),
+            kube=kube if kube is not None else Kube.from_environment(
+                timeout=settings.api_timeout_seconds),
             capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
             coalescer=Coalescer(),
             scheduler=Scheduler(),
             kafka_admins=AdminClients(timeout=settings.kafka_admin_timeout_seconds,
                                       security=kafka_admin_security(settings)),
         )
-
-    def trust_cache(self) -> None:
-        """Handlers run only once Kopf has listed every indexed kind: from the first one on,
-        the cache answers for the child resources served now (a kind whose API appears later
-        is read from the API server until the operator restarts)."""
-        if not self.cache.trusted:
-            self.cache.trust(resources.children(self.context().capabilities))
 
     def context(self) -> builders.Context:
         """What the builders need to know about the cluster (optional APIs are cached)."""

@@ -159,34 +159,28 @@ def _at_version(stamped: dict[str, Any], version: str) -> dict[str, Any]:
     return {**stamped, "metadata": {**stamped["metadata"], "resourceVersion": version}}
 
 
-def _converge(
-    kube: Kube, child: _Child, result: ApplyResult, retries: int = 1, spent: bool = False
-) -> Obj | None:
+def _converge(kube: Kube, child: _Child, result: ApplyResult, retries: int = 1) -> Obj | None:
     """Create or update one child that is ours or absent; the live object afterwards.
 
     Every write is conditional on the object read (absent, or this resourceVersion).  If it
     changed meanwhile (409), read it again and decide again: it may not be ours any more.
-    The object read may come from the children cache, so a status written by another
-    controller since (a Deployment's) is a usual cause; the retry is the same update and
-    does not count against the :data:`BUDGET` again (``spent``).
     """
     if not drift.needs_apply(child.live, child.stamped):
         return child.live
-    updating = child.live is not None
     try:
         if child.live is None:
             return _create(kube, child, result)
-        return _update(kube, child.live, child, result, spend=not spent)
+        return _update(kube, child.live, child, result)
     except KubeError as err:
         if err.status != 409 or retries <= 0:
             raise
     meta = child.stamped["metadata"]
-    child.live = kube.fresh_get(child.resource, meta.get("namespace"), meta["name"])
+    child.live = kube.get(child.resource, meta.get("namespace"), meta["name"])
     message = child.conflict()
     if message is not None:
         result.conflicts.append(message)
         return None
-    return _converge(kube, child, result, retries - 1, spent=spent or updating)
+    return _converge(kube, child, result, retries - 1)
 
 
 def _create(kube: Kube, child: _Child, result: ApplyResult) -> Obj:
@@ -197,13 +191,10 @@ def _create(kube: Kube, child: _Child, result: ApplyResult) -> Obj:
     return fresh
 
 
-def _update(
-    kube: Kube, live: Obj, child: _Child, result: ApplyResult, *, spend: bool = True
-) -> Obj:
+def _update(kube: Kube, live: Obj, child: _Child, result: ApplyResult) -> Obj:
     """Update a child known to be ours: force our fields back, if it is still as read."""
     meta = child.stamped["metadata"]
-    if spend:
-        BUDGET.spend(f"{meta.get('namespace')}/{_ref(child.stamped)}", time.monotonic())
+    BUDGET.spend(f"{meta.get('namespace')}/{_ref(child.stamped)}", time.monotonic())
     fresh = _apply_or_repair(kube, child.resource, live, child.stamped)
     result.updated.append(_ref(child.stamped))
     return fresh

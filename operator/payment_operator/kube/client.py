@@ -101,11 +101,6 @@ class Kube:
                 return None
             raise
 
-    def fresh_get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
-        """A GET that is never answered from a cache (see ``kube.cached``): what a write that
-        met a conflict decides again from."""
-        return self.get(resource, namespace, name)
-
     def list_objects(
         self, resource: Resource, namespace: str | None, selector: str = ""
     ) -> list[Obj]:

@@ -66,19 +66,10 @@ def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
             created_at=parse_time(meta.get("creationTimestamp")),
         )
         out.templates[rev] = template
-    # Every pod ready: no container of the service can be stuck, and no pod is listed.
-    settled_all = all(settled(w) for w in out.workloads.values())
-    problems = {} if settled_all else pod_problems(kube, ps)
-    for rev, (reason, text) in problems.items():
+    for rev, (reason, text) in pod_problems(kube, ps).items():
         if rev in out.workloads:
             out.workloads[rev] = replace(out.workloads[rev], problem=text, problem_reason=reason)
     return out
-
-
-def settled(workload: Workload) -> bool:
-    """Whether every pod of a revision is ready (so none of its containers is stuck): the
-    pods are listed (the one read the children cache does not answer) only when one is not."""
-    return workload.ready >= max(workload.pods, workload.replicas)
 
 
 def pod_problems(kube: Kube, ps: PaymentService) -> dict[str, tuple[str, str]]:
@@ -128,13 +119,13 @@ def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | N
 def rates_config_map(kube: Kube, ps: PaymentService) -> Obj | None:
     """The user's rate-table ConfigMap of spec.currencies (read, never written), if any.
 
-    Read from the API server, never from the children cache: that holds only the ConfigMaps
-    the operator manages, so the user's would always look missing there.
+    A cache of the children (should one come) would hold only the ConfigMaps the operator
+    manages: this read must stay a GET, or the user's would always look missing.
     """
     currencies = ps.spec.currencies
     if currencies is None or currencies.rates_config_map is None:
         return None
-    return kube.fresh_get(CONFIG_MAP, ps.metadata.namespace, currencies.rates_config_map.name)
+    return kube.get(CONFIG_MAP, ps.metadata.namespace, currencies.rates_config_map.name)
 
 
 def gate_states(

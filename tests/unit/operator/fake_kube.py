@@ -2,11 +2,10 @@
 
 It keeps objects by (kind, namespace, name) and behaves like the API server where the
 operator relies on it: server-side apply replaces the fields we set (and bumps generation
-when the spec changes; a ``metadata.resourceVersion`` in it is a precondition), status
-patches are merge patches guarded by ``resourceVersion`` (a stale one is a 409), deletes
-honour the uid precondition, lists filter by label selector.  Every call is recorded in
-:attr:`FakeKube.calls`; tests inject failures and concurrent writers through
-:attr:`FakeKube.status_errors` and :attr:`FakeKube.before_status_patch`.
+when the spec changes), status patches are merge patches guarded by ``resourceVersion``
+(a stale one is a 409), deletes honour the uid precondition, lists filter by label selector.
+Every call is recorded in :attr:`FakeKube.calls`; tests inject failures and concurrent
+writers through :attr:`FakeKube.status_errors` and :attr:`FakeKube.before_status_patch`.
 """
 
 from __future__ import annotations
@@ -114,10 +113,6 @@ class FakeKube(Kube):
             raise self.apply_errors[resource.kind]
         key = (resource.kind, meta.get("namespace", ""), meta["name"])
         live = self.objects.get(key)
-        wanted = meta.get("resourceVersion")  # a precondition, as the API server honours it
-        if live is not None and wanted is not None and wanted != live["metadata"][
-                "resourceVersion"]:
-            raise KubeError(409, "Conflict", "the object has been modified")
         if live is None:
             return self.add(manifest)
         fresh = copy.deepcopy(dict(manifest))

@@ -51,8 +51,6 @@ class FakeKube:
         obj = self.objects.get((resource.kind, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    fresh_get = get
-
     def list_objects(self, resource, namespace, selector=""):
         return [copy.deepcopy(o) for (kind, _), o in self.objects.items()
                 if kind == resource.kind]
@@ -211,27 +209,6 @@ def test_an_update_that_loses_a_race_to_a_foreign_object_is_a_conflict():
     assert kube.objects[("Service", "x")] == foreign
     assert result.updated == [] and result.conflicts == [
         "Service/x exists and is not owned by this PaymentService (owner: none)"]
-
-
-def test_an_update_retried_after_a_status_write_spends_the_budget_once(monkeypatch):
-    from payment_operator.kube import apply as apply_module
-
-    budget = UpdateBudget(limit=2, window=60)
-    monkeypatch.setattr(apply_module, "BUDGET", budget)
-    kube = FakeKube(_child("Service", "x", owners=[_owner()], spec={"type": "NodePort"}))
-
-    def status_moved(k):  # another controller wrote the status after our (cached) read
-        k.objects[("Service", "x")]["metadata"]["resourceVersion"] = "8"
-
-    for _ in range(2):
-        kube.objects[("Service", "x")]["spec"] = {"type": "NodePort"}
-        kube.before_write = status_moved
-        result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
-        assert result.updated == ["Service/x"]
-    assert len(kube.applies) == 4  # each update went in on its second attempt
-    with pytest.raises(FightingError):  # the third real update is one too many
-        kube.objects[("Service", "x")]["spec"] = {"type": "NodePort"}
-        apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})])
 
 
 def test_other_create_failures_propagate():

@@ -5,7 +5,6 @@ The handlers are called directly (as Kopf would, with keyword arguments) against
 list, since it needs the running operator's queues.
 """
 
-import json
 import threading
 import time
 
@@ -80,55 +79,6 @@ def test_register_binds_every_handler_with_the_settings_of_the_run(state):
     assert len(by_id["on_child_event"]) == len(handlers.resources.CHILDREN)
 
 
-def test_every_child_kind_is_indexed_and_watched_through_the_same_stream(state):
-    registry = kopf.OperatorRegistry()
-    handlers.register(registry, state)
-    indexing = list(registry._indexing.get_all_handlers())
-    assert sorted(h.id for h in indexing) == sorted(
-        handlers.index_id(r) for r in handlers.resources.CHILDREN)
-    assert all(h.labels == handlers.MANAGED for h in indexing)
-    # Child events by the owner label: an event for a child that lost managed-by still counts.
-    watching = [h for h in registry._watching.get_all_handlers() if h.id == "on_child_event"]
-    assert all(h.labels == {handlers.OWNER_LABEL: kopf.PRESENT} for h in watching)
-
-
-def test_configure_attaches_kopf_indices_and_filters_the_child_watches_server_side(state):
-    settings = kopf.OperatorSettings()
-    deployment = handlers.resources.by_kind("apps/v1", "Deployment")
-    index = {("name", NAMESPACE, "pay-1"): [json.dumps({"kind": "Deployment", "metadata": {
-        "name": "pay-1", "namespace": NAMESPACE, "resourceVersion": "3"}})]}
-    handlers.configure(state, settings=settings, **{handlers.index_id(deployment): index})
-    state.cache.trust([deployment])
-    assert state.cache.get(deployment, NAMESPACE, "pay-1")["metadata"]["resourceVersion"] == "3"
-    selectors = settings.watching.label_selectors
-    for resource in handlers.resources.CHILDREN:
-        group, _, version = resource.api_version.rpartition("/")
-        kopf_resource = kopf.Resource(group, version, resource.plural)
-        assert selectors.collect(kopf_resource) == [handlers.MANAGED_SELECTOR]
-    assert selectors.collect(kopf.Resource(handlers.GROUP, handlers.VERSION,
-                                           handlers.PLURAL)) == []
-
-
-def test_the_index_of_a_child_retires_our_write_once_the_watch_shows_it(state):
-    import asyncio
-
-    deployment = handlers.resources.by_kind("apps/v1", "Deployment")
-    state.cache.attach({deployment: {}})
-    state.cache.trust([deployment])
-    ours = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
-        "name": "pay-1", "namespace": NAMESPACE, "uid": "u", "resourceVersion": "5",
-        "labels": handlers.MANAGED}}
-    state.cache.wrote(ours)
-    entries = asyncio.run(handlers.index_child(state, deployment, kopf.Body(ours),
-                                               resource=object()))  # Kopf's own keyword
-    assert json.loads(entries[("name", NAMESPACE, "pay-1")])["metadata"][
-        "resourceVersion"] == "5"
-    assert len(state.cache) == 0
-    state.cache.wrote(ours)
-    handlers.on_child_event(state, body=kopf.Body(ours), type="DELETED")  # no owner label
-    assert len(state.cache) == 0
-
-
 def test_two_runs_do_not_share_handlers_or_state():
     one = OperatorState.from_settings(Settings(resync_seconds=3), FakeKube())
     two = OperatorState.from_settings(Settings(resync_seconds=90), FakeKube())
@@ -150,8 +100,6 @@ def test_configure_applies_kopf_settings(state):
     assert settings.peering.mandatory is False  # standalone in this state's settings
     assert settings.execution.max_workers == state.settings.thread_workers
     assert settings.queueing.worker_limit == state.settings.worker_limit
-    # No limit by default: Kopf's index barrier would deadlock below the children of a kind.
-    assert Settings().worker_limit is None and settings.queueing.worker_limit is None
 
 
 @pytest.mark.parametrize(
