@@ -52,6 +52,8 @@ HTTP_PATH_PATTERN = r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$"
 #: What the runtime accepts as its OTLP endpoint: a base URL, no credentials, query or fragment.
 OTLP_ENDPOINT_PATTERN = r"^https?://[^/@?#]+(/[^?#]*)?$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+#: A key of a Secret's or ConfigMap's data.
+DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 #: The longest velocity window (a week) and rate-limit window (a day), as the runtime's.
 MAX_VELOCITY_WINDOW_SECONDS = 7 * 24 * 3600
 MAX_RATE_LIMIT_WINDOW_SECONDS = 24 * 3600
@@ -64,7 +66,7 @@ class SecretKeySelector(ApiModel):
     key: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        pattern=DATA_KEY_PATTERN,
         description="Key within the Secret's data.",
     )
 
@@ -853,7 +855,6 @@ class Monitoring(ApiModel):
     )
 
 
-ISO_CURRENCY_PATTERN = r"^[A-Z]{3}$"
 
 
 class ConfigMapKeySelector(ApiModel):
@@ -863,7 +864,7 @@ class ConfigMapKeySelector(ApiModel):
     key: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        pattern=DATA_KEY_PATTERN,
         description="Key within the ConfigMap's data.",
     )
 
@@ -888,7 +889,7 @@ class Currencies(ApiModel):
 
     reporting: str | None = Field(
         default=None,
-        pattern=ISO_CURRENCY_PATTERN,
+        pattern=CURRENCY_PATTERN,
         max_length=3,
         description="ISO 4217 code of the reporting currency, such as EUR.",
     )
