@@ -8,6 +8,10 @@ The glue between the pure rules (:mod:`payment_runtime.domain.velocity`,
   the same key replays it without counting again;
 - a mutating request over the client's quota is ``429 rate_limited`` (the ``RateLimit-*``
   and ``Retry-After`` headers come from :class:`~payment_runtime.domain.ratelimit.Usage`);
+- with both on, a payment's count and its velocity check are one Redis round trip
+  (:class:`PaymentGate`): counted after the idempotency key is claimed, and a payment over
+  its quota is refused without being screened (the service releases the key, as for a
+  503); a create that is never screened (a bad body, a replay) is counted on its own;
 - Redis down or slow: ``failure_mode`` ``open`` logs a warning (once per outage), counts
   ``risk_check_failures_total`` and lets the request through; ``closed`` refuses it with
   ``503 risk_checks_unavailable`` (the service releases the idempotency key, so a retry
@@ -81,7 +85,10 @@ class RiskChecks:
             self._unavailable("velocity", exc)
             return
         self._recovered()
-        decision = velocity.decision(self.limits, answer)
+        self._refuse(velocity.decision(self.limits, answer))
+
+    def _refuse(self, decision: velocity.Decision) -> None:
+        """Raise the 402 of a refused attempt (nothing when admitted)."""
         if decision.admitted or decision.limit is None:
             return
         self.metrics.velocity_refusals.labels(decision.limit.scope).inc()
@@ -91,6 +98,35 @@ class RiskChecks:
             f"too many payment attempts for this {decision.limit.scope.replace('_', ' ')}",
             velocity.refusal_details(decision.limit, decision.retry_after_seconds),
         )
+
+    @property
+    def gates_payments(self) -> bool:
+        """Whether a payment's count and velocity check share one call (both are on)."""
+        return self.quota is not None and bool(self.limits)
+
+    def payment_gate(self, subject: str) -> PaymentGate:
+        """The gate of one create request by ``subject`` (see :attr:`gates_payments`)."""
+        return PaymentGate(self, subject)
+
+    async def screen_and_count(
+        self, subject: str, attempt: velocity.Attempt
+    ) -> ratelimit.Usage | None:
+        """Count the request in the client's quota and, within it, screen the attempt: one
+        round trip. Returns the usage (None when Redis failed open); raises the refusal."""
+        assert self.quota is not None
+        check = velocity.check(self.prefix, self.limits, attempt)
+        rate_key = ratelimit.key(self.prefix, subject)
+        try:
+            answer = await self.store.screen(rate_key, self.quota, check)
+        except RiskStoreUnavailable as exc:
+            self.metrics.risk_check_failures.labels("rate_limit", self.failure_mode).inc()
+            self._unavailable("velocity", exc)
+            return None
+        self._recovered()
+        usage = ratelimit.usage(self.quota, answer[:2])
+        if usage.allowed:
+            self._refuse(velocity.decision(self.limits, answer[2:]))
+        return usage
 
     async def count_request(self, subject: str) -> ratelimit.Usage | None:
         """This request's usage of the client's quota (None: no rate limit, or fail-open)."""
@@ -108,6 +144,32 @@ class RiskChecks:
     async def ready(self) -> bool:
         """Readiness: only a fail-closed service depends on Redis."""
         return self.failure_mode == "open" or await self.store.ping()
+
+
+class PaymentGate:
+    """The risk checks of one create request when the rate limit and velocity limits are
+    both on: whichever comes first, the screen (:meth:`screen`, one round trip with the
+    count) or the end of a request that was never screened (:meth:`count`), counts the
+    request, once."""
+
+    def __init__(self, checks: RiskChecks, subject: str) -> None:
+        self.checks = checks
+        self.subject = subject
+        self.counted = False
+        self.usage: ratelimit.Usage | None = None
+
+    async def screen(self, attempt: velocity.Attempt) -> None:
+        """Count and screen; raise ``429`` over the quota, the velocity refusal, or 503."""
+        self.counted = True
+        self.usage = await self.checks.screen_and_count(self.subject, attempt)
+        enforce(self.usage)
+
+    async def count(self) -> ratelimit.Usage | None:
+        """Count a request the screen never saw (no-op when it did); the usage."""
+        if not self.counted:
+            self.counted = True
+            self.usage = await self.checks.count_request(self.subject)
+        return self.usage
 
 
 def enforce(usage: ratelimit.Usage | None) -> None:

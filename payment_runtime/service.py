@@ -8,8 +8,8 @@ from the last recovery point, so the Stripe call is repeated with the same key a
 most, and Stripe answers it with the original object: no second charge.
 
 Deterministic refusals (invalid state, card declined) are stored as the key's final
-response; transient failures (Stripe unreachable, a crash) release the key's lock so the
-client's retry resumes.
+response; transient failures (Stripe unreachable, a crash, over the rate limit) release the
+key's lock so the client's retry resumes.
 """
 
 from __future__ import annotations
@@ -113,12 +113,8 @@ class PaymentService:
         *,
         topic: str,
         lock_timeout: timedelta,
-        screen: Callable[[velocity.Attempt], Awaitable[None]] | None = None,
     ) -> None:
         self.pool = pool
-        #: The velocity check (:meth:`payment_runtime.risk.RiskChecks.screen_payment`): it
-        #: raises the refusal, stored as the key's answer like any other.
-        self.screen = screen
         self.gateway = gateway
         self.metrics = metrics
         self.topic = topic
@@ -162,7 +158,7 @@ class PaymentService:
         try:
             return await phases(held)
         except ApiError as exc:
-            if exc.status >= 500:
+            if exc.status >= 500 or exc.status == 429:  # transient: a retry may succeed
                 await self._release(held)
                 raise
             # A deterministic refusal: the same request would be refused again.
@@ -200,11 +196,16 @@ class PaymentService:
         customer: str,
         payment_method: str,
         description: str | None,
+        screen: Callable[[velocity.Attempt], Awaitable[None]] | None = None,
     ) -> Outcome:
+        """Create a payment; ``screen`` (the risk checks, :mod:`payment_runtime.risk`) sees
+        the attempt before the payment exists and before Stripe, and raises its refusal: a
+        402 is stored as the key's answer like any other, a 429 or 503 releases the key."""
+
         async def phases(held: _Held) -> Outcome:
             if held.recovery_point is RecoveryPoint.STARTED:
-                if self.screen is not None:  # before the payment exists and before Stripe
-                    await self.screen(
+                if screen is not None:
+                    await screen(
                         velocity.Attempt(
                             req.scope, req.key, customer, payment_method,
                             money.currency.code, money.amount_minor,

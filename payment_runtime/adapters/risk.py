@@ -1,6 +1,7 @@
 """The Redis I/O of the risk checks: velocity windows and rate-limit counters.
 
-Each check is one atomic round trip: a Lua script (``register_script``: EVALSHA, and EVAL
+Each check is one atomic round trip (and a payment's rate-limit count and velocity check
+together are one, :data:`SCREEN_SCRIPT`): a Lua script (``register_script``: EVALSHA, and EVAL
 once when the server does not know the script yet), so concurrent requests of one
 customer or client cannot slip past a limit between a read and a write.  Every call is
 bounded by ``timeout`` as a whole (connecting, waiting for a pooled connection, the
@@ -20,7 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from payment_runtime.domain import velocity
+from payment_runtime.domain import ratelimit, velocity
+from payment_runtime.domain.velocity import Check
 
 #: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
 #: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
@@ -31,61 +33,95 @@ from payment_runtime.domain import velocity
 #: attempt is recorded in every window only when all admit it; one already in a window (a
 #: retry of the same idempotency key) is not counted again. Time is the server's, so every
 #: pod shares one clock.
-VELOCITY_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local member, currency, amount = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local n = #KEYS / 2
-for i = 1, n do
-  local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
-  local base = 3 + (i - 1) * 3
-  local window = tonumber(ARGV[base + 1])
-  local max_attempts = tonumber(ARGV[base + 2])
-  local max_amount = tonumber(ARGV[base + 3])
-  local cutoff = now - window
-  if max_amount ~= -1 then
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)) do
-      local cur, amt = string.match(m, ':(%u+):(%d+)$')
-      if cur then redis.call('HINCRBY', sums, cur, -tonumber(amt)) end
+#: The velocity rules as a Lua function of the offsets of its keys (``ko``) and arguments
+#: (``ao``), so the same text runs alone (:data:`VELOCITY_SCRIPT`) and after a rate-limit
+#: count in one call (:data:`SCREEN_SCRIPT`).
+_VELOCITY_FUNCTION = """
+local function velocity(ko, ao)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local member, currency, amount = ARGV[ao + 1], ARGV[ao + 2], tonumber(ARGV[ao + 3])
+  local n = (#KEYS - ko) / 2
+  for i = 1, n do
+    local set, sums = KEYS[ko + 2 * i - 1], KEYS[ko + 2 * i]
+    local base = ao + 3 + (i - 1) * 3
+    local window = tonumber(ARGV[base + 1])
+    local max_attempts = tonumber(ARGV[base + 2])
+    local max_amount = tonumber(ARGV[base + 3])
+    local cutoff = now - window
+    if max_amount ~= -1 then
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)) do
+        local cur, amt = string.match(m, ':(%u+):(%d+)$')
+        if cur then redis.call('HINCRBY', sums, cur, -tonumber(amt)) end
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
+    if not redis.call('ZSCORE', set, member) then
+      local over = max_attempts >= 0 and redis.call('ZCARD', set) >= max_attempts
+      if not over and max_amount >= 0 then
+        local sum = tonumber(redis.call('HGET', sums, currency) or '0')
+        over = sum + amount > max_amount
+      end
+      if over then
+        local oldest = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+        local retry = window
+        if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+        return {i, retry}
+      end
     end
   end
-  redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff)
-  if not redis.call('ZSCORE', set, member) then
-    local over = max_attempts >= 0 and redis.call('ZCARD', set) >= max_attempts
-    if not over and max_amount >= 0 then
-      local sum = tonumber(redis.call('HGET', sums, currency) or '0')
-      over = sum + amount > max_amount
+  for i = 1, n do
+    local set, sums = KEYS[ko + 2 * i - 1], KEYS[ko + 2 * i]
+    local base = ao + 3 + (i - 1) * 3
+    local window = tonumber(ARGV[base + 1])
+    local track = tonumber(ARGV[base + 3]) ~= -1
+    if redis.call('ZADD', set, 'NX', now, member) == 1 and track then
+      redis.call('HINCRBY', sums, currency, amount)
     end
-    if over then
-      local oldest = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
-      local retry = window
-      if oldest[2] then retry = tonumber(oldest[2]) + window - now end
-      return {i, retry}
-    end
+    redis.call('PEXPIRE', set, window)
+    if track then redis.call('PEXPIRE', sums, window) end
   end
+  return {0, 0}
 end
-for i = 1, n do
-  local set, sums = KEYS[2 * i - 1], KEYS[2 * i]
-  local window = tonumber(ARGV[3 + (i - 1) * 3 + 1])
-  local track = tonumber(ARGV[3 + (i - 1) * 3 + 3]) ~= -1
-  if redis.call('ZADD', set, 'NX', now, member) == 1 and track then
-    redis.call('HINCRBY', sums, currency, amount)
-  end
-  redis.call('PEXPIRE', set, window)
-  if track then redis.call('PEXPIRE', sums, window) end
-end
-return {0, 0}
 """
 
-#: KEYS[1]: a client's counter; ARGV[1]: the window (ms). Returns {count, ms left}.
-RATE_SCRIPT = """
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+#: A client's request counter, a Lua function: INCR, and the window's expiry set when
+#: the counter is new. Returns {count, ms left}.
+_RATE_FUNCTION = """
+local function rate(key, window)
+  local n = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, window)
+    ttl = tonumber(window)
+  end
+  return {n, ttl}
 end
-return {n, ttl}
+"""
+
+#: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
+#: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
+#: member, currency, amount, then per limit its window (ms), max attempts (-1: none) and
+#: max amount in the charge's currency (-1: a count-only limit, its sums are not kept; -2:
+#: sums kept, this currency not limited). Returns {index of the limit that refuses (1-based)
+#: or 0, ms until it may admit}. Expired attempts leave the set and the sums first; the
+#: attempt is recorded in every window only when all admit it; one already in a window (a
+#: retry of the same idempotency key) is not counted again. Time is the server's, so every
+#: pod shares one clock.
+VELOCITY_SCRIPT = _VELOCITY_FUNCTION + "return velocity(0, 0)\n"
+
+#: KEYS[1]: a client's counter; ARGV[1]: the window (ms). Returns {count, ms left}.
+RATE_SCRIPT = _RATE_FUNCTION + "return rate(KEYS[1], ARGV[1])\n"
+
+#: A payment's whole screen in one round trip: KEYS[1] and ARGV[1..2] are the client's
+#: counter, its window (ms) and quota; the rest are :data:`VELOCITY_SCRIPT`'s. Returns
+#: {count, ms left, velocity's two answers}; a request over the quota is not screened (so
+#: not recorded in any window): its velocity answers are {-1, 0}.
+SCREEN_SCRIPT = _RATE_FUNCTION + _VELOCITY_FUNCTION + """
+local r = rate(KEYS[1], ARGV[1])
+if r[1] > tonumber(ARGV[2]) then return {r[1], r[2], -1, 0} end
+local v = velocity(1, 2)
+return {r[1], r[2], v[1], v[2]}
 """
 
 
@@ -108,6 +144,7 @@ class RiskStore:
         self.client: Redis = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._velocity = self.client.register_script(VELOCITY_SCRIPT)
         self._rate = self.client.register_script(RATE_SCRIPT)
+        self._screen = self.client.register_script(SCREEN_SCRIPT)
 
     async def _call(self, script: Any, keys: list[str], args: list[str | int]) -> list[int]:
         try:
@@ -120,6 +157,18 @@ class RiskStore:
     async def velocity(self, check: velocity.Check) -> list[int]:
         """Run the velocity script: ``[refusing limit's index or 0, retry after ms]``."""
         return await self._call(self._velocity, check.keys, check.args)
+
+    async def screen(
+        self, rate_key: str, quota: ratelimit.Quota, check: Check
+    ) -> list[int]:
+        """Count the request, then (within its quota) run the velocity check, in one call:
+        ``[count, ms until the window ends, refusing limit's index or 0 (-1: not screened,
+        over the quota), retry after ms]``."""
+        return await self._call(
+            self._screen,
+            [rate_key, *check.keys],
+            [quota.window_seconds * 1000, quota.requests, *check.args],
+        )
 
     async def count_request(self, key: str, window_seconds: int) -> list[int]:
         """Count one request in its client's window: ``[count, ms until it ends]``."""

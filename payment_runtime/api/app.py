@@ -207,7 +207,27 @@ def _respond(outcome: Outcome) -> JSONResponse:
 
 @endpoint("/api/v1/payments", "create")
 async def create_payment(request: Request) -> Response:
-    subject = await _authorize(request, PROCESS, rate_limited=True)
+    checks = _rt(request).risk_checks
+    if checks is None or not checks.gates_payments:
+        subject = await _authorize(request, PROCESS, rate_limited=True)
+        return await _create(request, subject, checks.screen_payment if checks else None)
+    # Rate limit and velocity both on: one Redis round trip, after the key is claimed.
+    subject = await _authorize(request, PROCESS)
+    gate = checks.payment_gate(subject)
+    try:
+        response = await _create(request, subject, gate.screen)
+    except ApiError:
+        request.state.rate_limit = gate.usage if gate.counted else await gate.count()
+        risk.enforce(request.state.rate_limit)  # over the quota: 429, like before any work
+        raise
+    request.state.rate_limit = await gate.count()  # a replay was not screened
+    risk.enforce(request.state.rate_limit)
+    return response
+
+
+async def _create(
+    request: Request, subject: str, screen: Callable[[velocity.Attempt], Awaitable[None]] | None
+) -> Response:
     _key_request(request, subject, None)  # refuse a missing/invalid key before the body
     body, raw = await _read_json(request, schemas.CreatePayment)
     try:
@@ -219,10 +239,11 @@ async def create_payment(request: Request) -> Response:
     runtime = _rt(request)
     try:
         outcome = await _svc(request).create_payment(
-            req, money, body.customer, body.payment_method, body.description
+            req, money, body.customer, body.payment_method, body.description, screen=screen
         )
     except ApiError as exc:
-        _count_volume(runtime, money, _outcome_label(exc.status, None))
+        if exc.status != 429:  # over the quota: not a payment attempt (nor before the gate)
+            _count_volume(runtime, money, _outcome_label(exc.status, None))
         raise
     except Exception:
         _count_volume(runtime, money, "error")
@@ -520,14 +541,13 @@ def create_app(
         if wrap_gateway is not None:
             gateway = wrap_gateway(gateway)
         runtime.pool = pool
-        checks = runtime.risk_checks = risk.from_settings(settings, metrics, secrets.redis_url)
+        runtime.risk_checks = risk.from_settings(settings, metrics, secrets.redis_url)
         runtime.service = PaymentService(
             pool,
             gateway,
             metrics,
             topic=settings.kafka_topic,
             lock_timeout=timedelta(seconds=settings.idempotency_lock_timeout_seconds),
-            screen=checks.screen_payment if checks is not None else None,
         )
         stats = asyncio.create_task(
             refresh_outbox_stats(pool, metrics, settings.outbox_stats_interval_seconds),

@@ -7,6 +7,8 @@
   readiness; fail-closed refuses with 503 (no Stripe call), fails readiness, and the same
   keys succeed once Redis is back.
 - ``RateLimit-*`` headers count down per client subject; the 429 carries ``Retry-After``.
+- With both on, a create costs one Redis call; one over the quota is not recorded in any
+  velocity window and its key is released, so the same key goes through once the window ends.
 """
 
 from __future__ import annotations
@@ -403,6 +405,68 @@ def test_rate_limit_with_redis_down(dsn, stripe_mock, signer, redis, mode, caplo
     assert len(warnings) == 1  # once per outage, not once per request
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert redis.password not in text
+
+
+def _evalsha_calls(redis: Any) -> int:
+    with redis.client() as r:
+        return int(r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_with_both_checks_a_create_is_one_redis_call_and_over_the_quota_is_not_recorded(
+    dsn, stripe_mock, signer, redis
+):
+    gateways, wrap = _counting()
+    limits = _limits(
+        {"scope": "customer", "window_seconds": 60, "max_attempts": 100},
+        {"scope": "payment_method", "window_seconds": 60, "max_amount": {"EUR": 10**9}},
+    )
+    customer = f"cust_{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        async with running_app(
+            dsn, stripe_mock.api_base, signer, gateway=wrap,
+            **_risk(redis, velocity_limits=limits, rate_limit_requests=3,
+                    rate_limit_window_seconds=2),
+        ) as client:
+            token = signer.token("payment_operator", sub=f"client-{uuid.uuid4().hex}")
+            body = payment_body(customer=customer)
+            # Warm the script up with another client (EVAL once), then count three creates.
+            warm = signer.token("payment_operator", sub=f"client-{uuid.uuid4().hex}")
+            warmed = await client.post("/api/v1/payments", json=body, headers=headers(warm))
+            assert warmed.status_code == 201
+            calls = await asyncio.to_thread(_evalsha_calls, redis)
+            created = [
+                await client.post("/api/v1/payments", json=body, headers=headers(token))
+                for _ in range(3)
+            ]
+            assert [r.status_code for r in created] == [201] * 3
+            assert [r.headers["ratelimit-remaining"] for r in created] == ["2", "1", "0"]
+            assert await asyncio.to_thread(_evalsha_calls, redis) - calls == 3
+            over = await client.post(
+                "/api/v1/payments", json=body, headers=headers(token, "over-the-quota")
+            )
+            assert over.status_code == 429 and over.json()["error"]["code"] == "rate_limited"
+            assert over.headers["retry-after"] == over.headers["ratelimit-reset"]
+            # A replay is counted too (it never reaches the screen): also over the quota.
+            replay = await client.post(
+                "/api/v1/payments", json=body,
+                headers=headers(token, created[0].request.headers["idempotency-key"]),
+            )
+            assert replay.status_code == 429
+            who = hashlib.sha256(customer.encode()).hexdigest()[:32]
+            window = f"paydeck:vel:customer:60:n:{who}"
+            with redis.client() as r:
+                assert r.zcard(window) == 4  # the warm-up and three: the refused one never
+            await asyncio.sleep(2.1)
+            # The key was released, not answered with the 429: it goes through now.
+            again = await client.post(
+                "/api/v1/payments", json=body, headers=headers(token, "over-the-quota")
+            )
+            assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+            assert again.headers["ratelimit-remaining"] == "2"
+
+    asyncio.run(scenario())
+    assert gateways[0].count("create_intent") == 5
 
 
 def test_the_script_counts_an_attempt_once_and_refuses_without_recording(redis):
