@@ -24,15 +24,6 @@ from redis.exceptions import RedisError
 from payment_runtime.domain import ratelimit, velocity
 from payment_runtime.domain.velocity import Check
 
-#: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
-#: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
-#: member, currency, amount, then per limit its window (ms), max attempts (-1: none) and
-#: max amount in the charge's currency (-1: a count-only limit, its sums are not kept; -2:
-#: sums kept, this currency not limited). Returns {index of the limit that refuses (1-based)
-#: or 0, ms until it may admit}. Expired attempts leave the set and the sums first; the
-#: attempt is recorded in every window only when all admit it; one already in a window (a
-#: retry of the same idempotency key) is not counted again. Time is the server's, so every
-#: pod shares one clock.
 #: The velocity rules as a Lua function of the offsets of its keys (``ko``) and arguments
 #: (``ao``), so the same text runs alone (:data:`VELOCITY_SCRIPT`) and after a rate-limit
 #: count in one call (:data:`SCREEN_SCRIPT`).
@@ -41,13 +32,14 @@ local function velocity(ko, ao)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local member, currency, amount = ARGV[ao + 1], ARGV[ao + 2], tonumber(ARGV[ao + 3])
-  local n = (#KEYS - ko) / 2
+  local limits = {}
+  for w, a, m in string.gmatch(ARGV[ao + 4], '(%-?%d+),(%-?%d+),(%-?%d+)') do
+    limits[#limits + 1] = {tonumber(w), tonumber(a), tonumber(m)}
+  end
+  local n = #limits
   for i = 1, n do
     local set, sums = KEYS[ko + 2 * i - 1], KEYS[ko + 2 * i]
-    local base = ao + 3 + (i - 1) * 3
-    local window = tonumber(ARGV[base + 1])
-    local max_attempts = tonumber(ARGV[base + 2])
-    local max_amount = tonumber(ARGV[base + 3])
+    local window, max_attempts, max_amount = limits[i][1], limits[i][2], limits[i][3]
     local cutoff = now - window
     if max_amount ~= -1 then
       for _, m in ipairs(redis.call('ZRANGEBYSCORE', set, '-inf', cutoff)) do
@@ -72,9 +64,7 @@ local function velocity(ko, ao)
   end
   for i = 1, n do
     local set, sums = KEYS[ko + 2 * i - 1], KEYS[ko + 2 * i]
-    local base = ao + 3 + (i - 1) * 3
-    local window = tonumber(ARGV[base + 1])
-    local track = tonumber(ARGV[base + 3]) ~= -1
+    local window, track = limits[i][1], limits[i][3] ~= -1
     if redis.call('ZADD', set, 'NX', now, member) == 1 and track then
       redis.call('HINCRBY', sums, currency, amount)
     end
@@ -101,13 +91,13 @@ end
 
 #: KEYS: per limit, its window's sorted set of attempts and the hash of their amounts by
 #: currency (kept as running sums, so an amount limit costs no scan of the window). ARGV:
-#: member, currency, amount, then per limit its window (ms), max attempts (-1: none) and
-#: max amount in the charge's currency (-1: a count-only limit, its sums are not kept; -2:
-#: sums kept, this currency not limited). Returns {index of the limit that refuses (1-based)
-#: or 0, ms until it may admit}. Expired attempts leave the set and the sums first; the
-#: attempt is recorded in every window only when all admit it; one already in a window (a
-#: retry of the same idempotency key) is not counted again. Time is the server's, so every
-#: pod shares one clock.
+#: member, currency, amount, then the limits as ``window_ms,max_attempts,max_amount;...``
+#: (max attempts -1: none; max amount in the charge's currency -1: a count-only limit, its
+#: sums are not kept; -2: sums kept, this currency not limited). Returns {index of the
+#: limit that refuses (1-based) or 0, ms until it may admit}. Expired attempts leave the
+#: set and the sums first; the attempt is recorded in every window only when all admit it;
+#: one already in a window (a retry of the same idempotency key) is not counted again. Time
+#: is the server's, so every pod shares one clock.
 VELOCITY_SCRIPT = _VELOCITY_FUNCTION + "return velocity(0, 0)\n"
 
 #: KEYS[1]: a client's counter; ARGV[1]: the window (ms). Returns {count, ms left}.

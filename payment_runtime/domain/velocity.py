@@ -121,25 +121,32 @@ def member(attempt: Attempt) -> str:
 
 
 def check(prefix: str, limits: tuple[VelocityLimit, ...], attempt: Attempt) -> Check:
-    """The script's keys and arguments: ``member``, ``currency``, ``amount``, then per
-    limit ``window_ms``, ``max_attempts`` (``NO_LIMIT`` when unset) and ``max_amount``
-    (``NO_LIMIT`` for a count-only limit, ``TRACK_ONLY`` for a currency it does not list)."""
-    args: list[str | int] = [member(attempt), attempt.currency, attempt.amount_minor]
-    for limit in limits:
-        if not limit.max_amount:
-            max_amount = NO_LIMIT
-        else:
-            max_amount = limit.max_amount.get(attempt.currency, TRACK_ONLY)
-        args += [
-            limit.window_seconds * 1000,
-            NO_LIMIT if limit.max_attempts is None else limit.max_attempts,
-            max_amount,
-        ]
+    """The script's keys and arguments: ``member``, ``currency``, ``amount`` and the limits'
+    parameters (:func:`parameters`, one argument: fewer to encode per call)."""
     keys: list[str] = []
     for limit in limits:
         window = key(prefix, limit, attempt)
         keys += [window, sums_key(window)]
+    args: list[str | int] = [
+        member(attempt), attempt.currency, attempt.amount_minor,
+        parameters(limits, attempt.currency),
+    ]
     return Check(keys, args)
+
+
+def parameters(limits: tuple[VelocityLimit, ...], currency: str) -> str:
+    """Per limit ``window_ms,max_attempts,max_amount`` joined by ``;``: ``max_attempts`` is
+    ``NO_LIMIT`` when unset, ``max_amount`` ``NO_LIMIT`` for a count-only limit and
+    ``TRACK_ONLY`` for a currency it does not list."""
+    out = []
+    for limit in limits:
+        if not limit.max_amount:
+            max_amount = NO_LIMIT
+        else:
+            max_amount = limit.max_amount.get(currency, TRACK_ONLY)
+        attempts = NO_LIMIT if limit.max_attempts is None else limit.max_attempts
+        out.append(f"{limit.window_seconds * 1000},{attempts},{max_amount}")
+    return ";".join(out)
 
 
 def decision(limits: tuple[VelocityLimit, ...], answer: list[int]) -> Decision:
