@@ -60,7 +60,7 @@ class Runtime:
     paced_p99_ms: float | None
     pgbench_tps: float
     stripe_mock_per_s: float | None
-    #: ``BENCH_RISK=1``: velocity checks and rate limits on / off, alternated in one run.
+    #: Velocity checks and rate limits on / off, alternated in one run (``BENCH_RISK=0``: none).
     risk_throughput_ratio: float | None = None
     risk_cpu_ratio: float | None = None
 
@@ -105,7 +105,9 @@ def runtime_figures(markdown: str) -> Runtime | None:
     paced = re.search(rf"payment-runtime at ~70% of max[^:]*:\s*{_NUMBER}/s.*?p99 {_NUMBER} ms",
                       markdown)
     mock = re.search(rf"stripe-mock POST /v1/payment_intents:\s*{_NUMBER}/s", markdown)
-    risk = re.search(rf"ratio risk on/off: throughput {_NUMBER}.*?CPU/payment {_NUMBER}", markdown)
+    risk = re.search(
+        rf"ratio risk on/off[^:]*: throughput {_NUMBER}.*?CPU/payment {_NUMBER}", markdown
+    )
     return Runtime(
         max_per_s=_num(peak.group(1)),
         p99_ms=_num(peak.group(2)),

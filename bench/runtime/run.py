@@ -16,12 +16,14 @@ Starts PostgreSQL and stripe-mock (the test fixtures' helpers), migrates a datab
 Writes the figures to ``bench/results/runtime.md`` and prints them. Bounded: about
 6 x ``BENCH_DURATION`` seconds plus start-up.
 
-``BENCH_RISK=1`` adds the cost of the risk checks: a redis-server (the test fixture's) and,
+The cost of the risk checks comes last (``BENCH_RISK=0`` leaves it out): a redis-server (the test fixture's) and,
 after the phases above, the maximum throughput again with velocity limits (customer,
 payment method and client windows, one with an amount limit; none ever refuses) and a
 per-client rate limit on, alternated with the same server configuration without them
-(off, on, ``BENCH_RISK_ROUNDS`` times, default 2; ``BENCH_DURATION`` each), so both are measured in the same run under
-the same machine load. It prints both (medians of the rounds), and the ratio on/off.
+(off, on, ``BENCH_RISK_ROUNDS`` times, default 3; ``BENCH_DURATION`` each), so both are measured in the same run under
+the same machine load. It prints both (medians of the rounds), and the ratios on/off: the
+median of each round's pair (an "on" beside the "off" just before it), which a drift of the
+machine's speed over the run does not bias.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # (collapsed stacks; summarised with ``python -m bench.runtime.profile FILE``). It costs the
 # server some CPU, so the figures of a profiled run are not the benchmark's.
 PROFILE = os.environ.get("BENCH_PROFILE")
-RISK = os.environ.get("BENCH_RISK") == "1"
-RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "2"))
+RISK = os.environ.get("BENCH_RISK", "1") != "0"
+RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "3"))
 #: The risk checks of the "on" variant: every request runs all three velocity windows (the
 #: bench's single customer, payment method and client make them hot keys: the worst case)
 #: and the rate limit, and none of them ever refuses.
@@ -309,13 +311,12 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
         finally:
             stop_server(server)
 
+    def value(peak: Peak, attr: str) -> float:
+        return float(getattr(peak, attr) if attr in ("cpu_ms", "redis_cpu_ms") else getattr(peak.result, attr))
+
     def mean(variant: str, attr: str) -> float:
         """The median of the variant's runs (one disturbed run on a shared machine is noise)."""
-        values = [
-            getattr(p, attr) if attr in ("cpu_ms", "redis_cpu_ms") else getattr(p.result, attr)
-            for p in peaks[variant]
-        ]
-        return statistics.median(values)
+        return statistics.median(value(p, attr) for p in peaks[variant])
 
     lines = []
     for variant in ("off", "on"):
@@ -326,12 +327,15 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
             f"server CPU {mean(variant, 'cpu_ms'):.2f} ms/payment, "
             f"redis-server CPU {mean(variant, 'redis_cpu_ms'):.3f} ms/payment"
         )
+    def paired(attr: str) -> float:
+        """The median over the rounds of on/off, each "on" beside the "off" just before it."""
+        pairs = zip(peaks["off"], peaks["on"], strict=True)
+        return statistics.median(value(on, attr) / value(off, attr) for off, on in pairs)
+
     lines.append(
-        "ratio risk on/off: throughput "
-        f"{mean('on', 'rate') / mean('off', 'rate'):.3f}, p50 "
-        f"{mean('on', 'p50_ms') / mean('off', 'p50_ms'):.3f}, p99 "
-        f"{mean('on', 'p99_ms') / mean('off', 'p99_ms'):.3f}, CPU/payment "
-        f"{mean('on', 'cpu_ms') / mean('off', 'cpu_ms'):.3f}"
+        f"ratio risk on/off (median of {len(peaks['on'])} paired rounds): throughput "
+        f"{paired('rate'):.3f}, p50 {paired('p50_ms'):.3f}, p99 {paired('p99_ms'):.3f}, "
+        f"CPU/payment {paired('cpu_ms'):.3f}"
     )
     return lines
 

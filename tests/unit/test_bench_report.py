@@ -12,7 +12,7 @@ RUNTIME = """# Payment runtime benchmark
 - payment-runtime POST /api/v1/payments, max: 1,135/s, p50 2.8 ms, p99 21.3 ms, p99.9 41.8 ms (1358 requests); server CPU 1.85 ms/payment
 - payment-runtime at ~70% of max:       791/s, p50 6.2 ms, p99 48.7 ms, p99.9 54.8 ms (917 requests)
 - pgbench, the same SQL transaction:    2159 tx/s, latency avg 13.808 ms
-- ratio risk on/off: throughput 0.710, p50 1.438, p99 1.546, CPU/payment 1.338
+- ratio risk on/off (median of 3 paired rounds): throughput 0.710, p50 1.438, p99 1.546, CPU/payment 1.338
 - stripe-mock POST /v1/payment_intents: 1514/s, p50 9.5 ms, p99 103.3 ms
 """  # noqa: E501
 
