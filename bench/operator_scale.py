@@ -11,7 +11,8 @@ For each N (50, 200 and 1,000 by default) one run on one fresh local control pla
 - the operator's CPU-seconds per object and peak RSS (``/proc``), API requests per reconcile
   pass and writes during one idle resync of every object (``apiserver_request_total``).
 
-Every figure is printed beside its floor from the same run, as a ratio.  Usage:
+Every figure is printed beside its floor from the same run, as a ratio. Then one separate run
+under py-spy (``BENCH_PROFILE_N``) says where the operator's CPU goes. Usage:
 ``python -m bench.operator_scale [N ...]``; ``make bench`` runs it and writes the table to
 ``bench/results/operator_scale.md``.
 """
@@ -43,8 +44,11 @@ from hack.net import free_port
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_COUNTS = (50, 200, 1000)
-#: BENCH_PROFILE=FILE: py-spy samples the operator of each N into FILE.<N> (collapsed stacks;
-#: summarised with ``python -m bench.runtime.profile FILE.<N> --operator``).
+#: After the measured runs, one more of BENCH_PROFILE_N objects (default 50; 0: none) with
+#: py-spy sampling the operator: where its CPU goes, into ``operator_profile.md``. Its own
+#: run, so the sampler's CPU never touches the figures above. BENCH_PROFILE=FILE keeps the
+#: collapsed stacks (``python -m bench.runtime.profile FILE --operator`` summarises them).
+PROFILE_N = int(os.environ.get("BENCH_PROFILE_N", "50"))
 PROFILE = os.environ.get("BENCH_PROFILE")
 #: The drift timer during the run: long enough not to interfere until the idle measurement.
 RESYNC_SECONDS = 90
@@ -186,8 +190,11 @@ def _requests(metrics: str) -> int:
     return total
 
 
-def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, float, float, int]:
-    """(seconds to all Ready, CPU-seconds, peak RSS MiB, requests per pass, idle writes)."""
+def with_operator(
+    lc: local_cluster.Cluster, count: int, profile: Path | None = None
+) -> tuple[float, float, float, float, int]:
+    """(seconds to all Ready, CPU-seconds, peak RSS MiB, requests per pass, idle writes);
+    with ``profile``, py-spy samples the operator into it and the idle resync is skipped."""
     namespace = f"paydeck-{count}"
     lc.kubectl("create", "namespace", namespace)
     for name in ("payments-stripe", "payments-db"):
@@ -196,8 +203,8 @@ def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, 
     op = Operator(lc.kubeconfig)
     try:
         wait_serving(op)  # started: its imports and start-up are not counted below
-        if PROFILE:  # the figures of a profiled run are not the benchmark's
-            op.profile(f"{PROFILE}.{count}")
+        if profile is not None:  # the figures of a profiled run are not the benchmark's
+            op.profile(str(profile))
         cpu_before = op.cpu_seconds()
         requests_before = _requests(_metrics(lc))
         passes_before = op.reconciles()
@@ -215,7 +222,7 @@ def with_operator(lc: local_cluster.Cluster, count: int) -> tuple[float, float, 
         cpu = op.cpu_seconds() - cpu_before
         passes = op.reconciles() - passes_before
         per_pass = (_requests(_metrics(lc)) - requests_before) / max(passes, 1)
-        idle = idle_writes(lc, op, count)
+        idle = idle_writes(lc, op, count) if profile is None else -1
         return elapsed, cpu, op.peak_rss_mib(), per_pass, idle
     finally:
         op.stop()
@@ -273,6 +280,31 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def profile_run(count: int, output: Path) -> str:
+    """One profiled run of ``count`` objects (no floor, no idle resync): the markdown."""
+    from bench.runtime.profile import OPERATOR_BUCKETS, summarise
+
+    state = Path(tempfile.mkdtemp(prefix="paydeck-bench-profile-"))
+    with local_cluster.running(state) as lc:
+        crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
+        lc.kubectl("apply", "--server-side", "-f", str(crd))
+        local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
+        seconds, cpu, _, _, _ = with_operator(lc, count, profile=output)
+    rows = summarise(output.read_text(), OPERATOR_BUCKETS)
+    lines = [
+        f"## Where the operator's CPU goes ({time.strftime('%Y-%m-%d')}, py-spy, N = {count})",
+        "",
+        f"A separate run, sampled at 100 Hz from the apply until all {count} were Ready "
+        f"({seconds:.1f} s, {cpu / count:.3f} CPU-s per object while sampled). Each sample is "
+        "charged to the innermost frame's library; `payment_operator` rows are our code.",
+        "",
+        "| share | samples | where |",
+        "|---:|---:|---|",
+        *(f"| {share:.1%} | {n} | {name} |" for name, n, share in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
     results = []
     for count in counts:
@@ -282,10 +314,14 @@ def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
     report = (f"## Operator at scale ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n"
               f"{table(results)}\n")
     print(report)
-    if PROFILE:  # a profiled run's figures are not the benchmark's: keep the last report
-        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "operator_scale.md").write_text(report)
+    if PROFILE_N > 0:
+        print(f"-- profile: {PROFILE_N} PaymentServices under py-spy", flush=True)
+        output = Path(PROFILE) if PROFILE else Path(tempfile.mkdtemp()) / "operator.collapsed"
+        profile = profile_run(PROFILE_N, output)
+        print(profile)
+        (RESULTS / "operator_profile.md").write_text(profile)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,28 @@ class Goal:
     target: str
     measured: str
     met: bool | None  # None: not measured in these reports
+    #: Where the report shows what the gap is made of (a profile's section), when not met.
+    where: str = ""
+
+
+#: The sections that say where the time of an unmet goal goes.
+RUNTIME_PROFILE = "the server's profile (payment runtime section)"
+OPERATOR_PROFILE = "the operator's profile"
+ARGO_WHY = "the Argo Rollouts section (events of one rollout)"
+
+
+def _placed(items: list[Goal]) -> list[Goal]:
+    """Each goal's profile section: runtime, operator or the Argo comparison."""
+    out = []
+    for g in items:
+        if g.name.startswith(("runtime", "risk")):
+            where = RUNTIME_PROFILE
+        elif g.name.startswith("canary"):
+            where = ARGO_WHY
+        else:
+            where = OPERATOR_PROFILE
+        out.append(Goal(g.name, g.target, g.measured, g.met, where))
+    return out
 
 
 def goals(f: Figures) -> list[Goal]:
@@ -240,14 +262,18 @@ def goals(f: Figures) -> list[Goal]:
                 f"p50 {promote[1]:.2f} s vs {promote[0]:.2f} s"
                 + ("" if all_done else f"; {done[1]:.0f} of {n} promoted in time" if done else ""),
                 promote[1] <= promote[0] and all_done))
-    return out
+    return _placed(out)
 
 
 def goals_table(items: list[Goal]) -> str:
     """The goals as a Markdown table."""
     mark = {True: "met", False: "**not met**", None: "open"}
-    lines = ["| goal | target | measured | |", "|---|---|---|---|"]
-    lines += [f"| {g.name} | {g.target} | {g.measured} | {mark[g.met]} |" for g in items]
+    lines = ["| goal | target | measured | | where the gap goes |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {g.name} | {g.target} | {g.measured} | {mark[g.met]} "
+        f"| {g.where if g.met is not True else ''} |"
+        for g in items
+    ]
     return "\n".join(lines)
 
 

@@ -59,9 +59,9 @@ PACED_SHARE = 0.7
 LUA = Path(__file__).with_name("post.lua")
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "runtime.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# BENCH_PROFILE=FILE: py-spy (dev extra) samples the server during the peak phase into FILE
-# (collapsed stacks; summarised with ``python -m bench.runtime.profile FILE``). It costs the
-# server some CPU, so the figures of a profiled run are not the benchmark's.
+# After the measured phases, one more with py-spy (dev extra) sampling the server: where its
+# CPU goes, into runtime.md (BENCH_PROFILE=FILE keeps the collapsed stacks, summarised with
+# ``python -m bench.runtime.profile FILE``; BENCH_PROFILE=0 skips the phase).
 PROFILE = os.environ.get("BENCH_PROFILE")
 RISK = os.environ.get("BENCH_RISK", "1") != "0"
 RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "3"))
@@ -340,6 +340,45 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
     return lines
 
 
+def profile_phase(
+    server: subprocess.Popen[bytes], base: str, run: dict[str, str], work: Path
+) -> list[str]:
+    """One more closed-loop phase with py-spy sampling the server (its figures discarded:
+    the sampler takes CPU of the same two cores): where each millisecond goes, as markdown."""
+    from bench.runtime.profile import summarise
+
+    output = Path(PROFILE) if PROFILE else work / "server.collapsed"
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
+            "--format", "raw", "--rate", "200", "--subprocesses",
+            "--duration", str(int(DURATION)), "--output", str(output), "--pid", str(server.pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cpu0 = cpu_seconds(server.pid)
+    sampled = wrk(base, seconds=DURATION, **run)
+    spy.wait(60)
+    cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, sampled.requests)
+    rows = summarise(output.read_text()) if output.exists() else []
+    lines = [
+        "",
+        "### Where the server's CPU goes (py-spy, a separate phase)",
+        "",
+        f"{sampled.rate:.0f} payments/s while sampled at 200 Hz, {cpu_ms:.2f} ms of server CPU "
+        "per payment; each sample is charged to the innermost frame's library "
+        "(`payment_runtime` is our code; the psycopg share is our number of round trips).",
+        "",
+        "| share | ms per payment | where |",
+        "|---:|---:|---|",
+        *(f"| {share:.1%} | {share * cpu_ms:.2f} | {name} |" for name, _, share in rows),
+    ]
+    for line in lines:
+        print(line)
+    return lines
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         print(
@@ -381,36 +420,8 @@ def main() -> int:
             "auth": f"Bearer {token}",
         }
         wrk(base, seconds=3, **run)  # warm-up
-        spy = None
-        if PROFILE:
-            spy = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "py-spy"),
-                    "record",
-                    "--nonblocking",
-                    "--format",
-                    "raw",
-                    "--rate",
-                    "200",
-                    "--subprocesses",
-                    "--duration",
-                    str(int(DURATION)),
-                    "--output",
-                    PROFILE,
-                    "--pid",
-                    str(server.pid),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
         cpu0 = cpu_seconds(server.pid)
         peak = wrk(base, seconds=DURATION, **run)
-        if spy is not None:
-            spy.wait(60)
-            from bench.runtime.profile import summarise
-
-            for name, n, share in summarise(Path(PROFILE).read_text()):
-                print(f"profile {share:6.1%}  {n:7d}  {name}")
         cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, peak.requests)
 
         # Paced: each connection waits delay() before each request; one correction.
@@ -419,6 +430,7 @@ def main() -> int:
         first = wrk(base, seconds=DURATION / 2, delay_ms=cycle_ms, **run)
         latency_ms = CONCURRENCY * 1000 / first.rate - cycle_ms
         paced = wrk(base, seconds=DURATION, delay_ms=max(0, cycle_ms - latency_ms), **run)
+        profile = profile_phase(server, base, run, work) if PROFILE != "0" else []
         stop_server(server)
         server = None
 
@@ -457,6 +469,7 @@ def main() -> int:
             f"(load average before the run: {load_before:.2f}), wrk -t{THREADS} "
             f"-c{CONCURRENCY}, {DURATION:.0f} s per phase.\n\n"
             + "".join(f"- {line.strip()}\n" for line in lines)
+            + "".join(f"{line}\n" for line in profile)
         )
         return 0
     finally:

@@ -95,3 +95,16 @@ def test_render_nests_each_bench_section_under_the_page():
     text = render(Figures(), ["# Runtime\n\n## Profile\n"], [], "today", "here")
     assert "\n## Runtime\n" in text and "\n### Profile" in text
     assert text.startswith("# Benchmarks")
+
+
+def test_an_unmet_goal_names_the_profile_that_explains_it_and_a_met_one_none():
+    from bench.report import OPERATOR_PROFILE, RUNTIME_PROFILE, goals_table
+
+    rt = runtime_figures(RUNTIME)
+    g = by_name(goals(Figures(runtime=rt, scale=[Scale(50, 16.1, 35.3, 0.271, 152, 14.4, 0)])))
+    risk = g["risk checks on (velocity, rate limit)"]
+    assert risk.met is False and risk.where == RUNTIME_PROFILE
+    assert g["operator: all Ready"].where == OPERATOR_PROFILE
+    table = goals_table(list(g.values()))
+    assert f"| **not met** | {RUNTIME_PROFILE} |" in table
+    assert table.splitlines()[2].endswith("| met |  |")  # runtime throughput: nothing to explain
