@@ -5,7 +5,9 @@ PostgreSQL transaction that ends by recording a recovery point on the idempotenc
 the only non-transactional step, the Stripe call, sits between two phases and carries a
 Stripe idempotency key derived from our own ids. A retried or resumed request continues
 from the last recovery point, so the Stripe call is repeated with the same key at
-most, and Stripe answers it with the original object: no second charge.
+most, and Stripe answers it with the original object: no second charge. A create's first
+phase (the risk screen, then the payment row) runs in the transaction that takes its key, so
+a new key is never committed half-begun: two transactions a payment, not three.
 
 Deterministic refusals (invalid state, card declined) are stored as the key's final
 response; transient failures (Stripe unreachable, a crash, over the rate limit) release the
@@ -67,6 +69,10 @@ class _Held:
     resource_id: uuid.UUID | None
 
 
+#: A first phase that runs in the transaction that takes a new key (one commit, not two).
+_Claim = Callable[[db.Conn, _Held], Awaitable[None]]
+
+
 def payment_json(row: dict[str, Any]) -> dict[str, Any]:
     """A payment as the API shows it."""
     code = str(row["currency"]).strip()
@@ -122,7 +128,10 @@ class PaymentService:
 
     # --- idempotency machinery ---------------------------------------------------
 
-    async def _begin(self, req: KeyRequest) -> _Held | Outcome:
+    async def _begin(self, req: KeyRequest, claim: _Claim | None = None) -> _Held | Outcome:
+        """Take the key: a new one is recorded and locked, and ``claim`` (the first phase)
+        runs in the same transaction; an existing one is replayed, refused or relocked."""
+        refusal: ApiError | None = None
         async with db.transaction(self.pool, "begin_key") as conn:
             key_id = await db.insert_key(
                 conn,
@@ -132,26 +141,46 @@ class PaymentService:
                 path=req.path,
                 fingerprint=req.fingerprint,
             )
-            if key_id is not None:
-                return _Held(key_id, RecoveryPoint.STARTED, None)
-            row = await db.lock_existing_key(conn, scope=req.scope, key=req.key)
-            assert row is not None  # inserted by a committed transaction, never deleted here
-            stored = idempotency.StoredKey(
-                row["request_fingerprint"], RecoveryPoint(row["recovery_point"]), row["locked_at"]
-            )
+            if key_id is None:
+                return await self._existing(conn, req)
+            held = _Held(key_id, RecoveryPoint.STARTED, None)
+            if claim is None:
+                return held
             try:
-                action = idempotency.decide(
-                    stored, req.fingerprint, row["db_now"], self.lock_timeout
-                )
-            except idempotency.IdempotencyError as exc:
-                raise ApiError(exc.status, exc.code, exc.message) from exc
-            if action is idempotency.Action.REPLAY:
-                return Outcome(int(row["response_code"]), row["response_body"], replayed=True)
-            await db.relock_key(conn, int(row["id"]))
-            return _Held(int(row["id"]), stored.recovery_point, row["resource_id"])
+                await claim(conn, held)
+                return held
+            except ApiError as exc:
+                if exc.status >= 500 or exc.status == 429:
+                    raise  # rolled back: as if the key had never been taken
+                # A deterministic refusal, stored as the key's answer in this transaction.
+                await db.finish_key(conn, key_id, exc.status, exc.body())
+                refusal = exc
+        assert refusal is not None
+        raise refusal  # committed with the key
 
-    async def _run(self, req: KeyRequest, phases: Callable[[_Held], Awaitable[Outcome]]) -> Outcome:
-        started = await self._begin(req)
+    async def _existing(self, conn: db.Conn, req: KeyRequest) -> _Held | Outcome:
+        """A key taken before: replay its answer, refuse, or relock it to resume."""
+        row = await db.lock_existing_key(conn, scope=req.scope, key=req.key)
+        assert row is not None  # inserted by a committed transaction, never deleted here
+        stored = idempotency.StoredKey(
+            row["request_fingerprint"], RecoveryPoint(row["recovery_point"]), row["locked_at"]
+        )
+        try:
+            action = idempotency.decide(stored, req.fingerprint, row["db_now"], self.lock_timeout)
+        except idempotency.IdempotencyError as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+        if action is idempotency.Action.REPLAY:
+            return Outcome(int(row["response_code"]), row["response_body"], replayed=True)
+        await db.relock_key(conn, int(row["id"]))
+        return _Held(int(row["id"]), stored.recovery_point, row["resource_id"])
+
+    async def _run(
+        self,
+        req: KeyRequest,
+        phases: Callable[[_Held], Awaitable[Outcome]],
+        claim: _Claim | None = None,
+    ) -> Outcome:
+        started = await self._begin(req, claim)
         if isinstance(started, Outcome):
             return started
         held = started
@@ -202,32 +231,34 @@ class PaymentService:
         the attempt before the payment exists and before Stripe, and raises its refusal: a
         402 is stored as the key's answer like any other, a 429 or 503 releases the key."""
 
+        attempt = velocity.Attempt(
+            req.scope, req.key, customer, payment_method, money.currency.code, money.amount_minor
+        )
+
+        async def claim(conn: db.Conn, held: _Held) -> None:
+            """Screen the attempt, then insert the payment: before Stripe, and for a new key
+            in the transaction that takes it."""
+            if screen is not None:
+                await screen(attempt)
+            payment_id = uuid.uuid4()
+            await db.insert_payment_of_key(
+                conn,
+                held.key_id,
+                payment_id=payment_id,
+                amount_minor=money.amount_minor,
+                currency=money.currency.code,
+                customer_id=customer,
+                payment_method=payment_method,
+                description=description,
+                status=PaymentStatus.PENDING,
+            )
+            held.recovery_point = RecoveryPoint.RESOURCE_CREATED
+            held.resource_id = payment_id
+
         async def phases(held: _Held) -> Outcome:
-            if held.recovery_point is RecoveryPoint.STARTED:
-                if screen is not None:
-                    await screen(
-                        velocity.Attempt(
-                            req.scope, req.key, customer, payment_method,
-                            money.currency.code, money.amount_minor,
-                        )
-                    )
-                payment_id = uuid.uuid4()
+            if held.recovery_point is RecoveryPoint.STARTED:  # a key taken by an older version
                 async with db.transaction(self.pool, "create_payment") as conn:
-                    await db.insert_payment(
-                        conn,
-                        payment_id=payment_id,
-                        amount_minor=money.amount_minor,
-                        currency=money.currency.code,
-                        customer_id=customer,
-                        payment_method=payment_method,
-                        description=description,
-                        status=PaymentStatus.PENDING,
-                    )
-                    await db.set_recovery_point(
-                        conn, held.key_id, RecoveryPoint.RESOURCE_CREATED, payment_id
-                    )
-                held.recovery_point = RecoveryPoint.RESOURCE_CREATED
-                held.resource_id = payment_id
+                    await claim(conn, held)
             assert held.resource_id is not None
             payment_id = held.resource_id
             charge = stripe_amounts.to_stripe(money)  # checked by the API already
@@ -260,7 +291,7 @@ class PaymentService:
             status = payments.status_from_intent(intent.status)
             return await self._finish_status(held, payment_id, status, intent.id, http=201)
 
-        return await self._run(req, phases)
+        return await self._run(req, phases, claim)
 
     async def _finish_status(
         self,

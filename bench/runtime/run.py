@@ -101,10 +101,7 @@ PGBENCH_SCRIPT = """
 \\set amount random(1, 99999)
 BEGIN;
 INSERT INTO idempotency_keys (scope, key, request_method, request_path, request_fingerprint, recovery_point, locked_at) VALUES ('bench', gen_random_uuid()::text, 'POST', '/api/v1/payments', md5(random()::text), 'started', now()) ON CONFLICT (scope, key) DO NOTHING RETURNING id \\gset k_
-COMMIT;
-BEGIN;
-INSERT INTO payments (id, amount_minor, currency, customer_id, payment_method, status) VALUES (gen_random_uuid(), :amount, 'EUR', 'cust', 'pm_card_visa', 'pending') RETURNING id AS pid \\gset
-UPDATE idempotency_keys SET recovery_point = 'resource_created', resource_id = ':pid' WHERE id = :k_id;
+WITH p AS (INSERT INTO payments (id, amount_minor, currency, customer_id, payment_method, status) VALUES (gen_random_uuid(), :amount, 'EUR', 'cust', 'pm_card_visa', 'pending') RETURNING id) UPDATE idempotency_keys SET recovery_point = 'resource_created', resource_id = (SELECT id FROM p) WHERE id = :k_id RETURNING resource_id AS pid \\gset
 COMMIT;
 BEGIN;
 SELECT id FROM payments WHERE id = ':pid' FOR UPDATE;

@@ -70,8 +70,9 @@ PAYMENT_COLUMNS = (
 )
 
 
-async def insert_payment(
+async def insert_payment_of_key(
     conn: Conn,
+    key_id: int,
     *,
     payment_id: uuid.UUID,
     amount_minor: int,
@@ -81,10 +82,17 @@ async def insert_payment(
     description: str | None,
     status: str,
 ) -> None:
+    """Insert the payment and move its key to ``resource_created`` in one statement."""
     await conn.execute(
-        "INSERT INTO payments (id, amount_minor, currency, customer_id, payment_method,"
-        " description, status) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (payment_id, amount_minor, currency, customer_id, payment_method, description, status),
+        "WITH p AS (INSERT INTO payments (id, amount_minor, currency, customer_id,"
+        " payment_method, description, status) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " RETURNING id)"
+        " UPDATE idempotency_keys SET recovery_point = 'resource_created',"
+        " resource_id = (SELECT id FROM p) WHERE id = %s",
+        (
+            payment_id, amount_minor, currency, customer_id, payment_method, description,
+            status, key_id,
+        ),
     )
 
 
