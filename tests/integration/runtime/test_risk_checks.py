@@ -495,3 +495,71 @@ def test_the_script_counts_an_attempt_once_and_refuses_without_recording(redis):
         window = velocity.key("t:", limits[0], attempt("k1"))
         assert r.zcard(window) == 1
         assert not r.exists(velocity.sums_key(window))
+
+
+def _clients(redis: Any, name: str) -> int:
+    """Connections Redis has open whose client name is ``name``."""
+    with redis.client() as r:
+        return sum(1 for c in r.client_list() if c.get("name") == name)
+
+
+def _named(url: str, name: str) -> str:
+    return f"{url}?client_name={name}"
+
+
+def test_the_store_reconnects_after_a_restart_and_never_opens_more_than_its_maximum(redis):
+    """Connections left idle when Redis restarts are noticed before use (no request fails
+    on one), its forgotten scripts are loaded again, and 20 concurrent calls share 3."""
+    from payment_runtime.adapters.risk import RiskStore
+
+    key_count = 0
+
+    async def burst(store: RiskStore) -> list[list[int]]:
+        nonlocal key_count
+        key_count += 20
+        return await asyncio.gather(
+            *(store.count_request(f"t:rl:{i}", 60) for i in range(key_count - 20, key_count))
+        )
+
+    async def scenario() -> tuple[list[list[int]], list[list[int]], int, bool]:
+        store = RiskStore(_named(redis.url, "bounded"), timeout=5, max_connections=3)
+        try:
+            before = await burst(store)
+            opened = _clients(redis, "bounded")
+            await asyncio.to_thread(redis.stop)
+            await asyncio.to_thread(redis.start)  # its data and scripts are gone
+            after = await burst(store)
+            return before, after, opened, await store.ping()
+        finally:
+            await store.close()
+
+    before, after, opened, ping = asyncio.run(scenario())
+    assert opened == 3
+    assert [count for count, _ in before] == [1] * 20
+    assert [count for count, _ in after] == [1] * 20  # every call answered, none failed
+    assert ping
+    assert _clients(redis, "bounded") == 0  # closed
+
+
+def test_a_call_that_timed_out_leaves_no_reply_for_the_next(redis):
+    """Redis answers a call after it timed out: that late reply must never be read as the
+    next call's: the connection is dropped, and one holding unread data is never reused."""
+    from payment_runtime.adapters.risk import RiskStore, RiskStoreUnavailable
+
+    async def scenario() -> tuple[list[int], int]:
+        store = RiskStore(redis.url, timeout=0.2, max_connections=1)
+        try:
+            await store.count_request("t:rl:late", 60)  # connected, script loaded
+            with redis.client() as r:
+                r.client_pause(600)  # the next command waits 0.6 s: past the timeout
+            with pytest.raises(RiskStoreUnavailable):
+                await store.count_request("t:rl:late", 60)
+            await asyncio.sleep(0.6)  # the pause ends: the late INCR runs (or is dropped)
+            answer = await store.count_request("t:rl:late", 60)
+            with redis.client() as r:
+                return answer, int(r.get("t:rl:late"))
+        finally:
+            await store.close()
+
+    answer, stored = asyncio.run(scenario())
+    assert answer[0] == stored  # its own count, not the timed-out call's
