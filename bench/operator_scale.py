@@ -154,7 +154,7 @@ class Operator:
     def profile(self, output: str) -> None:
         """Sample the operator with py-spy (dev extra) into ``output`` until :meth:`stop`."""
         self.spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil",
              "--format", "raw", "--rate", "100", "--output", output,
              "--pid", str(self.proc.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -38,7 +38,7 @@ class OperatorState:
         return cls(
             settings=settings,
             kube=kube if kube is not None else Kube.from_environment(
-                timeout=settings.api_timeout_seconds),
+                timeout=settings.api_timeout_seconds, connections=settings.thread_workers),
             capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
             coalescer=Coalescer(),
             scheduler=Scheduler(),

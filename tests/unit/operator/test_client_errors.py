@@ -1,4 +1,5 @@
-"""API failures are classified for conditions: unreachable, forbidden, invalid, server errors."""
+"""The API client: failures classified for conditions (unreachable, forbidden, invalid, server
+errors), and a connection pool as large as the threads that share it."""
 
 import socket
 
@@ -32,3 +33,20 @@ def test_http_failures_are_named(status, reason, retryable):
     failure = failure_of(KubeError(status, "x", "message"))
     assert (failure.reason, failure.retryable) == (reason, retryable)
     assert "message" in failure.message
+
+
+def test_the_client_keeps_a_connection_per_worker_thread(tmp_path, monkeypatch):
+    """A pool smaller than the threads that share it drops connections after each burst, and
+    every one dropped costs a TLS handshake later (the default is 5 x the CPUs: 5 on one)."""
+    import os
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    kube = Kube.from_environment(str(kubeconfig), connections=24)
+    assert kube.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] == 24
