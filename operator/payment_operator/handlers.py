@@ -135,6 +135,8 @@ def _run(
             state.kube, state.coalescer, namespace, name, state.context(),
             kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
             platform_policy=state.settings.platform_policy,
+            # The drift timer reads every child afresh: what a watch missed is seen there.
+            cache=None if trigger == "resync" else state.children,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
@@ -251,11 +253,15 @@ def on_command(
         log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
 
 
-def on_child_event(state: OperatorState, body: kopf.Body, **_: Any) -> None:
-    """A child changed or vanished: reconcile its owner now instead of at the next resync.
+def on_child_event(
+    state: OperatorState, body: kopf.Body, type: str | None = None, **_: Any
+) -> None:
+    """A child changed or vanished: remember it, and reconcile its owner now instead of at
+    the next resync (the pass reads the child from :attr:`OperatorState.children`).
 
     Never waits: if a pass for the owner is running, it is told to go round once more.
     """
+    state.children.observe(type, body)
     meta = body.get("metadata", {})
     labels = meta.get("labels") or {}
     # A child in another namespace (a KafkaTopic in Strimzi's) names its owner's namespace.

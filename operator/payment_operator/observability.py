@@ -16,6 +16,10 @@ WRITES = Counter("paydeck_child_writes_total", "Children created, updated or pru
 CHILD_EVENTS = Counter(
     "paydeck_child_events_total", "Watch events on children, by kind", ["kind"]
 )
+CHILD_READS = Counter(
+    "paydeck_child_reads_total",
+    "Children a reconcile pass read, from the watches' cache or with a GET", ["source"]
+)
 ROLLOUTS = Counter(
     "paydeck_rollouts_total", "Rollouts that ended, by outcome", ["outcome"]
 )

@@ -1,5 +1,6 @@
 """The state of one operator process: settings, API client, discovery cache, coalescer,
-scheduler, and the Kafka admin clients (one per bootstrap string, created on first use).
+scheduler, the children's cache, and the Kafka admin clients (one per bootstrap string,
+created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
 at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf
@@ -9,10 +10,11 @@ client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from payment_operator import builders
 from payment_operator.coalesce import Coalescer
+from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube
 from payment_operator.kube.discovery import CapabilityCache
 from payment_operator.reconcile import Outcome
@@ -31,6 +33,8 @@ class OperatorState:
     coalescer: Coalescer[Outcome]
     scheduler: Scheduler
     kafka_admins: AdminClients
+    #: The children as their watches last delivered them (filled by child events).
+    children: ChildCache = field(default_factory=ChildCache)
 
     @classmethod
     def from_settings(cls, settings: Settings, kube: Kube | None = None) -> OperatorState:

@@ -15,7 +15,8 @@ from typing import Any
 from payment_operator import builders
 from payment_operator.api.v1alpha1 import PaymentService
 from payment_operator.builders import migrations
-from payment_operator.kube import resources
+from payment_operator.kube import apply, resources
+from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube, Obj
 from payment_operator.rollout import gates, topics
 from payment_operator.rollout.state import Command, Gate, Job, Workload, parse_time
@@ -108,9 +109,11 @@ def job_state(obj: Obj | None) -> Job | None:
     return Job(name, "Running", terminating=terminating)
 
 
-def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | None:
+def migration_job(
+    kube: Kube, ps: PaymentService, uid: str, rev: str, cache: ChildCache | None = None
+) -> Job | None:
     """The migration Job of revision ``rev``, if it exists and is ours."""
-    obj = kube.get(JOB, ps.metadata.namespace, migrations.job_name(ps, rev))
+    obj = apply.read(kube, JOB, ps.metadata.namespace, migrations.job_name(ps, rev), cache)
     if obj is None or not owned_by(obj, uid):
         return None
     return job_state(obj)
@@ -119,8 +122,8 @@ def migration_job(kube: Kube, ps: PaymentService, uid: str, rev: str) -> Job | N
 def rates_config_map(kube: Kube, ps: PaymentService) -> Obj | None:
     """The user's rate-table ConfigMap of spec.currencies (read, never written), if any.
 
-    A cache of the children (should one come) would hold only the ConfigMaps the operator
-    manages: this read must stay a GET, or the user's would always look missing.
+    The children's cache (:mod:`payment_operator.kube.cache`) holds only the ConfigMaps the
+    operator manages: this read stays a GET, or the user's would always look missing.
     """
     currencies = ps.spec.currencies
     if currencies is None or currencies.rates_config_map is None:

@@ -237,3 +237,73 @@ def test_prune_deletes_only_children_this_paymentservice_controls():
     assert kube.deleted == ["NetworkPolicy/ours-unwanted"] == result.pruned
     assert set(kube.objects) == {("NetworkPolicy", n) for n in (
         "unowned", "other-controller", "ours-not-controller", "ours-wanted")}
+
+
+# ---- the children's cache: a stale copy is never a reason to write -----------------------
+
+class CountingKube(FakeKube):
+    def __init__(self, *objects):
+        super().__init__(*objects)
+        self.gets: list[str] = []
+
+    def get(self, resource, namespace, name):
+        self.gets.append(f"{resource.kind}/{name}")
+        return super().get(resource, namespace, name)
+
+
+def _cache_of(*objects):
+    from payment_operator.kube.cache import ChildCache
+
+    cache = ChildCache()
+    for obj in objects:
+        cache.observe("MODIFIED", obj)
+    return cache
+
+
+def test_children_the_watches_saw_are_not_read_again():
+    from payment_operator.kube import drift
+
+    desired = _desired("Service", "x", spec={"type": "ClusterIP"})
+    ours = drift.with_hash(desired)  # as the operator applied it, as the watch delivered it
+    ours["metadata"].update(uid="uid-x", resourceVersion="7")
+    kube = CountingKube(ours)
+    result = apply_all(kube, [desired, _desired("ServiceAccount", "x")], _cache_of(ours))
+    assert kube.gets == ["ServiceAccount/x"]  # not in the cache: a GET, then created
+    assert result.created == ["ServiceAccount/x"] and result.updated == []
+    assert result.live[("Service", "x")]["spec"] == {"type": "ClusterIP"}
+
+
+def test_a_stale_copy_of_our_child_replaced_by_a_foreign_object_is_never_written():
+    # The cache still holds our Service; meanwhile it was deleted and someone created their
+    # own of that name, without our labels (so no watch event reached the cache).
+    ours = _child("Service", "x", owners=[_owner()], spec={"type": "NodePort"})
+    foreign = _child("Service", "x", spec={"type": "LoadBalancer"})
+    foreign["metadata"].update(uid="theirs", resourceVersion="42", labels={})
+    kube = CountingKube(foreign)
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})],
+                       _cache_of(ours))
+    assert kube.objects[("Service", "x")] == foreign  # the forced apply failed its precondition
+    assert kube.gets == ["Service/x"]  # read again after the 409
+    assert result.updated == [] and result.conflicts == [
+        "Service/x exists and is not owned by this PaymentService (owner: none)"]
+
+
+def test_the_cache_keeps_the_newest_version_forgets_deletions_and_hands_out_copies():
+    from payment_operator.kube.cache import ChildCache
+
+    service = resources.by_kind("v1", "Service")
+    cache = ChildCache()
+    new = _child("Service", "x", spec={"type": "NodePort"})
+    new["metadata"].update(resourceVersion="9", managedFields=[{"manager": "kubectl"}])
+    old = _child("Service", "x", spec={"type": "ClusterIP"})  # resourceVersion 7
+    cache.observe("MODIFIED", new)
+    cache.observe(None, old)  # delivered late (a relist): not newer, ignored
+    seen = cache.get(service, "ns", "x")
+    assert seen is not None and seen["spec"] == {"type": "NodePort"}
+    assert "managedFields" not in seen["metadata"] and new["metadata"]["managedFields"]
+    seen["spec"]["type"] = "changed by a pass"
+    assert cache.get(service, "ns", "x")["spec"] == {"type": "NodePort"}
+    assert cache.get(service, "other-ns", "x") is None
+    assert cache.get(resources.by_kind("v1", "ConfigMap"), "ns", "x") is None
+    cache.observe("DELETED", new)
+    assert cache.get(service, "ns", "x") is None and len(cache) == 0
