@@ -259,9 +259,13 @@ def on_child_event(
     """A child changed or vanished: remember it, and reconcile its owner now instead of at
     the next resync (the pass reads the child from :attr:`OperatorState.children`).
 
-    Never waits: if a pass for the owner is running, it is told to go round once more.
+    An event that changes nothing a pass reads (a PDB's status, a Job's pod counts) only
+    updates the cache. Never waits: if a pass for the owner is running, it is told to go
+    round once more.
     """
-    state.children.observe(type, body)
+    if not state.children.observe(type, body):
+        observability.CHILD_EVENTS.labels(str(body.get("kind", "")), "cached").inc()
+        return
     meta = body.get("metadata", {})
     labels = meta.get("labels") or {}
     # A child in another namespace (a KafkaTopic in Strimzi's) names its owner's namespace.
@@ -269,7 +273,7 @@ def on_child_event(
     namespace = labels.get(OWNER_NAMESPACE_LABEL) or meta.get("namespace")
     if not owner or not namespace:
         return
-    observability.CHILD_EVENTS.labels(str(body.get("kind", ""))).inc()
+    observability.CHILD_EVENTS.labels(str(body.get("kind", "")), "reconcile").inc()
     parent_meta, parent = _parent(namespace, owner)
     try:
         _run(state, parent_meta, parent, trigger="child", prune=False, wait=False)

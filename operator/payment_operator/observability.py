@@ -14,7 +14,9 @@ DURATION = Histogram(
 ERRORS = Counter("paydeck_reconcile_errors_total", "Failed reconcile passes by reason", ["reason"])
 WRITES = Counter("paydeck_child_writes_total", "Children created, updated or pruned", ["action"])
 CHILD_EVENTS = Counter(
-    "paydeck_child_events_total", "Watch events on children, by kind", ["kind"]
+    "paydeck_child_events_total",
+    "Watch events on children, by kind and whether they triggered a pass (reconcile) or only"
+    " updated the children's cache (cached)", ["kind", "action"]
 )
 CHILD_READS = Counter(
     "paydeck_child_reads_total",

@@ -85,9 +85,9 @@ class OperatorProcess:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
-        prefix = f'paydeck_child_events_total{{kind="{kind}"}} '
-        return sum(float(line[len(prefix):]) for line in text.splitlines()
-                   if line.startswith(prefix))
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("paydeck_child_events_total{")
+                   and f'kind="{kind}"' in line)
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

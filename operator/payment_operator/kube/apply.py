@@ -161,7 +161,7 @@ def apply_all(
             result.conflicts.append(f"{_ref(child.stamped)} is not applied while another"
                                     " child is not owned by this PaymentService")
             continue
-        live = _converge(kube, child, result)
+        live = _converge(kube, child, result, cache)
         if live is not None:
             result.live[child.key] = live
     return result
@@ -178,7 +178,9 @@ def _at_version(stamped: dict[str, Any], version: str) -> dict[str, Any]:
     return {**stamped, "metadata": {**stamped["metadata"], "resourceVersion": version}}
 
 
-def _converge(kube: Kube, child: _Child, result: ApplyResult, retries: int = 1) -> Obj | None:
+def _converge(
+    kube: Kube, child: _Child, result: ApplyResult, cache: ChildCache | None, retries: int = 1
+) -> Obj | None:
     """Create or update one child that is ours or absent; the live object afterwards.
 
     Every write is conditional on the object read (absent, or this resourceVersion).  If it
@@ -188,8 +190,12 @@ def _converge(kube: Kube, child: _Child, result: ApplyResult, retries: int = 1) 
         return child.live
     try:
         if child.live is None:
-            return _create(kube, child, result)
-        return _update(kube, child.live, child, result)
+            fresh = _create(kube, child, result)
+        else:
+            fresh = _update(kube, child.live, child, result)
+        if cache is not None:
+            cache.wrote(fresh)
+        return fresh
     except KubeError as err:
         if err.status != 409 or retries <= 0:
             raise
@@ -199,7 +205,7 @@ def _converge(kube: Kube, child: _Child, result: ApplyResult, retries: int = 1) 
     if message is not None:
         result.conflicts.append(message)
         return None
-    return _converge(kube, child, result, retries - 1)
+    return _converge(kube, child, result, cache, retries - 1)
 
 
 def _create(kube: Kube, child: _Child, result: ApplyResult) -> Obj:

@@ -11,19 +11,58 @@ a deletion missed while a watch was down is seen within one resync.
 
 Bodies are kept as compact JSON without ``managedFields`` (nothing reads them), a copy per
 read: a pass may change what it was given.
+
+:meth:`ChildCache.observe` also says whether an event changed anything a pass reads: the
+child without its status, plus the status fields a pass reads of its kind
+(:data:`STATUS_READ`). A PodDisruptionBudget's status or a Job's pod counts change several
+times while a service starts and no pass reads them; those events update the cache and
+trigger nothing. Nor does the event of a pass's own write (:meth:`ChildCache.wrote`): that
+pass saw the object at that version, in the write's answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from payment_operator.kube.client import Obj
 from payment_operator.kube.resources import Resource
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+#: Writes remembered until their watch event (a child in a namespace no watch sees never
+#: sends one: the oldest are forgotten, which only costs a pass).
+WRITTEN_MAX = 10_000
+
+
+def _conditions(status: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    return [(c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+            for c in status.get("conditions") or []]
+
+
+#: What a reconcile pass reads of each kind's status (``observe.revisions``: a Deployment's
+#: pods and ready pods; ``observe.job_state``: a Job's conditions; nothing of a PDB's). A
+#: kind not named here has its whole status compared. Reading another status field in a
+#: pass means naming it here, or its changes trigger no pass.
+STATUS_READ: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
+    "Deployment": lambda st: (st.get("replicas"), st.get("readyReplicas")),
+    "Job": lambda st: [c for c in _conditions(st) if c[0] in ("Complete", "Failed")],
+    "PodDisruptionBudget": lambda st: None,
+}
+
+
+def signature(body: Mapping[str, Any]) -> bytes:
+    """What a pass reads of a child: all of it but its status, resourceVersion and
+    managedFields, and the status fields of :data:`STATUS_READ`."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items()
+            if k not in ("resourceVersion", "managedFields")}
+    status = body.get("status") or {}
+    read = STATUS_READ.get(str(body.get("kind")))
+    rest = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    seen = [meta, rest, read(status) if read is not None else status]
+    return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).digest()
 
 
 def _version(body: Mapping[str, Any]) -> int | None:
@@ -38,31 +77,59 @@ class ChildCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._bodies: dict[Key, tuple[int | None, bytes]] = {}
+        self._bodies: dict[Key, tuple[int | None, bytes, bytes]] = {}
+        self._written: dict[Key, int] = {}
 
     @staticmethod
     def _key(api_version: str, kind: str, namespace: str | None, name: str) -> Key:
         return (api_version, kind, namespace or "", name)
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Take one watch event (``None``: an object of the initial listing)."""
+    def _key_of(self, body: Mapping[str, Any]) -> Key:
         meta = body.get("metadata") or {}
-        key = self._key(str(body.get("apiVersion")), str(body.get("kind")),
-                        meta.get("namespace"), str(meta.get("name")))
+        return self._key(str(body.get("apiVersion")), str(body.get("kind")),
+                         meta.get("namespace"), str(meta.get("name")))
+
+    def wrote(self, body: Mapping[str, Any]) -> None:
+        """A pass wrote this child and read the answer: the watch event of that version
+        brings it nothing new."""
+        key, version = self._key_of(body), _version(body)
+        if version is None:
+            return
+        with self._lock:
+            held = self._bodies.get(key)
+            if held is not None and held[0] is not None and held[0] >= version:
+                return  # its event came first (and triggered its pass)
+            self._written.pop(key, None)
+            self._written[key] = version
+            while len(self._written) > WRITTEN_MAX:
+                del self._written[next(iter(self._written))]
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Take one watch event (``None``: an object of the initial listing); whether it
+        changed what a pass reads (a deletion, a child first seen, :func:`signature`), and is
+        not the event of a pass's own write."""
+        meta = body.get("metadata") or {}
+        key = self._key_of(body)
         if event_type == "DELETED":
             with self._lock:
                 self._bodies.pop(key, None)
-            return
+                self._written.pop(key, None)
+            return True
         version = _version(body)
         slim = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         data = json.dumps(slim, separators=(",", ":")).encode()
+        digest = signature(slim)
         with self._lock:
             held = self._bodies.get(key)
             # Keep the newer of two versions (an event may be delivered late, after a relist).
             if held is not None and held[0] is not None and version is not None \
                     and held[0] > version:
-                return
-            self._bodies[key] = (version, data)
+                return False
+            self._bodies[key] = (version, data, digest)
+            if version is not None and self._written.get(key) == version:
+                del self._written[key]
+                return False  # the pass that wrote it saw this version
+        return held is None or held[2] != digest
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
         """A copy of the child's last body, or None when the watches have not seen it."""

@@ -55,6 +55,8 @@ def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
         rev = (meta.get("labels") or {}).get(builders.meta.LABEL_REVISION)
         if not rev or not owned_by(obj, uid) or meta.get("deletionTimestamp"):
             continue
+        # The status fields read here are cache.STATUS_READ["Deployment"]: their changes
+        # trigger a pass.
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
         template = spec.get("template") or {}
         containers = (template.get("spec") or {}).get("containers") or [{}]
@@ -93,7 +95,8 @@ def pod_problems(kube: Kube, ps: PaymentService) -> dict[str, tuple[str, str]]:
 
 
 def job_state(obj: Obj | None) -> Job | None:
-    """A Job's phase from its conditions (Complete / Failed), else Running."""
+    """A Job's phase from its conditions (Complete / Failed), else Running (conditions are
+    cache.STATUS_READ["Job"]: their changes trigger a pass)."""
     if obj is None:
         return None
     name = obj["metadata"]["name"]

@@ -307,3 +307,81 @@ def test_the_cache_keeps_the_newest_version_forgets_deletions_and_hands_out_copi
     assert cache.get(resources.by_kind("v1", "ConfigMap"), "ns", "x") is None
     cache.observe("DELETED", new)
     assert cache.get(service, "ns", "x") is None and len(cache) == 0
+
+
+def _deployment(rv, **status):
+    body = _child("Deployment", "x", "apps/v1", owners=[_owner()], spec={"replicas": 2},
+                  status=status)
+    body["metadata"]["resourceVersion"] = str(rv)
+    return body
+
+
+def test_an_event_triggers_a_pass_only_when_it_changes_what_a_pass_reads():
+    from payment_operator.kube.cache import ChildCache
+
+    cache = ChildCache()
+    assert cache.observe("ADDED", _deployment(1))  # first seen
+    # Only a condition's timestamp and the updated/available counts: nothing a pass reads.
+    assert not cache.observe("MODIFIED", _deployment(
+        2, updatedReplicas=2, conditions=[{"type": "Progressing", "lastUpdateTime": "t2"}]))
+    assert cache.get(resources.by_kind("apps/v1", "Deployment"), "ns", "x")["metadata"][
+        "resourceVersion"] == "2"  # the cache is still up to date
+    assert cache.observe("MODIFIED", _deployment(3, updatedReplicas=2, replicas=2))
+    assert cache.observe("MODIFIED", _deployment(4, updatedReplicas=2, replicas=2,
+                                                 readyReplicas=1))
+    spec_changed = _deployment(5, updatedReplicas=2, replicas=2, readyReplicas=1)
+    spec_changed["spec"]["replicas"] = 3  # drift: always a pass
+    assert cache.observe("MODIFIED", spec_changed)
+    relabelled = copy.deepcopy(spec_changed)
+    relabelled["metadata"].update(resourceVersion="6", labels={})
+    assert cache.observe("MODIFIED", relabelled)
+    assert not cache.observe("MODIFIED", _deployment(3))  # older than what is held
+    assert cache.observe("DELETED", relabelled)
+
+
+@pytest.mark.parametrize(("kind", "api_version", "before", "after", "reads"), [
+    ("Job", "batch/v1", {"active": 1}, {"active": 1, "ready": 1}, False),
+    ("Job", "batch/v1", {"active": 1},
+     {"conditions": [{"type": "Complete", "status": "True"}]}, True),
+    ("PodDisruptionBudget", "policy/v1", {}, {"currentHealthy": 2, "disruptionsAllowed": 1},
+     False),
+    # A kind whose status a gate reads: every status change counts.
+    ("ExternalSecret", "external-secrets.io/v1", {},
+     {"conditions": [{"type": "Ready", "status": "True"}]}, True),
+    ("Service", "v1", {}, {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}, True),
+])
+def test_status_changes_count_only_where_a_pass_reads_them(kind, api_version, before, after,
+                                                           reads):
+    from payment_operator.kube.cache import ChildCache
+
+    cache = ChildCache()
+    first = _child(kind, "x", api_version, owners=[_owner()], status=before)
+    cache.observe("ADDED", first)
+    second = copy.deepcopy(first)
+    second["metadata"]["resourceVersion"] = "8"
+    second["status"] = after
+    assert cache.observe("MODIFIED", second) is reads
+
+
+def test_the_event_of_a_pass_own_write_triggers_no_pass():
+    from payment_operator.kube.cache import ChildCache
+
+    cache = ChildCache()
+    cache.wrote(_deployment(5))  # the write's answer, before its watch event
+    assert not cache.observe("ADDED", _deployment(5))
+    assert cache.get(resources.by_kind("apps/v1", "Deployment"), "ns", "x") is not None
+    assert cache.observe("MODIFIED", _deployment(6, replicas=1))  # news after the write
+    # Its event came first: that one triggered, and the write remembers nothing.
+    assert cache.observe("MODIFIED", _deployment(7, replicas=2))
+    cache.wrote(_deployment(7, replicas=2))
+    assert cache.observe("MODIFIED", _deployment(8, replicas=2, readyReplicas=2))
+
+
+def test_apply_all_remembers_its_writes_for_the_cache():
+    from payment_operator.kube.cache import ChildCache
+
+    cache = ChildCache()
+    kube = CountingKube()
+    result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})], cache)
+    created = result.live[("Service", "x")]
+    assert not cache.observe("ADDED", created)  # the write's own event
