@@ -64,6 +64,7 @@ class Result:
     peak_rss_mib: float
     requests_per_pass: float
     idle_writes: int
+    passes_per_object: float = 0.0
 
 
 def _sample(count: int, namespace: str) -> list[dict[str, Any]]:
@@ -192,8 +193,9 @@ def _requests(metrics: str) -> int:
 
 def with_operator(
     lc: local_cluster.Cluster, count: int, profile: Path | None = None
-) -> tuple[float, float, float, float, int]:
-    """(seconds to all Ready, CPU-seconds, peak RSS MiB, requests per pass, idle writes);
+) -> tuple[float, float, float, float, int, float]:
+    """(seconds to all Ready, CPU-seconds, peak RSS MiB, requests per pass, idle writes,
+    reconcile passes per object until all were Ready);
     with ``profile``, py-spy samples the operator into it and the idle resync is skipped."""
     namespace = f"paydeck-{count}"
     lc.kubectl("create", "namespace", namespace)
@@ -223,7 +225,7 @@ def with_operator(
         passes = op.reconciles() - passes_before
         per_pass = (_requests(_metrics(lc)) - requests_before) / max(passes, 1)
         idle = idle_writes(lc, op, count) if profile is None else -1
-        return elapsed, cpu, op.peak_rss_mib(), per_pass, idle
+        return elapsed, cpu, op.peak_rss_mib(), per_pass, idle, passes / count
     finally:
         op.stop()
 
@@ -262,21 +264,22 @@ def run(count: int) -> Result:
         lc.kubectl("apply", "--server-side", "-f", str(crd))
         local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
         floor_seconds = floor(lc, count)
-        seconds, cpu, rss, per_pass, idle = with_operator(lc, count)
-    return Result(count, floor_seconds, seconds, cpu, rss, per_pass, idle)
+        seconds, cpu, rss, per_pass, idle, passes = with_operator(lc, count)
+    return Result(count, floor_seconds, seconds, cpu, rss, per_pass, idle, passes)
 
 
 def table(results: list[Result]) -> str:
     lines = [
         "| N | floor (SSA, no operator) s | paydeck s | ratio | CPU-s/object | peak RSS MiB "
-        "| API requests/pass | writes in an idle resync |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| API requests/pass | passes/object | writes in an idle resync |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.count} | {r.floor_seconds:.1f} | {r.operator_seconds:.1f} | "
             f"{r.operator_seconds / r.floor_seconds:.2f} | {r.cpu_seconds / r.count:.3f} | "
-            f"{r.peak_rss_mib:.0f} | {r.requests_per_pass:.1f} | {r.idle_writes} |")
+            f"{r.peak_rss_mib:.0f} | {r.requests_per_pass:.1f} | {r.passes_per_object:.1f} | "
+            f"{r.idle_writes} |")
     return "\n".join(lines)
 
 
@@ -289,7 +292,7 @@ def profile_run(count: int, output: Path) -> str:
         crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
         lc.kubectl("apply", "--server-side", "-f", str(crd))
         local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
-        seconds, cpu, _, _, _ = with_operator(lc, count, profile=output)
+        seconds, cpu, _, _, _, _ = with_operator(lc, count, profile=output)
     rows = summarise(output.read_text(), OPERATOR_BUCKETS)
     lines = [
         f"## Where the operator's CPU goes ({time.strftime('%Y-%m-%d')}, py-spy, N = {count})",
