@@ -21,7 +21,7 @@ import kopf
 
 from payment_operator import observability, reconcile
 from payment_operator.diffbase import DigestDiffBaseStorage
-from payment_operator.kube import resources
+from payment_operator.kube import cache, resources
 from payment_operator.kube.client import KubeError
 from payment_operator.kube.errors import failure_of
 from payment_operator.state import OperatorState
@@ -70,6 +70,9 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
         kopf.on.event(group, version, resource.plural, labels=MANAGED, registry=registry)(
             partial(on_child_event, state)
         )
+        # A child that lost our labels leaves the watches above: forget it at once.
+        kopf.on.event(group, version, resource.plural, when=partial(_forgotten, state),
+                      registry=registry)(partial(on_child_unlabelled, state))
 
 
 def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -136,7 +139,7 @@ def _run(
             kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
             platform_policy=state.settings.platform_policy,
             # The drift timer reads every child afresh: what a watch missed is seen there.
-            cache=None if trigger == "resync" else state.children,
+            cache=state.children.reading_around() if trigger == "resync" else state.children,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
@@ -176,7 +179,8 @@ def resync(state: OperatorState, body: kopf.Body, meta: kopf.Meta, **_: Any) -> 
     if meta.get("deletionTimestamp"):
         return
     try:
-        _run(state, meta, body, trigger="resync", prune=False, wait=False)
+        # Waits for a pass of its own: coalesced into a running pass, it would read the cache.
+        _run(state, meta, body, trigger="resync", prune=False, wait=True)
     except kopf.TemporaryError as err:
         log.warning("resync of %s/%s failed: %s", meta.namespace, meta.name, err)
 
@@ -253,6 +257,18 @@ def on_command(
         log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
 
 
+def _forgotten(state: OperatorState, body: kopf.Body, **_: Any) -> bool:
+    return not cache.managed(body) and state.children.holds(body)
+
+
+def on_child_unlabelled(state: OperatorState, body: kopf.Body, **_: Any) -> None:
+    """A cached child no longer carries our labels (or was deleted without them): drop it
+    and reconcile the owner its cached copy named, which now reads the object afresh."""
+    before = state.children.forget(body)
+    if before is not None:
+        on_child_event(state, kopf.Body(cast(kopf.RawBody, before)), type="DELETED")
+
+
 def on_child_event(
     state: OperatorState, body: kopf.Body, type: str | None = None, **_: Any
 ) -> None:
@@ -276,6 +292,13 @@ def on_child_event(
     observability.CHILD_EVENTS.labels(str(body.get("kind", "")), "reconcile").inc()
     parent_meta, parent = _parent(namespace, owner)
     try:
-        _run(state, parent_meta, parent, trigger="child", prune=False, wait=False)
+        outcome = _run(state, parent_meta, parent, trigger="child", prune=False, wait=False)
     except kopf.TemporaryError as err:
         log.warning("reconcile of %s/%s after a child event failed: %s", namespace, owner, err)
+        failed = True
+    else:
+        failed = outcome.failure is not None and outcome.failure.retryable
+    if failed:  # no later event may come (its own write's is not news): try again soon
+        state.scheduler.schedule(
+            (namespace, owner), REQUEUE_RETRY_SECONDS, partial(requeue, state, namespace, owner)
+        )

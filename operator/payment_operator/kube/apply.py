@@ -121,12 +121,24 @@ def read(
     kube: Kube, resource: resources.Resource, namespace: str | None, name: str,
     cache: ChildCache | None,
 ) -> Obj | None:
-    """The live object: from the watches' cache when it holds it, else a GET."""
+    """The live object: from the watches' cache when it holds it, else a GET (whose answer
+    refreshes the cache: an entry for an object gone or relabelled is dropped)."""
     if cache is not None and (seen := cache.get(resource, namespace, name)) is not None:
         observability.CHILD_READS.labels("cache").inc()
         return seen
     observability.CHILD_READS.labels("get").inc()
-    return kube.get(resource, namespace, name)
+    return fresh_read(kube, resource, namespace, name, cache)
+
+
+def fresh_read(
+    kube: Kube, resource: resources.Resource, namespace: str | None, name: str,
+    cache: ChildCache | None,
+) -> Obj | None:
+    """A GET, always; its answer refreshes the cache."""
+    live = kube.get(resource, namespace, name)
+    if cache is not None:
+        cache.refresh(resource, namespace, name, live)
+    return live
 
 
 def _read(kube: Kube, manifest: dict[str, Any], cache: ChildCache | None) -> _Child:
@@ -200,7 +212,7 @@ def _converge(
         if err.status != 409 or retries <= 0:
             raise
     meta = child.stamped["metadata"]
-    child.live = kube.get(child.resource, meta.get("namespace"), meta["name"])
+    child.live = fresh_read(kube, child.resource, meta.get("namespace"), meta["name"], cache)
     message = child.conflict()
     if message is not None:
         result.conflicts.append(message)
@@ -219,8 +231,11 @@ def _create(kube: Kube, child: _Child, result: ApplyResult) -> Obj:
 def _update(kube: Kube, live: Obj, child: _Child, result: ApplyResult) -> Obj:
     """Update a child known to be ours: force our fields back, if it is still as read."""
     meta = child.stamped["metadata"]
-    BUDGET.spend(f"{meta.get('namespace')}/{_ref(child.stamped)}", time.monotonic())
+    key = f"{meta.get('namespace')}/{_ref(child.stamped)}"
+    BUDGET.check(key, time.monotonic())
     fresh = _apply_or_repair(kube, child.resource, live, child.stamped)
+    # Counted once written: an update refused on a stale version (409) is not a fight.
+    BUDGET.record(key, time.monotonic())
     result.updated.append(_ref(child.stamped))
     return fresh
 
@@ -263,7 +278,8 @@ class UpdateBudget:
     window: float = 300.0
     _history: dict[str, deque[float]] = field(default_factory=dict)
 
-    def spend(self, key: str, now: float) -> None:
+    def check(self, key: str, now: float) -> None:
+        """Raise :class:`FightingError` if ``key`` has no update left in the window."""
         recent = self._history.setdefault(key, deque())
         while recent and now - recent[0] > self.window:
             recent.popleft()
@@ -272,7 +288,14 @@ class UpdateBudget:
                 f"{key} was updated {len(recent)} times in {self.window:.0f}s and drifted again:"
                 " another controller or webhook keeps changing fields this operator sets"
             )
-        recent.append(now)
+
+    def record(self, key: str, now: float) -> None:
+        """Count one update of ``key`` (one that was written)."""
+        self._history.setdefault(key, deque()).append(now)
+
+    def spend(self, key: str, now: float) -> None:
+        self.check(key, now)
+        self.record(key, now)
 
 
 BUDGET = UpdateBudget()

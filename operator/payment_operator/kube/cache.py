@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from payment_operator.builders.meta import LABEL_MANAGED_BY, MANAGED_BY
 from payment_operator.kube.client import Obj
 from payment_operator.kube.resources import Resource
 
@@ -47,7 +48,9 @@ def _conditions(status: Mapping[str, Any]) -> list[tuple[Any, ...]]:
 #: kind not named here has its whole status compared. Reading another status field in a
 #: pass means naming it here, or its changes trigger no pass.
 STATUS_READ: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
-    "Deployment": lambda st: (st.get("replicas"), st.get("readyReplicas")),
+    # Its conditions too (a ProgressDeadlineExceeded), though no pass reads them yet.
+    "Deployment": lambda st: (st.get("replicas"), st.get("readyReplicas"),
+                              [c[:3] for c in _conditions(st)]),
     "Job": lambda st: [c for c in _conditions(st) if c[0] in ("Complete", "Failed")],
     "PodDisruptionBudget": lambda st: None,
 }
@@ -65,6 +68,12 @@ def signature(body: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).digest()
 
 
+def managed(body: Mapping[str, Any]) -> bool:
+    """Whether the object carries the label the children's watches select."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(LABEL_MANAGED_BY) == MANAGED_BY)
+
+
 def _version(body: Mapping[str, Any]) -> int | None:
     try:
         return int(body["metadata"]["resourceVersion"])
@@ -79,6 +88,15 @@ class ChildCache:
         self._lock = threading.Lock()
         self._bodies: dict[Key, tuple[int | None, bytes, bytes]] = {}
         self._written: dict[Key, int] = {}
+        self._answers = True
+
+    def reading_around(self) -> ChildCache:
+        """A view of this cache that answers no read (every read is a GET) but learns from
+        the GETs and writes: the drift timer's, so what a watch missed is seen there."""
+        view = ChildCache.__new__(ChildCache)
+        view._lock, view._bodies, view._written = self._lock, self._bodies, self._written
+        view._answers = False
+        return view
 
     @staticmethod
     def _key(api_version: str, kind: str, namespace: str | None, name: str) -> Key:
@@ -131,8 +149,35 @@ class ChildCache:
                 return False  # the pass that wrote it saw this version
         return held is None or held[2] != digest
 
+    def holds(self, body: Mapping[str, Any]) -> bool:
+        """Whether the cache has an entry for this object."""
+        with self._lock:
+            return self._key_of(body) in self._bodies
+
+    def forget(self, body: Mapping[str, Any]) -> Obj | None:
+        """Drop the entry of an object that lost our labels (the watches no longer see it);
+        the body it had, if any (whose labels name its owner)."""
+        with self._lock:
+            held = self._bodies.pop(self._key_of(body), None)
+            self._written.pop(self._key_of(body), None)
+        return None if held is None else dict(json.loads(held[1]))
+
+    def refresh(
+        self, resource: Resource, namespace: str | None, name: str, live: Obj | None
+    ) -> None:
+        """What a GET just found: an entry for an object gone or no longer labelled as ours
+        is dropped (its watch event may never come); one of ours is kept if newer."""
+        if live is not None and managed(live):
+            self.observe("MODIFIED", live)
+            return
+        with self._lock:
+            self._bodies.pop(self._key(resource.api_version, resource.kind, namespace, name),
+                             None)
+
     def get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
         """A copy of the child's last body, or None when the watches have not seen it."""
+        if not self._answers:
+            return None
         with self._lock:
             held = self._bodies.get(self._key(resource.api_version, resource.kind,
                                               namespace, name))

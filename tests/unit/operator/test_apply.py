@@ -320,10 +320,11 @@ def test_an_event_triggers_a_pass_only_when_it_changes_what_a_pass_reads():
     from payment_operator.kube.cache import ChildCache
 
     cache = ChildCache()
-    assert cache.observe("ADDED", _deployment(1))  # first seen
+    progressing = {"type": "Progressing", "status": "True", "lastUpdateTime": "t1"}
+    assert cache.observe("ADDED", _deployment(1, conditions=[progressing]))  # first seen
     # Only a condition's timestamp and the updated/available counts: nothing a pass reads.
     assert not cache.observe("MODIFIED", _deployment(
-        2, updatedReplicas=2, conditions=[{"type": "Progressing", "lastUpdateTime": "t2"}]))
+        2, updatedReplicas=2, conditions=[{**progressing, "lastUpdateTime": "t2"}]))
     assert cache.get(resources.by_kind("apps/v1", "Deployment"), "ns", "x")["metadata"][
         "resourceVersion"] == "2"  # the cache is still up to date
     assert cache.observe("MODIFIED", _deployment(3, updatedReplicas=2, replicas=2))
@@ -385,3 +386,39 @@ def test_apply_all_remembers_its_writes_for_the_cache():
     result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})], cache)
     created = result.live[("Service", "x")]
     assert not cache.observe("ADDED", created)  # the write's own event
+
+
+def test_a_get_refreshes_the_cache_and_the_drift_timer_reads_around_it():
+    from payment_operator.kube.apply import read
+    from payment_operator.kube.cache import ChildCache
+
+    service = resources.by_kind("v1", "Service")
+    ours = _child("Service", "x", owners=[_owner()], spec={"type": "ClusterIP"})
+    ours["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "paydeck-operator"
+    cache = _cache_of(ours)
+    foreign = copy.deepcopy(ours)
+    foreign["metadata"].update(labels={}, ownerReferences=[], resourceVersion="9")
+    kube = CountingKube(foreign)
+    around = cache.reading_around()
+    assert read(kube, service, "ns", "x", around)["metadata"]["labels"] == {}  # a GET
+    assert kube.gets == ["Service/x"]
+    assert cache.get(service, "ns", "x") is None  # the GET saw it is not ours any more
+    assert read(kube, service, "ns", "x", cache)["metadata"]["labels"] == {}  # a GET again
+    assert isinstance(cache, ChildCache) and len(cache) == 0
+
+
+def test_an_update_refused_on_a_stale_version_spends_no_budget():
+    from payment_operator.kube import apply as apply_module
+
+    ours = _child("Service", "x", owners=[_owner()], spec={"type": "NodePort"})
+    newer = copy.deepcopy(ours)
+    newer["metadata"]["resourceVersion"] = "8"
+    kube = CountingKube(newer)
+    budget = UpdateBudget(limit=1, window=300)
+    original, apply_module.BUDGET = apply_module.BUDGET, budget
+    try:
+        result = apply_all(kube, [_desired("Service", "x", spec={"type": "ClusterIP"})],
+                           _cache_of(ours))
+    finally:
+        apply_module.BUDGET = original
+    assert result.updated == ["Service/x"]  # 409 on the stale copy, read again, written once
