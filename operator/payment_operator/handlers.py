@@ -20,6 +20,7 @@ from typing import Any, cast
 import kopf
 
 from payment_operator import observability, reconcile
+from payment_operator.builders.meta import LABEL_MANAGED_BY, MANAGED_BY
 from payment_operator.diffbase import DigestDiffBaseStorage
 from payment_operator.kube import cache, resources
 from payment_operator.kube.client import KubeError
@@ -28,7 +29,7 @@ from payment_operator.state import OperatorState
 
 GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
 FINALIZER = "paydeck.dev/finalizer"
-MANAGED = {"app.kubernetes.io/managed-by": "paydeck-operator"}
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 OWNER_LABEL = "paydeck.dev/paymentservice"
 OWNER_NAMESPACE_LABEL = "paydeck.dev/owner-namespace"
 #: Seconds before a requeue that failed to reach the API server is tried again.

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payment_operator import observability
 from payment_operator.builders import meta as child_meta
 from payment_operator.kube import drift, resources
-from payment_operator.kube.cache import ChildCache
+from payment_operator.kube.cache import ChildCache, fresh_read, read
 from payment_operator.kube.client import Kube, KubeError, Obj
 
 
@@ -115,30 +114,6 @@ class _Child:
         if self.live is None or is_ours(self.live, self.stamped):
             return None
         return conflict_message(self.live, self.stamped)
-
-
-def read(
-    kube: Kube, resource: resources.Resource, namespace: str | None, name: str,
-    cache: ChildCache | None,
-) -> Obj | None:
-    """The live object: from the watches' cache when it holds it, else a GET (whose answer
-    refreshes the cache: an entry for an object gone or relabelled is dropped)."""
-    if cache is not None and (seen := cache.get(resource, namespace, name)) is not None:
-        observability.CHILD_READS.labels("cache").inc()
-        return seen
-    observability.CHILD_READS.labels("get").inc()
-    return fresh_read(kube, resource, namespace, name, cache)
-
-
-def fresh_read(
-    kube: Kube, resource: resources.Resource, namespace: str | None, name: str,
-    cache: ChildCache | None,
-) -> Obj | None:
-    """A GET, always; its answer refreshes the cache."""
-    live = kube.get(resource, namespace, name)
-    if cache is not None:
-        cache.refresh(resource, namespace, name, live)
-    return live
 
 
 def _read(kube: Kube, manifest: dict[str, Any], cache: ChildCache | None) -> _Child:

@@ -1,10 +1,12 @@
 """The children as the watches last saw them, so a reconcile pass need not GET each one.
 
-Filled only by the watch events of the managed children (``handlers.on_child_event``, before
-it triggers the owner's pass), never by our own writes: whatever it holds, a watch stream
-delivered and will update or delete.  A read it cannot answer (a child never seen, a name
-someone else's object took without our labels, a kind not watched) is a miss, and the
-caller GETs.  Ownership is judged from the body as before, and every write stays
+Filled by the watch events of the managed children (``handlers.on_child_event``, before it
+triggers the owner's pass) and by the GETs of passes (:func:`read`): only objects labelled as
+ours, which a watch stream delivers and will update or delete; a GET that finds one gone
+or relabelled drops its entry.  Our own writes only record their version
+(:meth:`ChildCache.wrote`).  A read it cannot answer (a child never seen, a name someone
+else's object took without our labels, a kind not watched) is a miss, and the caller GETs.
+Ownership is judged from the body as before, and every write stays
 conditional on the resourceVersion read, so a stale entry costs a 409 and a fresh read,
 never a write to an object that is not ours.  The drift timer's passes read around it:
 a deletion missed while a watch was down is seen within one resync.
@@ -28,8 +30,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from payment_operator import observability
 from payment_operator.builders.meta import LABEL_MANAGED_BY, MANAGED_BY
-from payment_operator.kube.client import Obj
+from payment_operator.kube.client import Kube, Obj
 from payment_operator.kube.resources import Resource
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
@@ -81,6 +84,10 @@ def _version(body: Mapping[str, Any]) -> int | None:
         return None
 
 
+def _older(version: int | None, than: int | None) -> bool:
+    return version is not None and than is not None and version < than
+
+
 class ChildCache:
     """The last body the watches delivered for each child (thread-safe)."""
 
@@ -115,7 +122,7 @@ class ChildCache:
             return
         with self._lock:
             held = self._bodies.get(key)
-            if held is not None and held[0] is not None and held[0] >= version:
+            if held is not None and not _older(held[0], version):
                 return  # its event came first (and triggered its pass)
             self._written.pop(key, None)
             self._written[key] = version
@@ -129,9 +136,7 @@ class ChildCache:
         meta = body.get("metadata") or {}
         key = self._key_of(body)
         if event_type == "DELETED":
-            with self._lock:
-                self._bodies.pop(key, None)
-                self._written.pop(key, None)
+            self._drop(key)
             return True
         version = _version(body)
         slim = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
@@ -140,14 +145,18 @@ class ChildCache:
         with self._lock:
             held = self._bodies.get(key)
             # Keep the newer of two versions (an event may be delivered late, after a relist).
-            if held is not None and held[0] is not None and version is not None \
-                    and held[0] > version:
+            if held is not None and _older(version, held[0]):
                 return False
             self._bodies[key] = (version, data, digest)
             if version is not None and self._written.get(key) == version:
                 del self._written[key]
                 return False  # the pass that wrote it saw this version
         return held is None or held[2] != digest
+
+    def _drop(self, key: Key) -> tuple[int | None, bytes, bytes] | None:
+        with self._lock:
+            self._written.pop(key, None)
+            return self._bodies.pop(key, None)
 
     def holds(self, body: Mapping[str, Any]) -> bool:
         """Whether the cache has an entry for this object."""
@@ -157,9 +166,7 @@ class ChildCache:
     def forget(self, body: Mapping[str, Any]) -> Obj | None:
         """Drop the entry of an object that lost our labels (the watches no longer see it);
         the body it had, if any (whose labels name its owner)."""
-        with self._lock:
-            held = self._bodies.pop(self._key_of(body), None)
-            self._written.pop(self._key_of(body), None)
+        held = self._drop(self._key_of(body))
         return None if held is None else dict(json.loads(held[1]))
 
     def refresh(
@@ -170,9 +177,7 @@ class ChildCache:
         if live is not None and managed(live):
             self.observe("MODIFIED", live)
             return
-        with self._lock:
-            self._bodies.pop(self._key(resource.api_version, resource.kind, namespace, name),
-                             None)
+        self._drop(self._key(resource.api_version, resource.kind, namespace, name))
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
         """A copy of the child's last body, or None when the watches have not seen it."""
@@ -189,3 +194,27 @@ class ChildCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._bodies)
+
+
+def read(
+    kube: Kube, resource: Resource, namespace: str | None, name: str,
+    cache: ChildCache | None,
+) -> Obj | None:
+    """The live object: from the watches' cache when it holds it, else a GET (whose answer
+    refreshes the cache: an entry for an object gone or relabelled is dropped)."""
+    if cache is not None and (seen := cache.get(resource, namespace, name)) is not None:
+        observability.CHILD_READS.labels("cache").inc()
+        return seen
+    observability.CHILD_READS.labels("get").inc()
+    return fresh_read(kube, resource, namespace, name, cache)
+
+
+def fresh_read(
+    kube: Kube, resource: Resource, namespace: str | None, name: str,
+    cache: ChildCache | None,
+) -> Obj | None:
+    """A GET, always; its answer refreshes the cache."""
+    live = kube.get(resource, namespace, name)
+    if cache is not None:
+        cache.refresh(resource, namespace, name, live)
+    return live

@@ -15,8 +15,8 @@ from typing import Any
 from payment_operator import builders
 from payment_operator.api.v1alpha1 import PaymentService
 from payment_operator.builders import migrations
-from payment_operator.kube import apply, resources
-from payment_operator.kube.cache import ChildCache
+from payment_operator.kube import resources
+from payment_operator.kube.cache import ChildCache, read
 from payment_operator.kube.client import Kube, Obj
 from payment_operator.rollout import gates, topics
 from payment_operator.rollout.state import Command, Gate, Job, Workload, parse_time
@@ -116,7 +116,7 @@ def migration_job(
     kube: Kube, ps: PaymentService, uid: str, rev: str, cache: ChildCache | None = None
 ) -> Job | None:
     """The migration Job of revision ``rev``, if it exists and is ours."""
-    obj = apply.read(kube, JOB, ps.metadata.namespace, migrations.job_name(ps, rev), cache)
+    obj = read(kube, JOB, ps.metadata.namespace, migrations.job_name(ps, rev), cache)
     if obj is None or not owned_by(obj, uid):
         return None
     return job_state(obj)

@@ -389,8 +389,7 @@ def test_apply_all_remembers_its_writes_for_the_cache():
 
 
 def test_a_get_refreshes_the_cache_and_the_drift_timer_reads_around_it():
-    from payment_operator.kube.apply import read
-    from payment_operator.kube.cache import ChildCache
+    from payment_operator.kube.cache import ChildCache, read
 
     service = resources.by_kind("v1", "Service")
     ours = _child("Service", "x", owners=[_owner()], spec={"type": "ClusterIP"})
