@@ -187,7 +187,10 @@ def _converge(
         if err.status != 409 or retries <= 0:
             raise
     meta = child.stamped["metadata"]
-    child.live = fresh_read(kube, child.resource, meta.get("namespace"), meta["name"], cache)
+    # The pass decided on what it read before: a status change in the newer version (a pod
+    # turned ready) is news to it, so this read must not mark that version as seen.
+    child.live = fresh_read(kube, child.resource, meta.get("namespace"), meta["name"], cache,
+                            seen=False)
     message = child.conflict()
     if message is not None:
         result.conflicts.append(message)

@@ -170,12 +170,17 @@ class ChildCache:
         return None if held is None else dict(json.loads(held[1]))
 
     def refresh(
-        self, resource: Resource, namespace: str | None, name: str, live: Obj | None
+        self, resource: Resource, namespace: str | None, name: str, live: Obj | None,
+        seen: bool = True,
     ) -> None:
         """What a GET just found: an entry for an object gone or no longer labelled as ours
-        is dropped (its watch event may never come); one of ours is kept if newer."""
+        is dropped (its watch event may never come); one of ours is kept if newer.
+
+        ``seen=False``: the pass that read it has already decided, so the body is not kept
+        (as it would then be what passes have seen, its watch event would trigger none)."""
         if live is not None and managed(live):
-            self.observe("MODIFIED", live)
+            if seen:
+                self.observe("MODIFIED", live)
             return
         self._drop(self._key(resource.api_version, resource.kind, namespace, name))
 
@@ -211,10 +216,11 @@ def read(
 
 def fresh_read(
     kube: Kube, resource: Resource, namespace: str | None, name: str,
-    cache: ChildCache | None,
+    cache: ChildCache | None, seen: bool = True,
 ) -> Obj | None:
-    """A GET, always; its answer refreshes the cache."""
+    """A GET, always; its answer refreshes the cache (see :meth:`ChildCache.refresh` for
+    ``seen``)."""
     live = kube.get(resource, namespace, name)
     if cache is not None:
-        cache.refresh(resource, namespace, name, live)
+        cache.refresh(resource, namespace, name, live, seen=seen)
     return live

@@ -421,3 +421,23 @@ def test_an_update_refused_on_a_stale_version_spends_no_budget():
     finally:
         apply_module.BUDGET = original
     assert result.updated == ["Service/x"]  # 409 on the stale copy, read again, written once
+
+
+def test_a_status_change_read_after_a_refused_update_still_triggers_a_pass():
+    # The pass decided on the cached version 7; the Deployment controller has since marked a
+    # pod ready (version 8, whose watch event is still on its way). The update at 7 is
+    # refused, the GET finds 8 and the update is written at 8: version 8's event must still
+    # trigger a pass, as no pass decided on what it says.
+    def labelled(body):
+        body["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "paydeck-operator"
+        return body
+
+    cached = labelled(_deployment(7, replicas=2, readyReplicas=1))
+    ready = labelled(_deployment(8, replicas=2, readyReplicas=2))
+    kube = CountingKube(ready)
+    desired = _desired("Deployment", "x", "apps/v1", spec={"replicas": 3})
+    cache = _cache_of(cached)
+    result = apply_all(kube, [desired], cache)
+    assert result.updated == ["Deployment/x"] and kube.gets == ["Deployment/x"]
+    assert cache.observe("MODIFIED", ready)  # news to every pass
+    assert not cache.observe("MODIFIED", result.live[("Deployment", "x")])  # the write's own
