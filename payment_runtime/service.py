@@ -6,8 +6,12 @@ the only non-transactional step, the Stripe call, sits between two phases and ca
 Stripe idempotency key derived from our own ids. A retried or resumed request continues
 from the last recovery point, so the Stripe call is repeated with the same key at
 most, and Stripe answers it with the original object: no second charge. A create's first
-phase (the risk screen, then the payment row) runs in the transaction that takes its key, so
-a new key is never committed half-begun: two transactions a payment, not three.
+phase (the payment row) runs in the transaction that takes its key, so a new key is never
+committed half-begun: two transactions a payment, not three. With risk checks on, the screen
+(a Redis round trip) runs between the key's transaction and the payment's, once per key and
+holding no database connection while Redis answers; a crash between the two leaves the key
+at its first recovery point, and the retry screens (the same attempt is not counted twice)
+and goes on.
 
 Deterministic refusals (invalid state, card declined) are stored as the key's final
 response; transient failures (Stripe unreachable, a crash, over the rate limit) release the
@@ -228,18 +232,17 @@ class PaymentService:
         screen: Callable[[velocity.Attempt], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Create a payment; ``screen`` (the risk checks, :mod:`payment_runtime.risk`) sees
-        the attempt before the payment exists and before Stripe, and raises its refusal: a
-        402 is stored as the key's answer like any other, a 429 or 503 releases the key."""
+        the attempt of a new key before the payment exists and before Stripe, and raises its
+        refusal: a 402 is stored as the key's answer like any other, a 429 or 503 releases
+        the key."""
 
         attempt = velocity.Attempt(
             req.scope, req.key, customer, payment_method, money.currency.code, money.amount_minor
         )
 
         async def claim(conn: db.Conn, held: _Held) -> None:
-            """Screen the attempt, then insert the payment: before Stripe, and for a new key
-            in the transaction that takes it."""
-            if screen is not None:
-                await screen(attempt)
+            """Insert the payment: before Stripe, and for a new key (without a screen) in the
+            transaction that takes it."""
             payment_id = uuid.uuid4()
             await db.insert_payment_of_key(
                 conn,
@@ -256,7 +259,10 @@ class PaymentService:
             held.resource_id = payment_id
 
         async def phases(held: _Held) -> Outcome:
-            if held.recovery_point is RecoveryPoint.STARTED:  # a key taken by an older version
+            # A key taken for a screen (or by a version that took keys on their own).
+            if held.recovery_point is RecoveryPoint.STARTED:
+                if screen is not None:
+                    await screen(attempt)  # outside any transaction
                 async with db.transaction(self.pool, "create_payment") as conn:
                     await claim(conn, held)
             assert held.resource_id is not None
@@ -291,7 +297,7 @@ class PaymentService:
             status = payments.status_from_intent(intent.status)
             return await self._finish_status(held, payment_id, status, intent.id, http=201)
 
-        return await self._run(req, phases, claim)
+        return await self._run(req, phases, claim if screen is None else None)
 
     async def _finish_status(
         self,
