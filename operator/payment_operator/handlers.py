@@ -30,6 +30,12 @@ from payment_operator.state import OperatorState
 GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
 FINALIZER = "paydeck.dev/finalizer"
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+#: The label selector of the children's watches (applied by the API server).
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+#: Seconds a Kopf object worker with nothing to do stays (Kopf's default is 5).
+WORKER_IDLE_SECONDS = 0.5
+#: Kopf's concurrent Event posters.
+POSTING_WORKERS = 4
 OWNER_LABEL = "paydeck.dev/paymentservice"
 OWNER_NAMESPACE_LABEL = "paydeck.dev/owner-namespace"
 #: Seconds before a requeue that failed to reach the API server is tried again.
@@ -66,14 +72,13 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
     # Drift on every child is seen at once, also on optional APIs (ServiceMonitor,
     # ExternalSecret, ...): Kopf watches those once their CRDs exist (it follows CRDs), and an
     # ExternalSecret or KafkaTopic turning Ready opens its gate without waiting for a timer.
+    # The watches select our children on the server (``configure``): no other object of
+    # these kinds reaches the operator, and one that loses our labels arrives as DELETED.
     for resource in resources.CHILDREN:
         group, _, version = resource.api_version.rpartition("/")
-        kopf.on.event(group, version, resource.plural, labels=MANAGED, registry=registry)(
+        kopf.on.event(group, version, resource.plural, registry=registry)(
             partial(on_child_event, state)
         )
-        # A child that lost our labels leaves the watches above: forget it at once.
-        kopf.on.event(group, version, resource.plural, when=partial(_forgotten, state),
-                      registry=registry)(partial(on_child_unlabelled, state))
 
 
 def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -87,7 +92,17 @@ def configure(state: OperatorState, settings: kopf.OperatorSettings, **_: Any) -
     settings.posting.level = logging.WARNING
     settings.posting.loggers = False  # only the Events we post on purpose
     settings.queueing.worker_limit = own.worker_limit
+    # A child's worker is done as soon as its event is cached (``on_child_event``): let it
+    # go at once instead of holding a task and a queue per child for Kopf's default 5 s.
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.execution.max_workers = own.thread_workers
+    state.owners.executor = settings.execution.executor
+    # Events are posted by a few workers (one HTTP connection each), not one per object.
+    settings.posting.worker_limit = POSTING_WORKERS
+    for resource in resources.CHILDREN:
+        settings.watching.label_selectors[resource.api_version, resource.plural] = (
+            MANAGED_SELECTOR
+        )
     settings.watching.server_timeout = own.watch_server_timeout_seconds
     settings.watching.client_timeout = own.watch_client_timeout_seconds
     settings.networking.request_timeout = own.request_timeout_seconds
@@ -112,8 +127,10 @@ def _exact_namespace(pattern: str) -> bool:
 
 
 def stop(state: OperatorState, **_: Any) -> None:
-    """The operator stops: no requeue fires any more; the Kafka admin clients are closed."""
+    """The operator stops: no requeue fires any more, no owner waits for a pass; the Kafka
+    admin clients are closed."""
     state.scheduler.close()
+    state.owners.close()
     state.kafka_admins.close()
 
 
@@ -258,39 +275,48 @@ def on_command(
         log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
 
 
-def _forgotten(state: OperatorState, body: kopf.Body, **_: Any) -> bool:
-    return not cache.managed(body) and state.children.holds(body)
-
-
-def on_child_unlabelled(state: OperatorState, body: kopf.Body, **_: Any) -> None:
-    """A cached child no longer carries our labels (or was deleted without them): drop it
-    and reconcile the owner its cached copy named, which now reads the object afresh."""
-    before = state.children.forget(body)
-    if before is not None:
-        on_child_event(state, kopf.Body(cast(kopf.RawBody, before)), type="DELETED")
-
-
-def on_child_event(
+async def on_child_event(
     state: OperatorState, body: kopf.Body, type: str | None = None, **_: Any
 ) -> None:
-    """A child changed or vanished: remember it, and reconcile its owner now instead of at
-    the next resync (the pass reads the child from :attr:`OperatorState.children`).
+    """A child changed or vanished: remember it, and have its owner reconciled now instead
+    of at the next resync (:mod:`payment_operator.owners`; the pass reads the child from
+    :attr:`OperatorState.children`).
 
     An event that changes nothing a pass reads (a PDB's status, a Job's pod counts) only
-    updates the cache. Never waits: if a pass for the owner is running, it is told to go
-    round once more.
+    updates the cache. A DELETED event may be of a child that lost our labels (it left the
+    watch's selector): its owner is the one its cached copy named.
     """
-    if not state.children.observe(type, body):
-        observability.CHILD_EVENTS.labels(str(body.get("kind", "")), "cached").inc()
-        return
-    meta = body.get("metadata", {})
+    owner = child_owner(state, body, type)
+    if owner is not None:
+        state.owners.mark(owner, partial(child_pass, state, *owner))
+
+
+def child_owner(
+    state: OperatorState, body: Mapping[str, Any], type: str | None
+) -> tuple[str, str] | None:
+    """Take a child's event into the cache; the owner (namespace, name) whose pass it asks
+    for, or None (nothing a pass reads changed, or no owner is named)."""
+    kind = str(body.get("kind", ""))
+    before = state.children.forget(body) if type == "DELETED" else None
+    if type != "DELETED" and not state.children.observe(type, body):
+        observability.CHILD_EVENTS.labels(kind, "cached").inc()
+        return None
+    meta = body.get("metadata") or {}
     labels = meta.get("labels") or {}
+    if type == "DELETED" and not cache.managed(body):  # relabelled: its last labels say
+        labels = (before or {}).get("metadata", {}).get("labels") or {}
     # A child in another namespace (a KafkaTopic in Strimzi's) names its owner's namespace.
     owner = labels.get(OWNER_LABEL)
     namespace = labels.get(OWNER_NAMESPACE_LABEL) or meta.get("namespace")
     if not owner or not namespace:
-        return
-    observability.CHILD_EVENTS.labels(str(body.get("kind", "")), "reconcile").inc()
+        return None
+    observability.CHILD_EVENTS.labels(kind, "reconcile").inc()
+    return str(namespace), str(owner)
+
+
+def child_pass(state: OperatorState, namespace: str, owner: str) -> None:
+    """The owner's pass after a child event (in a thread); never waits: if a pass for the
+    owner is running, it is told to go round once more."""
     parent_meta, parent = _parent(namespace, owner)
     try:
         outcome = _run(state, parent_meta, parent, trigger="child", prune=False, wait=False)

@@ -1,5 +1,6 @@
 """The state of one operator process: settings, API client, discovery cache, coalescer,
-scheduler, the children's cache, and the Kafka admin clients (one per bootstrap string,
+scheduler, the children's cache, the owners waiting for a pass after a child event, and
+the Kafka admin clients (one per bootstrap string,
 created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
@@ -17,6 +18,7 @@ from payment_operator.coalesce import Coalescer
 from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube
 from payment_operator.kube.discovery import CapabilityCache
+from payment_operator.owners import OwnerQueue
 from payment_operator.reconcile import Outcome
 from payment_operator.scheduler import Scheduler
 from payment_operator.settings import Settings
@@ -35,6 +37,8 @@ class OperatorState:
     kafka_admins: AdminClients
     #: The children as their watches last delivered them (filled by child events).
     children: ChildCache = field(default_factory=ChildCache)
+    #: Owners of changed children, waiting for their pass (one runner per API thread).
+    owners: OwnerQueue = field(default_factory=lambda: OwnerQueue(runners=1))
 
     @classmethod
     def from_settings(cls, settings: Settings, kube: Kube | None = None) -> OperatorState:
@@ -46,6 +50,7 @@ class OperatorState:
             capabilities=CapabilityCache(ttl=settings.discovery_ttl_seconds),
             coalescer=Coalescer(),
             scheduler=Scheduler(),
+            owners=OwnerQueue(runners=settings.thread_workers),
             kafka_admins=AdminClients(timeout=settings.kafka_admin_timeout_seconds,
                                       security=kafka_admin_security(settings)),
         )

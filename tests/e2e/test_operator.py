@@ -165,6 +165,15 @@ def test_drift_is_undone_quickly(cluster, namespace, operator):
     wait_for(lambda: get_json(cluster, "service", name, "-n", namespace)["spec"]["ports"][0][
         "port"] == port, 10, "Service port restored", operator)
 
+    # A child that loses our labels leaves the children's (server-side selected) watches:
+    # the operator still sees it go, and puts the labels back.
+    config = f"{name}-config"
+    cluster.kubectl("label", "configmap", config, "-n", namespace,
+                    "app.kubernetes.io/managed-by-")
+    wait_for(lambda: get_json(cluster, "configmap", config, "-n", namespace)["metadata"][
+        "labels"].get("app.kubernetes.io/managed-by") == "paydeck-operator", 10,
+        "ConfigMap labels restored", operator)
+
     for kind, child in (("networkpolicy", name), ("deployment", workload)):
         uid = get_json(cluster, kind, child, "-n", namespace)["metadata"]["uid"]
         cluster.kubectl("delete", kind, child, "-n", namespace, "--wait=false")

@@ -5,6 +5,7 @@ The handlers are called directly (as Kopf would, with keyword arguments) against
 list, since it needs the running operator's queues.
 """
 
+import asyncio
 import threading
 import time
 
@@ -207,11 +208,69 @@ def test_a_child_event_reconciles_its_owner(state, posted):
     child = {"apiVersion": "v1", "kind": "ConfigMap",
              "metadata": {"name": "x", "namespace": NAMESPACE,
                           "labels": {handlers.OWNER_LABEL: NAME}}}
-    handlers.on_child_event(state, body=kopf.Body(child))
+    asyncio.run(_child_events(state, [(child, None), ({"metadata": {"name": "y"}}, None)]))
     assert state.kube.writes()
     state.kube.calls.clear()
-    handlers.on_child_event(state, body=kopf.Body({"metadata": {"name": "y"}}))
+    asyncio.run(_child_events(state, [({"metadata": {"name": "y"}}, None)]))
     assert state.kube.calls == []
+
+
+async def _child_events(state, events):
+    """Deliver watch events as Kopf would, then let the owners' passes run to the end."""
+    for body, type_ in events:
+        await handlers.on_child_event(state, body=kopf.Body(body), type=type_)
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not len(state.owners) and not len(state.coalescer):
+            break
+    state.owners.close()
+
+
+def test_a_burst_of_child_events_is_one_pass_per_owner_and_a_lost_label_is_seen(state, posted):
+    _add_ps(state)
+    runs = []
+    state.owners.mark = lambda key, work: runs.append(key)  # what the runners would run
+
+    def child(name, rv, **labels):
+        return {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": NAMESPACE, "resourceVersion": str(rv),
+                             "labels": labels}, "data": {"v": str(rv)}}
+
+    ours = {handlers.OWNER_LABEL: NAME, handlers.LABEL_MANAGED_BY: handlers.MANAGED_BY}
+    asyncio.run(handlers.on_child_event(state, body=kopf.Body(child("a", 1, **ours))))
+    asyncio.run(handlers.on_child_event(state, body=kopf.Body(child("a", 1, **ours)),
+                                        type="MODIFIED"))  # nothing new: no pass
+    assert runs == [(NAMESPACE, NAME)]
+    # It lost our labels: the selected watch says DELETED with the new, unlabelled body.
+    asyncio.run(handlers.on_child_event(state, body=kopf.Body(child("a", 2)), type="DELETED"))
+    assert runs == [(NAMESPACE, NAME)] * 2 and not len(state.children)
+    asyncio.run(handlers.on_child_event(state, body=kopf.Body(child("b", 3)), type="DELETED"))
+    assert len(runs) == 2  # never ours, never cached: nobody to reconcile
+
+
+def test_the_owner_queue_runs_each_owner_once_in_marking_order():
+    from payment_operator.owners import OwnerQueue
+
+    async def scenario():
+        queue = OwnerQueue(runners=1)
+        done = []
+        for key in ("a", "b", "a", "c"):
+            queue.mark(key, lambda key=key: done.append(key))
+        assert len(queue) == 3
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(done) == 3:
+                break
+        queue.mark("boom", lambda: 1 / 0)  # logged; the runner goes on
+        queue.mark("d", lambda: done.append("d"))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(done) == 4:
+                break
+        queue.close()
+        return done
+
+    assert asyncio.run(scenario()) == ["a", "b", "c", "d"]
 
 
 # ---- Kafka topics on deletion (topicProvisioner admin) ------------------------------------
@@ -324,11 +383,11 @@ def test_kafka_topics_in_the_strimzi_namespace_are_created_and_their_events_map_
     state.kube.objects[("PaymentService", NAMESPACE, NAME)].pop("status")
     topic = next(iter(topics.values()))
     # The event of the pass's own write brings nothing new: it triggers no pass.
-    handlers.on_child_event(state, body=kopf.Body(topic), type="ADDED")
+    asyncio.run(_child_events(state, [(topic, "ADDED")]))
     assert "status" not in state.kube.stored("PaymentService", NAMESPACE, NAME)
     ready = {**topic, "metadata": {**topic["metadata"], "resourceVersion": "999999"},
              "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-    handlers.on_child_event(state, body=kopf.Body(ready), type="MODIFIED")
+    asyncio.run(_child_events(state, [(ready, "MODIFIED")]))
     assert state.kube.stored("PaymentService", NAMESPACE, NAME)["status"]["conditions"]
 
 
