@@ -41,7 +41,11 @@ class DigestDiffBaseStorage(kopf.StatusDiffBaseStorage):
     def build(
         self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None,
     ) -> kopf.BodyEssence:
-        essence = super().build(body=body, extra_fields=extra_fields)
+        extra = list(extra_fields or [])
+        # Kopf deep-copies the body it is given, status and managedFields included, on every
+        # event, to drop them at once: give it only what the essence keeps (the same essence).
+        source = body if extra else _essential(body)
+        essence = super().build(body=cast(kopf.Body, source), extra_fields=extra)
         return cast(kopf.BodyEssence, as_digest(cast(Mapping[str, Any], essence)))
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
@@ -49,3 +53,12 @@ class DigestDiffBaseStorage(kopf.StatusDiffBaseStorage):
         if stored is None:
             return None
         return cast(kopf.BodyEssence, as_digest(cast(Mapping[str, Any], stored)))
+
+
+def _essential(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body without what an essence never holds: status and every metadata field but
+    labels and annotations (a shallow copy; Kopf's ``build`` copies the rest)."""
+    meta = body.get("metadata") or {}
+    kept = {k: meta[k] for k in ("labels", "annotations") if k in meta}
+    return {**{k: v for k, v in body.items() if k not in ("status", "metadata")},
+            "metadata": kept}

@@ -59,3 +59,18 @@ def test_a_full_essence_from_an_older_version_reads_as_its_digest():
     assert storage.fetch(body=_body(spec, old)) == storage.build(body=_body(spec, old))
     assert storage.fetch(body=_body(spec, old)) == {DIGEST: digest(json.loads(old))}
     assert storage.fetch(body=_body(spec)) is None  # never handled: a create
+
+
+def test_the_essence_built_from_the_slim_body_is_kopfs_own():
+    # The digest is of exactly the essence Kopf builds from the whole body (so a stored
+    # digest or full essence still matches), only without copying status and managedFields.
+    body = _body({"image": "a", "replicas": 3}, phase="Healthy")
+    body["metadata"].update(
+        managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}], uid="u",
+        annotations={"team.example/owner": "payments",
+                     "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                     "other-operator.example/last-handled-configuration": "{}"})
+    full = kopf.StatusDiffBaseStorage(field=FIELD).build(body=body)
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in full["metadata"][
+        "annotations"] and "status" not in full
+    assert DigestDiffBaseStorage(field=FIELD).build(body=body) == {DIGEST: digest(full)}
