@@ -1,7 +1,7 @@
 """Which Kubernetes Events a reconcile pass posts about its PaymentService, and what they say.
 
-Events are for humans watching ``kubectl describe``: one per child written, one per phase
-change, and one per *new* failure (a failure already in the Degraded condition is not
+Events are for humans watching ``kubectl describe``: one per kind of child write in a pass
+(naming the children), one per phase change, and one per *new* failure (a failure already in the Degraded condition is not
 announced again on every retry).  Handlers post them; nothing here talks to the API.
 """
 
@@ -24,14 +24,34 @@ class Event:
     message: str
 
 
+#: Longest message of an Event that lists children (the API server's limit is 1 KiB).
+MESSAGE_MAX = 1024
+
+
 def writes(result: ApplyResult) -> list[Event]:
-    """One Normal Event per child created, updated or pruned."""
-    return [
-        *(Event("Normal", "Created", f"created {ref}") for ref in result.created),
-        *(Event("Normal", "Updated", f"updated {ref} (drifted or changed)")
-          for ref in result.updated),
-        *(Event("Normal", "Pruned", f"deleted {ref}: no longer wanted") for ref in result.pruned),
-    ]
+    """One Normal Event per kind of write in the pass (created, updated, pruned), naming
+    every child it wrote: a new PaymentService's six children are one Event, not six
+    requests to the API server."""
+    out = []
+    for reason, verb, refs, why in (("Created", "created", result.created, ""),
+                                    ("Updated", "updated", result.updated,
+                                     " (drifted or changed)"),
+                                    ("Pruned", "deleted", result.pruned, ": no longer wanted")):
+        if refs:
+            out.append(Event("Normal", reason, listing(verb, refs, why)))
+    return out
+
+
+def listing(verb: str, refs: list[str], why: str) -> str:
+    """``"<verb> A, B and C<why>"``, shortened to "... and N more" within :data:`MESSAGE_MAX`."""
+    shown = list(refs)
+    while True:
+        rest = len(refs) - len(shown)
+        names = ", ".join(shown) + (f" and {rest} more" if rest else "")
+        message = f"{verb} {names}{why}"
+        if len(message) <= MESSAGE_MAX or len(shown) <= 1:
+            return message[:MESSAGE_MAX]
+        shown.pop()
 
 
 def is_new_failure(obj: Mapping[str, Any], failure: conditions.Failure) -> bool:

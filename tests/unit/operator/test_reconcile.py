@@ -72,7 +72,9 @@ def test_a_new_service_gets_its_children_and_one_status_write():
     assert outcome.failure is None and not outcome.coalesced
     assert outcome.requeue_after is None
     reasons = [e.reason for e in outcome.events]
-    assert reasons.count("Created") == len(desired)
+    assert reasons.count("Created") == 1  # one Event naming every child created
+    created = next(e.message for e in outcome.events if e.reason == "Created")
+    assert all(f"{m['kind']}/{m['metadata']['name']}" in created for m in desired), created
     assert f"Phase{status['phase']}" in reasons
 
 

@@ -1,0 +1,29 @@
+"""The Events of a pass's child writes: one per kind of write, naming every child, within
+the API server's message limit."""
+
+import pytest
+from payment_operator import events
+from payment_operator.kube.apply import ApplyResult
+
+pytestmark = pytest.mark.unit
+
+
+def test_one_event_per_kind_of_write_names_every_child():
+    result = ApplyResult()
+    result.created += ["ServiceAccount/pay", "ConfigMap/pay-config", "Service/pay"]
+    result.pruned += ["Job/pay-migrate-1"]
+    assert events.writes(result) == [
+        events.Event("Normal", "Created", "created ServiceAccount/pay, ConfigMap/pay-config,"
+                                          " Service/pay"),
+        events.Event("Normal", "Pruned", "deleted Job/pay-migrate-1: no longer wanted"),
+    ]
+    assert events.writes(ApplyResult()) == []
+
+
+def test_a_long_list_is_shortened_to_fit_the_limit():
+    refs = [f"ConfigMap/{'x' * 60}-{i}" for i in range(40)]
+    message = events.listing("updated", refs, " (drifted or changed)")
+    assert len(message) <= events.MESSAGE_MAX
+    assert message.endswith(" more (drifted or changed)") and refs[0] in message
+    shown = message.count("ConfigMap/")
+    assert f"and {40 - shown} more" in message
