@@ -2,7 +2,8 @@
 
 Events are for humans watching ``kubectl describe``: one per kind of child write in a pass
 (naming the children), one per phase change, and one per *new* failure (a failure already in
-the Degraded condition is not announced again on every retry).  Handlers post them; nothing here talks to the API.
+the Degraded condition is not announced again on every retry).  Handlers post them; nothing
+here talks to the API.
 """
 
 from __future__ import annotations
