@@ -47,7 +47,8 @@ def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
 
 
 def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
-    """Every revision's Deployment of this PaymentService."""
+    """Every revision's Deployment of this PaymentService, with the first stuck container of
+    each (its pods are listed only when some pod is not ready)."""
     out = Revisions()
     namespace = ps.metadata.namespace
     for obj in kube.list_objects(DEPLOYMENT, namespace, builders.selector(ps)):
@@ -69,6 +70,10 @@ def revisions(kube: Kube, ps: PaymentService, uid: str) -> Revisions:
             created_at=parse_time(meta.get("creationTimestamp")),
         )
         out.templates[rev] = template
+    # A stuck container (CrashLoopBackOff, ImagePullBackOff ...) is in a pod that is not
+    # ready: while every revision's pods are all ready there is none to look for.
+    if all(w.pods == w.ready for w in out.workloads.values()):
+        return out
     for rev, (reason, text) in pod_problems(kube, ps).items():
         if rev in out.workloads:
             out.workloads[rev] = replace(out.workloads[rev], problem=text, problem_reason=reason)
