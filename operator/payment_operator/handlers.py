@@ -29,7 +29,6 @@ from payment_operator.state import OperatorState
 
 GROUP, VERSION, PLURAL = "paydeck.dev", "v1alpha1", "paymentservices"
 FINALIZER = "paydeck.dev/finalizer"
-MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 #: The label selector of the children's watches (applied by the API server).
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 #: Seconds a Kopf object worker with nothing to do stays (Kopf's default is 5).

@@ -1,7 +1,6 @@
 """The state of one operator process: settings, API client, discovery cache, coalescer,
 scheduler, the children's cache, the owners waiting for a pass after a child event, and
-the Kafka admin clients (one per bootstrap string,
-created on first use).
+the Kafka admin clients (one per bootstrap string, created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
 at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf

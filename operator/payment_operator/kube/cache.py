@@ -158,11 +158,6 @@ class ChildCache:
             self._written.pop(key, None)
             return self._bodies.pop(key, None)
 
-    def holds(self, body: Mapping[str, Any]) -> bool:
-        """Whether the cache has an entry for this object."""
-        with self._lock:
-            return self._key_of(body) in self._bodies
-
     def forget(self, body: Mapping[str, Any]) -> Obj | None:
         """Drop the entry of an object that lost our labels (the watches no longer see it);
         the body it had, if any (whose labels name its owner)."""
