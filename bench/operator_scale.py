@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,14 @@ DEFAULT_COUNTS = (50, 200, 1000)
 #: collapsed stacks (``python -m bench.runtime.profile FILE --operator`` summarises them).
 PROFILE_N = int(os.environ.get("BENCH_PROFILE_N", "50"))
 PROFILE = os.environ.get("BENCH_PROFILE")
-#: The drift timer during the run: long enough not to interfere until the idle measurement.
-RESYNC_SECONDS = 90
+#: The drift timer: the operator's default, so its passes during the run cost what they
+#: cost users (reading the cache; one every ``drift_fresh_seconds`` reads afresh). The idle
+#: measurement waits for one round of it over every object.
+RESYNC_SECONDS = 60
 _REQUESTS = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$')
+
+
+TRIGGERS = ("create", "resume", "update", "child", "requeue", "resync", "command")
 
 
 @dataclass
@@ -65,6 +70,21 @@ class Result:
     requests_per_pass: float
     idle_writes: int
     passes_per_object: float = 0.0
+    #: CPU-seconds of each control-plane process (kube-apiserver, etcd ...) during the
+    #: floor and during the operator's run: what the operator's requests cost the cluster.
+    floor_plane: dict[str, float] = field(default_factory=dict)
+    paydeck_plane: dict[str, float] = field(default_factory=dict)
+    #: Reconcile passes until all were Ready, by trigger.
+    passes: dict[str, float] = field(default_factory=dict)
+
+
+def plane_cpu(lc: local_cluster.Cluster) -> dict[str, float]:
+    """CPU-seconds so far of each process of the local control plane."""
+    return {name: proc.cpu_seconds(pid) for name, pid in lc.processes.items()}
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
 def _sample(count: int, namespace: str) -> list[dict[str, Any]]:
@@ -114,11 +134,13 @@ def _true(obj: dict[str, Any], type_: str) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-def floor(lc: local_cluster.Cluster, count: int) -> float:
-    """Seconds from the first SSA request until every Job succeeded and Deployment is up."""
+def floor(lc: local_cluster.Cluster, count: int) -> tuple[float, dict[str, float]]:
+    """Seconds from the first SSA request until every Job succeeded and Deployment is up,
+    and the control plane's CPU-seconds meanwhile."""
     namespace = f"floor-{count}"
     lc.kubectl("create", "namespace", namespace)
     children = _children(_sample(count, namespace))
+    plane = plane_cpu(lc)
     started = time.perf_counter()
     for chunk in range(0, len(children), 600):  # one List per 600 children: kubectl's limits
         _apply_list(lc, namespace, children[chunk:chunk + 600])
@@ -131,8 +153,9 @@ def floor(lc: local_cluster.Cluster, count: int) -> float:
 
     _wait(done, 120 + 3 * count, "the floor's Jobs and Deployments")
     elapsed = time.perf_counter() - started
+    spent = _spent(plane, plane_cpu(lc))
     lc.kubectl("delete", "namespace", namespace, "--wait=false")
-    return elapsed
+    return elapsed, spent
 
 
 class Operator:
@@ -191,11 +214,21 @@ def _requests(metrics: str) -> int:
     return total
 
 
-def with_operator(
-    lc: local_cluster.Cluster, count: int, profile: Path | None = None
-) -> tuple[float, float, float, float, int, float]:
-    """(seconds to all Ready, CPU-seconds, peak RSS MiB, requests per pass, idle writes,
-    reconcile passes per object until all were Ready);
+@dataclass
+class Run:
+    """The operator's side of one measurement."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    requests_per_pass: float
+    idle_writes: int
+    passes: dict[str, float]
+    plane: dict[str, float]
+
+
+def with_operator(lc: local_cluster.Cluster, count: int, profile: Path | None = None) -> Run:
+    """The real operator, ``count`` PaymentServices applied at once, until all are Ready;
     with ``profile``, py-spy samples the operator into it and the idle resync is skipped."""
     namespace = f"paydeck-{count}"
     lc.kubectl("create", "namespace", namespace)
@@ -209,7 +242,8 @@ def with_operator(
             op.profile(str(profile))
         cpu_before = op.cpu_seconds()
         requests_before = _requests(_metrics(lc))
-        passes_before = op.reconciles()
+        passes_before = {t: op.reconciles(f'trigger="{t}"') for t in TRIGGERS}
+        plane_before = plane_cpu(lc)
         started = time.perf_counter()
         docs = _sample(count, namespace)
         for chunk in range(0, len(docs), 500):
@@ -221,11 +255,12 @@ def with_operator(
 
         _wait(ready, 120 + 2 * count, "every PaymentService Ready")
         elapsed = time.perf_counter() - started
+        plane = _spent(plane_before, plane_cpu(lc))
         cpu = op.cpu_seconds() - cpu_before
-        passes = op.reconciles() - passes_before
-        per_pass = (_requests(_metrics(lc)) - requests_before) / max(passes, 1)
+        passes = {t: op.reconciles(f'trigger="{t}"') - passes_before[t] for t in TRIGGERS}
+        per_pass = (_requests(_metrics(lc)) - requests_before) / max(sum(passes.values()), 1)
         idle = idle_writes(lc, op, count) if profile is None else -1
-        return elapsed, cpu, op.peak_rss_mib(), per_pass, idle, passes / count
+        return Run(elapsed, cpu, op.peak_rss_mib(), per_pass, idle, passes, plane)
     finally:
         op.stop()
 
@@ -254,6 +289,8 @@ def idle_writes(lc: local_cluster.Cluster, op: Operator, count: int) -> int:
           "one idle resync of every object", interval=2)
     after = operator_writes(_metrics(lc))
     after.subtract(before)
+    if +after:
+        print(f"   writes during the idle resync: {dict(+after)}", flush=True)
     return sum((+after).values())
 
 
@@ -263,9 +300,11 @@ def run(count: int) -> Result:
         crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
         lc.kubectl("apply", "--server-side", "-f", str(crd))
         local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
-        floor_seconds = floor(lc, count)
-        seconds, cpu, rss, per_pass, idle, passes = with_operator(lc, count)
-    return Result(count, floor_seconds, seconds, cpu, rss, per_pass, idle, passes)
+        floor_seconds, floor_plane = floor(lc, count)
+        ran = with_operator(lc, count)
+    return Result(count, floor_seconds, ran.seconds, ran.cpu_seconds, ran.peak_rss_mib,
+                  ran.requests_per_pass, ran.idle_writes, sum(ran.passes.values()) / count,
+                  floor_plane, ran.plane, ran.passes)
 
 
 def table(results: list[Result]) -> str:
@@ -283,6 +322,31 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def plane_table(results: list[Result]) -> str:
+    """Where the time goes: the control plane's CPU during the floor and the operator's run,
+    and the operator's passes by trigger."""
+    names = sorted({n for r in results for n in r.floor_plane} | {"paydeck-operator"})
+    lines = [
+        "| N | process | CPU-s, floor | CPU-s, paydeck | paydeck / floor |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        for name in names:
+            floor_cpu = r.floor_plane.get(name, 0.0)
+            ours = r.cpu_seconds if name == "paydeck-operator" else r.paydeck_plane.get(name, 0.0)
+            ratio = f"{ours / floor_cpu:.2f}" if floor_cpu else "n/a"
+            lines.append(f"| {r.count} | {name} | {floor_cpu:.1f} | {ours:.1f} | {ratio} |")
+        total_floor = sum(r.floor_plane.values())
+        total = sum(r.paydeck_plane.values()) + r.cpu_seconds
+        wall = f"{total / r.operator_seconds:.2f} of {os.cpu_count()} CPUs"
+        lines.append(f"| {r.count} | all (busy, paydeck run: {wall}) | {total_floor:.1f} | "
+                     f"{total:.1f} | {total / total_floor:.2f} |")
+    passes = "; ".join(
+        f"N = {r.count}: " + ", ".join(f"{t} {n / r.count:.2f}" for t, n in r.passes.items() if n)
+        for r in results)
+    return "\n".join(lines) + f"\n\nPasses per object by trigger until all were Ready: {passes}.\n"
+
+
 def profile_run(count: int, output: Path) -> str:
     """One profiled run of ``count`` objects (no floor, no idle resync): the markdown."""
     from bench.runtime.profile import OPERATOR_BUCKETS, summarise
@@ -292,7 +356,8 @@ def profile_run(count: int, output: Path) -> str:
         crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
         lc.kubectl("apply", "--server-side", "-f", str(crd))
         local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
-        seconds, cpu, _, _, _, _ = with_operator(lc, count, profile=output)
+        ran = with_operator(lc, count, profile=output)
+        seconds, cpu = ran.seconds, ran.cpu_seconds
     rows = summarise(output.read_text(), OPERATOR_BUCKETS)
     lines = [
         f"## Where the operator's CPU goes ({time.strftime('%Y-%m-%d')}, py-spy, N = {count})",
@@ -313,9 +378,9 @@ def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
     for count in counts:
         print(f"-- {count} PaymentServices", flush=True)
         results.append(run(count))
-        print(table(results[-1:]), flush=True)
+        print(table(results[-1:]), plane_table(results[-1:]), sep="\n", flush=True)
     report = (f"## Operator at scale ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n"
-              f"{table(results)}\n")
+              f"{table(results)}\n\n### Where the time goes\n\n{plane_table(results)}")
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "operator_scale.md").write_text(report)

@@ -146,17 +146,17 @@ def _post(body: Mapping[str, Any], outcome: reconcile.Outcome) -> None:
 
 def _run(
     state: OperatorState, meta: Mapping[str, Any], body: Mapping[str, Any], trigger: str,
-    prune: bool, wait: bool = True,
+    prune: bool, wait: bool = True, fresh: bool = False,
 ) -> reconcile.Outcome:
-    """One reconcile of the object; post its Events and schedule the requeue it asks for."""
+    """One reconcile of the object; post its Events and schedule the requeue it asks for.
+    With ``fresh`` the pass reads every child from the API server, not the cache."""
     namespace, name = str(meta["namespace"]), str(meta["name"])
     try:
         outcome = reconcile.reconcile(
             state.kube, state.coalescer, namespace, name, state.context(),
             kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
             platform_policy=state.settings.platform_policy,
-            # The drift timer reads every child afresh: what a watch missed is seen there.
-            cache=state.children.reading_around() if trigger == "resync" else state.children,
+            cache=state.children.reading_around() if fresh else state.children,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
@@ -192,12 +192,18 @@ def retry_delay(retry: int) -> float:
 
 
 def resync(state: OperatorState, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
-    """Drift check: writes nothing when nothing drifted."""
+    """Drift check: writes nothing when nothing drifted. Now and then (:mod:`~payment_operator.
+    drift`) it reads every child afresh: what a watch missed is seen there."""
     if meta.get("deletionTimestamp"):
         return
+    key = (str(meta["namespace"]), str(meta["name"]))
+    fresh = state.fresh_reads.due(key)
     try:
-        # Waits for a pass of its own: coalesced into a running pass, it would read the cache.
-        _run(state, meta, body, trigger="resync", prune=False, wait=True)
+        # A fresh pass waits for one of its own (coalesced into a running pass, it would
+        # read the cache); one that reads the cache may join a running pass.
+        _run(state, meta, body, trigger="resync", prune=False, wait=fresh, fresh=fresh)
+        if fresh:
+            state.fresh_reads.done(key)
     except kopf.TemporaryError as err:
         log.warning("resync of %s/%s failed: %s", meta.namespace, meta.name, err)
 
@@ -225,6 +231,7 @@ def on_delete(
     attempts, and is then released with a Warning Event saying the topics are left.
     """
     state.scheduler.cancel((str(meta.namespace), str(meta.name)))
+    state.fresh_reads.forget((str(meta.namespace), str(meta.name)))
     outcome = reconcile.delete_topics(state.kafka_admins, state.coalescer, body,
                                       kube=state.kube, ctx=state.context())
     _post(body, outcome)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -236,6 +237,18 @@ def check_platform_policy(kube: Kube, ps: api.PaymentService, name: str) -> None
             "PolicyViolation", "; ".join(found)[:1024], retryable=False))
 
 
+def _may_prune(obj: Obj, asked: bool, dropped: AbstractSet[str]) -> bool:
+    """Whether this pass lists its children to delete the unwanted ones: when a revision it
+    no longer runs exists, or when asked (create, update, resume) of an object some pass has
+    reconciled before. Before its first status an object has no child a pass did not want:
+    its first pass skips a LIST of every kind of child, none of which could find anything
+    to delete (a pass that failed wrote its status, so its retry prunes; a crash before a
+    first status leaves a child of a spec edited meanwhile until the next prune)."""
+    if dropped:
+        return True
+    return asked and (obj.get("status") or {}).get("observedGeneration") is not None
+
+
 def _reconcile(
     kube: Kube, obj: Obj, ctx: builders.Context, kafka_admins: AdminClients,
     prune_children: bool, now: datetime, platform_policy: str = "",
@@ -283,7 +296,7 @@ def _reconcile(
         workloads = builders.workloads(ps, builders.Workloads(
             replicas=plan.replicas, templates=revs.templates, migration=plan.run_migration))
         _merge(result, apply.apply_all(kube, workloads, cache))
-        if prune_children or plan.replicas.keys() != revs.workloads.keys():
+        if _may_prune(obj, prune_children, revs.workloads.keys() - plan.replicas.keys()):
             wanted = {(m["kind"], m["metadata"]["name"]) for m in supporting + workloads}
             # A kept revision's Job stays until its TTL (its logs), even once not re-applied.
             wanted.update(("Job", builders.migrations.job_name(ps, rev))

@@ -17,6 +17,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Namespaces to watch; every namespace when empty."
     )
     resync_seconds: float = Field(default=60.0, gt=0, description="Drift-check timer interval.")
+    drift_fresh_seconds: float = Field(
+        default=600.0, gt=0,
+        description="How often an object's drift check reads its children from the API server "
+        "instead of the watches' cache (what a watch missed is seen within this).",
+    )
     worker_limit: int = Field(default=20, ge=1, description="Concurrent object workers in Kopf.")
     thread_workers: int = Field(default=8, ge=1, description="Threads for synchronous API calls.")
     metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")

@@ -1,6 +1,7 @@
 """The state of one operator process: settings, API client, discovery cache, coalescer,
-scheduler, the children's cache, the owners waiting for a pass after a child event, and
-the Kafka admin clients (one per bootstrap string, created on first use).
+scheduler, the children's cache, when each object's drift timer last read afresh, the owners
+waiting for a pass after a child event, and the Kafka admin clients (one per bootstrap
+string, created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
 at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from payment_operator import builders
 from payment_operator.coalesce import Coalescer
+from payment_operator.drift import FreshReads
 from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube
 from payment_operator.kube.discovery import CapabilityCache
@@ -36,6 +38,8 @@ class OperatorState:
     kafka_admins: AdminClients
     #: The children as their watches last delivered them (filled by child events).
     children: ChildCache = field(default_factory=ChildCache)
+    #: Which drift-timer passes read every child afresh (the rest read the cache).
+    fresh_reads: FreshReads = field(default_factory=lambda: FreshReads(600.0))
     #: Owners of changed children, waiting for their pass (one runner per API thread).
     owners: OwnerQueue = field(default_factory=lambda: OwnerQueue(runners=1))
 
@@ -50,6 +54,7 @@ class OperatorState:
             coalescer=Coalescer(),
             scheduler=Scheduler(),
             owners=OwnerQueue(runners=settings.thread_workers),
+            fresh_reads=FreshReads(settings.drift_fresh_seconds),
             kafka_admins=AdminClients(timeout=settings.kafka_admin_timeout_seconds,
                                       security=kafka_admin_security(settings)),
         )

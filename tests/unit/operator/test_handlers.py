@@ -397,10 +397,24 @@ def test_unwanted_label_owned_topics_are_pruned_and_foreign_ones_never(state, po
     state.kube.add(_foreign_topic("theirs"))
     state.kube.add(_foreign_topic("another-services", uid="00000000-0000-4000-8000-0000000000ff"))
     state.kube.add(_foreign_topic("ours-stale", uid=uid))
-    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    # Reconciled before (only a pass makes a topic of its uid): the next pass prunes.
+    state.kube.objects[("PaymentService", NAMESPACE, NAME)]["status"] = {"observedGeneration": 1}
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=0))
     assert sorted(_remote_topics(state)) == sorted([
         f"{NAMESPACE}.{NAME}-audit", f"{NAMESPACE}.{NAME}-payment.events",
         "another-services", "theirs"])
+
+
+def test_the_first_pass_of_a_new_object_lists_nothing_to_prune_and_later_ones_do(state, posted):
+    obj = _add_ps(state)
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    lists = [kind for verb, kind, _ in state.kube.calls if verb == "list"]
+    assert lists == ["Deployment"]  # its revisions; no prune: nothing of its uid existed
+    assert state.kube.stored("PaymentService", NAMESPACE, NAME)["status"]["observedGeneration"]
+    state.kube.calls.clear()
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="resume", retry=0))
+    pruned = {kind for verb, kind, _ in state.kube.calls if verb == "list"} - {"Deployment"}
+    assert {"ConfigMap", "Service", "ServiceAccount", "PodDisruptionBudget"} <= pruned
 
 
 def test_a_foreign_topic_of_a_wanted_name_is_a_conflict(state, posted):

@@ -352,3 +352,49 @@ def test_other_provisioners_never_touch_kafka():
     _pass(kube, kafka_admins=admins)
     assert cluster.calls == [] and configs == []
     assert _condition(kube, "TopicsReady")["reason"] == "NotManaged"
+
+
+def _ready(kube: FakeKube, *names: str) -> None:
+    """The pods of these Deployments follow their replicas, all ready."""
+    for name in names:
+        deployment = kube.objects.get(("Deployment", NAMESPACE, name))
+        if deployment is not None:
+            replicas = deployment["spec"]["replicas"]
+            deployment["status"] = {"replicas": replicas, "readyReplicas": replicas}
+
+
+def _roll_out(kube: FakeKube, image: str) -> str:
+    """Change the image and pass until the new revision is Healthy: its Deployment."""
+    kube.touch("PaymentService", NAMESPACE, NAME, image=image)
+    new = f"{NAME}-{builders.revision(parse(kube.stored('PaymentService', NAMESPACE, NAME)))}"
+    for _ in range(10):
+        _pass(kube, prune=False)
+        _ready(kube, *(name for kind, _, name in kube.objects if kind == "Deployment"))
+        if kube.stored("PaymentService", NAMESPACE, NAME)["status"]["phase"] == "Healthy":
+            return new
+    raise AssertionError(f"{image} never became Healthy")
+
+
+def test_a_pass_that_drops_a_revision_prunes_and_one_that_adds_one_does_not():
+    kube = FakeKube()
+    _ps(kube)
+    _pass(kube)
+    _ready(kube, *(name for kind, _, name in kube.objects if kind == "Deployment"))
+    _pass(kube, prune=False)
+
+    def pruning_lists() -> set[str]:
+        return {kind for verb, kind, _ in kube.calls if verb == "list"} - {"Deployment"}
+
+    # Two more revisions, kept (the old ones at 0 replicas, engine.REVISION_HISTORY_LIMIT):
+    # no revision goes, so no pass lists anything to prune.
+    for version in ("2.0.0", "3.0.0"):
+        kube.calls.clear()
+        _roll_out(kube, f"ghcr.io/paydeck/payment-runtime:{version}")
+        assert pruning_lists() == set(), version
+        assert not [w for w in kube.writes() if w[0] == "delete"]
+    assert len([k for k in kube.objects if k[0] == "Deployment"]) == 3
+    kube.calls.clear()
+    _roll_out(kube, "ghcr.io/paydeck/payment-runtime:4.0.0")  # one too many: the oldest goes
+    assert [w[1] for w in kube.writes() if w[0] == "delete"] == ["Deployment"]
+    assert len([k for k in kube.objects if k[0] == "Deployment"]) == 3
+    assert {"ConfigMap", "Service"} <= pruning_lists()
