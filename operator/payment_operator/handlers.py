@@ -192,8 +192,9 @@ def retry_delay(retry: int) -> float:
 
 
 def resync(state: OperatorState, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
-    """Drift check: writes nothing when nothing drifted. Now and then (:mod:`~payment_operator.
-    drift`) it reads every child afresh: what a watch missed is seen there."""
+    """Drift check: writes nothing when nothing drifted. Now and then
+    (:mod:`~payment_operator.fresh_reads`) it reads every child afresh: what a watch missed
+    is seen there."""
     if meta.get("deletionTimestamp"):
         return
     key = (str(meta["namespace"]), str(meta["name"]))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from payment_operator import builders
 from payment_operator.coalesce import Coalescer
-from payment_operator.drift import FreshReads
+from payment_operator.fresh_reads import FreshReads
 from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube
 from payment_operator.kube.discovery import CapabilityCache

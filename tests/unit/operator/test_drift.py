@@ -1,85 +1,89 @@
-"""Which drift-timer passes read afresh (:mod:`payment_operator.drift`), and that the
-timer's passes really read the cache or the API server as it says."""
+"""Drift detection decides when a child needs a write; a wrong answer means writes or drift."""
+
+import copy
 
 import pytest
-from payment_operator import handlers
-from payment_operator.drift import FreshReads
-from payment_operator.settings import Settings
-from payment_operator.state import OperatorState
+from payment_operator.kube import drift
 
-from tests.unit.operator.fake_kube import FakeKube
-from tests.unit.operator.test_handlers import NAME, _add_ps, _kopf_kwargs
-
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
+pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_an_object_reads_afresh_once_every_fresh_seconds():
-    clock = Clock()
-    fresh = FreshReads(600, clock=clock)
-    assert not fresh.due("a")  # its first timer pass: the watches' listing was the read
-    clock.now += 599
-    assert not fresh.due("a")
-    clock.now += 1
-    assert fresh.due("a") and fresh.due("a")  # due until a fresh pass completes
-    fresh.done("a")
-    assert not fresh.due("a")
-    clock.now += 600
-    assert fresh.due("a") and not fresh.due("b")  # each object has its own clock
-    fresh.forget("a")
-    assert not fresh.due("a")  # forgotten: a new object's first pass
+def _deploy(replicas=2, cpu="250m"):
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "x", "namespace": "ns", "labels": {"a": "b"}},
+        "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+            {"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}},
+    }
 
 
-def test_the_timers_passes_read_the_cache_and_now_and_then_every_child(monkeypatch):
-    monkeypatch.setattr(handlers, "_event", lambda *args: None)
-    state = OperatorState.from_settings(
-        Settings(resync_seconds=7, drift_fresh_seconds=600, standalone=True), FakeKube())
-    clock = Clock()
-    state.fresh_reads = FreshReads(600, clock=clock)
-    try:
-        obj = _add_ps(state)
-        handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
-        obj = state.kube.stored("PaymentService", obj["metadata"]["namespace"], NAME)
-        # Fill the cache as the watches would: every child the pass made.
-        for (kind, _, _), child in list(state.kube.objects.items()):
-            if kind != "PaymentService":
-                state.children.observe(None, child)
+def _live(desired, **extra_spec):
+    live = copy.deepcopy(drift.with_hash(desired))
+    live = {**live, "metadata": {**live["metadata"], "uid": "u", "resourceVersion": "7",
+                                 "labels": {**live["metadata"]["labels"], "extra": "1"}},
+            "status": {"replicas": 2}}
+    live["spec"] = {**live["spec"], "progressDeadlineSeconds": 600, **extra_spec}
+    return live
 
-        def child_gets() -> list[str]:
-            """GETs of children that exist (one never seen, such as the migration Job of a
-            service without migrations, is a GET even with the cache)."""
-            there = {kind for kind, _, _ in state.kube.objects}
-            return [kind for verb, kind, _ in state.kube.calls
-                    if verb == "get" and kind != "PaymentService" and kind in there]
 
-        state.kube.calls.clear()
-        handlers.resync(state, **_kopf_kwargs(obj))
-        assert child_gets() == []  # from the cache
-        assert not state.kube.writes()
-        clock.now += 600
-        handlers.resync(state, **_kopf_kwargs(obj))
-        assert {"Deployment", "ConfigMap", "Service"} <= set(child_gets())  # afresh
-        assert not state.kube.writes()
-        state.kube.calls.clear()
-        handlers.resync(state, **_kopf_kwargs(obj))
-        assert child_gets() == []  # the next fresh pass is 600 s away again
-        # A deletion no watch delivered is seen (and undone) by the next fresh pass.
-        namespace = obj["metadata"]["namespace"]
-        (cm,) = [k for k in state.kube.objects if k[0] == "ConfigMap" and k[1] == namespace]
-        del state.kube.objects[cm]
-        handlers.resync(state, **_kopf_kwargs(obj))
-        assert cm not in state.kube.objects  # the cache still has it: not seen yet
-        clock.now += 600
-        handlers.resync(state, **_kopf_kwargs(obj))
-        assert cm in state.kube.objects
-        handlers.on_delete(state, **_kopf_kwargs(obj))
-        assert not state.fresh_reads.due((namespace, NAME))  # forgotten with the object
-    finally:
-        state.scheduler.close()
+def test_server_defaults_and_extra_labels_are_not_drift():
+    desired = _deploy()
+    assert not drift.needs_apply(_live(desired), drift.with_hash(desired))
+
+
+def test_changed_field_is_drift():
+    desired = _deploy()
+    live = _live(desired)
+    live["spec"]["replicas"] = 7
+    assert drift.needs_apply(live, drift.with_hash(desired))
+
+
+def test_missing_object_and_deleting_object_need_apply():
+    desired = drift.with_hash(_deploy())
+    assert drift.needs_apply(None, desired)
+    live = _live(_deploy())
+    live["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert drift.needs_apply(live, desired)
+
+
+def test_changed_desired_manifest_changes_the_hash():
+    old, new = _deploy(), _deploy(replicas=3)
+    assert drift.manifest_hash(old) != drift.manifest_hash(new)
+    assert drift.needs_apply(_live(old), drift.with_hash(new))
+
+
+def test_quantities_compare_by_value():
+    desired = _deploy(cpu="0.5")
+    live = _live(desired)
+    live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "500m"
+    assert not drift.needs_apply(live, drift.with_hash(desired))
+    live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "400m"
+    assert drift.needs_apply(live, drift.with_hash(desired))
+
+
+def test_lists_must_match_in_length():
+    assert not drift.contains({"a": [1, 2]}, {"a": [1]})
+    assert drift.contains({"a": [{"x": 1, "y": 2}]}, {"a": [{"x": 1}]})
+
+
+def test_bools_are_not_numbers():
+    assert not drift.contains(1, True)
+    assert drift.contains(2, 2.0)
+
+
+def test_named_lists_match_by_name_and_tolerate_foreign_items():
+    desired = {"containers": [{"name": "app", "image": "a:1"}]}
+    injected = {"containers": [{"name": "istio-proxy", "image": "proxy"},
+                               {"name": "app", "image": "a:1", "imagePullPolicy": "IfNotPresent"}]}
+    assert drift.contains(injected, desired)
+    assert not drift.contains({"containers": [{"name": "app", "image": "a:2"}]}, desired)
+    assert not drift.contains({"containers": [{"name": "other", "image": "a:1"}]}, desired)
+
+
+def test_list_repairs_reset_only_drifted_lists():
+    live = {"spec": {"ports": [{"name": "http", "port": 81}], "selector": {"a": "b"},
+                     "extra": [1, 2]}}
+    desired = {"spec": {"ports": [{"name": "http", "port": 80}], "selector": {"a": "b"}}}
+    assert drift.list_repairs(live, desired) == [
+        {"op": "replace", "path": "/spec/ports", "value": [{"name": "http", "port": 80}]}]
+    assert drift.list_repairs(desired, desired) == []
