@@ -85,11 +85,16 @@ def phase_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Ev
 
 def gate_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Event]:
     """An Event for each gate condition (SecretsReady, TopicsReady, MigrationsApplied) that
-    opened or closed with a status write, and for MonitoringReady (which only informs)."""
+    opened or closed with a status write, and for MonitoringReady (which only informs). A
+    gate seen for the first time is announced only when closed (what it waits for): one
+    open from the start, such as the topics of a service that declares none, held nothing."""
     out = []
     old, new = before.get("conditions") or [], after.get("conditions") or []
+    seen = {c.get("type") for c in old}
     for cond in conditions.flipped(old, new, (*conditions.GATES, "MonitoringReady")):
         ok = cond["status"] == "True"
+        if ok and cond["type"] not in seen:
+            continue
         if cond["type"] in conditions.GATES:
             reason = "GateOpened" if ok else "GateClosed"
         else:

@@ -27,3 +27,24 @@ def test_a_long_list_is_shortened_to_fit_the_limit():
     assert message.endswith(" more (drifted or changed)") and refs[0] in message
     shown = message.count("ConfigMap/")
     assert f"and {40 - shown} more" in message
+
+
+def _conds(**statuses: str) -> dict:
+    return {"conditions": [{"type": t, "status": s, "message": f"{t} says {s}"}
+                           for t, s in statuses.items()]}
+
+
+def test_a_gate_open_from_the_start_is_not_announced_one_closed_is_and_every_flip_after():
+    first = events.gate_changes({}, _conds(TopicsReady="True", SecretsReady="True",
+                                           MigrationsApplied="False"))
+    assert [(e.type, e.reason, e.message) for e in first] == [
+        ("Warning", "GateClosed", "MigrationsApplied: MigrationsApplied says False")]
+    before = _conds(TopicsReady="True", SecretsReady="True", MigrationsApplied="False")
+    later = events.gate_changes(before, _conds(TopicsReady="False", SecretsReady="True",
+                                               MigrationsApplied="True"))
+    assert [(e.reason, e.message.split(":")[0]) for e in later] == [
+        ("GateClosed", "TopicsReady"), ("GateOpened", "MigrationsApplied")]
+    assert events.gate_changes(before, before) == []
+    # A gate added to a status that had others (a new gate, say) is new too.
+    assert events.gate_changes(_conds(Ready="True"), _conds(Ready="True",
+                                                            TopicsReady="True")) == []
