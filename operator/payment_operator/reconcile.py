@@ -246,7 +246,13 @@ def _may_prune(obj: Obj, asked: bool, dropped: AbstractSet[str]) -> bool:
     first status leaves a child of a spec edited meanwhile until the next prune)."""
     if dropped:
         return True
-    return asked and (obj.get("status") or {}).get("observedGeneration") is not None
+    return asked and _reconciled_before(obj)
+
+
+def _reconciled_before(obj: Obj) -> bool:
+    """Whether a pass has written this object's status: before that, it has no children
+    but what its first pass creates (that pass neither GETs nor prunes what cannot exist)."""
+    return (obj.get("status") or {}).get("observedGeneration") is not None
 
 
 def _reconcile(
@@ -278,13 +284,15 @@ def _reconcile(
             check_platform_policy(kube, ps, platform_policy)
         # Supporting children first: the gates are read from what was just applied.
         supporting = builders.supporting(ps, ctx)
-        result = apply.apply_all(kube, supporting, cache)
+        new = not _reconciled_before(obj)
+        result = apply.apply_all(kube, supporting, cache, assume_absent=new)
         # No pod, no Job while a child is someone else's: its pods would run with a
         # ServiceAccount, settings or network rules that are not ours.
         result.raise_for_conflicts()
-        revs = observe.revisions(kube, ps, meta["uid"])
+        # A new object has no revision yet, nor a migration Job: nothing to list or read.
+        revs = observe.Revisions() if new else observe.revisions(kube, ps, meta["uid"])
         observed, plan, topic_report = _decide(kube, ps, obj, ctx, kafka_admins, result, revs,
-                                               now, cache)
+                                               now, cache, new=new)
         if topic_report is not None and topic_report.done:
             outcome.events.append(Event("Normal", "KafkaTopicsChanged",
                                         f"{topic_report.bootstrap}: "
@@ -295,7 +303,7 @@ def _reconcile(
                 _delete_job(kube, ps, job.name)
         workloads = builders.workloads(ps, builders.Workloads(
             replicas=plan.replicas, templates=revs.templates, migration=plan.run_migration))
-        _merge(result, apply.apply_all(kube, workloads, cache))
+        _merge(result, apply.apply_all(kube, workloads, cache, assume_absent=new))
         if _may_prune(obj, prune_children, revs.workloads.keys() - plan.replicas.keys()):
             wanted = {(m["kind"], m["metadata"]["name"]) for m in supporting + workloads}
             # A kept revision's Job stays until its TTL (its logs), even once not re-applied.
@@ -351,7 +359,7 @@ def _reconcile(
 def _decide(
     kube: Kube, ps: api.PaymentService, obj: Obj, ctx: builders.Context,
     kafka_admins: AdminClients, result: apply.ApplyResult, revs: observe.Revisions,
-    now: datetime, cache: ChildCache | None = None,
+    now: datetime, cache: ChildCache | None = None, *, new: bool = False,
 ) -> tuple[state.Observed, state.Plan, topics.Report | None]:
     """Observe what the engine needs, decide; measure and decide again when analysis is due.
 
@@ -365,7 +373,7 @@ def _decide(
     observed = state.Observed(
         revision=rev, image=ps.spec.image, replicas=ps.spec.replicas,
         job_name=builders.migrations.job_name(ps, rev), workloads=revs.workloads,
-        job=observe.migration_job(kube, ps, uid, rev, cache),
+        job=None if new else observe.migration_job(kube, ps, uid, rev, cache),
         gates=observe.gate_states(
             ps, ctx.capabilities, result.live, topic_report,
             watched=ctx.sees(builders.kafka.topics_namespace(ps) or str(ps.metadata.namespace)),

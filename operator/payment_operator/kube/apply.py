@@ -116,16 +116,22 @@ class _Child:
         return conflict_message(self.live, self.stamped)
 
 
-def _read(kube: Kube, manifest: dict[str, Any], cache: ChildCache | None) -> _Child:
+def _read(
+    kube: Kube, manifest: dict[str, Any], cache: ChildCache | None, assume_absent: bool
+) -> _Child:
     stamped = drift.with_hash(manifest)
     resource = resources.of(stamped)
     meta = stamped["metadata"]
-    return _Child(stamped, resource, read(kube, resource, meta.get("namespace"), meta["name"],
-                                          cache))
+    namespace, name = meta.get("namespace"), meta["name"]
+    if assume_absent:
+        seen = cache.get(resource, namespace, name) if cache is not None else None
+        return _Child(stamped, resource, seen)
+    return _Child(stamped, resource, read(kube, resource, namespace, name, cache))
 
 
 def apply_all(
-    kube: Kube, desired: Sequence[dict[str, Any]], cache: ChildCache | None = None
+    kube: Kube, desired: Sequence[dict[str, Any]], cache: ChildCache | None = None,
+    *, assume_absent: bool = False,
 ) -> ApplyResult:
     """Server-side apply each desired child whose live object lacks a desired field.
 
@@ -135,10 +141,13 @@ def apply_all(
     in ``conflicts``; while there is any such conflict the workload is not written either:
     its pods would run with a ServiceAccount, settings or network rules that are not ours.
     Children are read from ``cache`` when it holds them (a stale copy fails the write's
-    resourceVersion precondition, and the child is read again with a GET).
+    resourceVersion precondition, and the child is read again with a GET). With
+    ``assume_absent`` (the first pass of a new PaymentService) a child the cache does not
+    hold is taken as absent without a GET: its create is conditional on no object having
+    the name, so one that does fails with 409 and is read and judged like any other.
     """
     result = ApplyResult()
-    children = [_read(kube, manifest, cache) for manifest in desired]
+    children = [_read(kube, manifest, cache, assume_absent) for manifest in desired]
     foreign = {child.key: message for child in children if (message := child.conflict())}
     result.conflicts.extend(foreign.values())
     for child in children:

@@ -115,6 +115,10 @@ class FakeKube(Kube):
         live = self.objects.get(key)
         if live is None:
             return self.add(manifest)
+        wanted = meta.get("resourceVersion")
+        if wanted is not None and wanted != live["metadata"].get("resourceVersion"):
+            # As the API server: a resourceVersion in the manifest is a precondition.
+            raise KubeError(409, "Conflict", f"{resource.kind} {meta['name']} was modified")
         fresh = copy.deepcopy(dict(manifest))
         for field in ("uid", "generation", "creationTimestamp"):
             if field in live["metadata"]:

@@ -409,12 +409,29 @@ def test_the_first_pass_of_a_new_object_lists_nothing_to_prune_and_later_ones_do
     obj = _add_ps(state)
     handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
     lists = [kind for verb, kind, _ in state.kube.calls if verb == "list"]
-    assert lists == ["Deployment"]  # its revisions; no prune: nothing of its uid existed
+    assert lists == []  # no revision to list, nothing of its uid to prune: none can exist
+    # Nor a GET of a child: each create is conditional on the name being free.
+    assert [c for c in state.kube.calls if c[0] == "get" and c[1] != "PaymentService"] == []
+    assert {"ConfigMap", "Service", "Deployment"} <= state.kube.kinds()
     assert state.kube.stored("PaymentService", NAMESPACE, NAME)["status"]["observedGeneration"]
     state.kube.calls.clear()
     handlers.on_change(state, **_kopf_kwargs(obj, reason="resume", retry=0))
     pruned = {kind for verb, kind, _ in state.kube.calls if verb == "list"} - {"Deployment"}
     assert {"ConfigMap", "Service", "ServiceAccount", "PodDisruptionBudget"} <= pruned
+
+
+def test_a_new_objects_child_whose_name_is_taken_is_found_and_left_alone(state, posted):
+    obj = _add_ps(state)
+    theirs = state.kube.add({"apiVersion": "v1", "kind": "ServiceAccount",
+                             "metadata": {"name": NAME, "namespace": NAMESPACE,
+                                          "labels": {"team": "theirs"}}})
+    with pytest.raises(kopf.TemporaryError, match="not owned by this PaymentService"):
+        handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    assert state.kube.stored("ServiceAccount", NAMESPACE, NAME) == theirs  # untouched
+    assert ("get", "ServiceAccount", NAME) in state.kube.calls  # read once the create failed
+    assert "Deployment" not in state.kube.kinds()
+    status = state.kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    assert "ConflictingObject" in str(status["conditions"])
 
 
 def test_a_foreign_topic_of_a_wanted_name_is_a_conflict(state, posted):
