@@ -51,6 +51,11 @@ def _objects(kube: Kube) -> list[dict[str, Any]]:
     return kube.list_objects(resources.PAYMENT_SERVICE, NAMESPACE)
 
 
+def _ready(obj: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
 def main(count: int = 100) -> None:
     state = Path(tempfile.mkdtemp(prefix="paydeck-bench-"))
     with local_cluster.running(state) as lc:
@@ -87,10 +92,14 @@ def main(count: int = 100) -> None:
                 kube.patch_status(resources.PAYMENT_SERVICE, NAMESPACE, obj["metadata"]["name"],
                                   {"status": obj.get("status") or {}})
 
-        # Converge: create children, then let kwok make the pods Ready and publish status.
-        ours()
-        lc.kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", NAMESPACE,
-                   "--timeout=300s")
+        # Converge: passes until every service is Ready (each migration Job runs first, then
+        # its Deployment; kwok makes the pods ready), then two more to settle.
+        deadline = time.monotonic() + 300
+        while not all(_ready(obj) for obj in _objects(kube)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the PaymentServices never became Ready")
+            ours()
+            time.sleep(1)
         ours()
         ours()
         ours_writes, ours_time, ours_mem = _measure(lc, ours)
