@@ -1,6 +1,7 @@
 """The operator at scale: N PaymentServices to Ready, beside the server-side-apply floor.
 
-For each N (50, 200 and 1,000 by default) one run on one fresh local control plane measures:
+For each N (50, 200 and 1,000 by default), on fresh local control planes of one build (one
+for the floor, another for the operator), measures:
 
 - **floor**: ``kubectl apply --server-side`` of exactly the children the operator would
   create for N minimal PaymentServices (ServiceAccount, ConfigMap, Service, PDB, the migration
@@ -29,6 +30,8 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,11 +156,7 @@ def floor(lc: local_cluster.Cluster, count: int) -> tuple[float, dict[str, float
 
     _wait(done, 120 + 3 * count, "the floor's Jobs and Deployments")
     elapsed = time.perf_counter() - started
-    spent = _spent(plane, plane_cpu(lc))
-    # Gone before the operator's run: the namespace controller's clean-up would otherwise
-    # share its CPU and its DELETE requests would count as writes in its idle resync.
-    lc.kubectl("delete", "namespace", namespace, f"--timeout={120 + count // 2}s")
-    return elapsed, spent
+    return elapsed, _spent(plane, plane_cpu(lc))
 
 
 class Operator:
@@ -297,16 +296,26 @@ def idle_writes(lc: local_cluster.Cluster, op: Operator, count: int) -> int:
 
 
 def run(count: int) -> Result:
-    state = Path(tempfile.mkdtemp(prefix="paydeck-bench-scale-"))
-    with local_cluster.running(state) as lc:
-        crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
-        lc.kubectl("apply", "--server-side", "-f", str(crd))
-        local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
+    """The floor, then the operator, each on a fresh control plane of the same build (a
+    clean-up of the floor's objects would share the operator's CPU, and its DELETEs would
+    count as writes in the idle resync)."""
+    with _fresh_cluster("paydeck-bench-floor-") as lc:
         floor_seconds, floor_plane = floor(lc, count)
+    with _fresh_cluster("paydeck-bench-scale-") as lc:
         ran = with_operator(lc, count)
     return Result(count, floor_seconds, ran.seconds, ran.cpu_seconds, ran.peak_rss_mib,
                   ran.requests_per_pass, ran.idle_writes, sum(ran.passes.values()) / count,
                   floor_plane, ran.plane, ran.passes)
+
+
+@contextmanager
+def _fresh_cluster(prefix: str) -> Iterator[local_cluster.Cluster]:
+    """A new local control plane with the PaymentService CRD established."""
+    with local_cluster.running(Path(tempfile.mkdtemp(prefix=prefix))) as lc:
+        crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
+        lc.kubectl("apply", "--server-side", "-f", str(crd))
+        local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
+        yield lc
 
 
 def table(results: list[Result]) -> str:
@@ -353,11 +362,7 @@ def profile_run(count: int, output: Path) -> str:
     """One profiled run of ``count`` objects (no floor, no idle resync): the markdown."""
     from bench.runtime.profile import OPERATOR_BUCKETS, summarise
 
-    state = Path(tempfile.mkdtemp(prefix="paydeck-bench-profile-"))
-    with local_cluster.running(state) as lc:
-        crd = ROOT / "crds" / "paymentservices.paydeck.dev.yaml"
-        lc.kubectl("apply", "--server-side", "-f", str(crd))
-        local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev"])
+    with _fresh_cluster("paydeck-bench-profile-") as lc:
         ran = with_operator(lc, count, profile=output)
         seconds, cpu = ran.seconds, ran.cpu_seconds
     rows = summarise(output.read_text(), OPERATOR_BUCKETS)

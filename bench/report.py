@@ -22,7 +22,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 CHARTS = RESULTS / "charts"
 #: The benches' own reports, in the order ``latest.md`` shows them.
-SECTIONS = ("runtime.md", "operator_scale.md", "operator_profile.md", "rollouts_compare.md")
+SECTIONS = ("runtime.md", "operator_scale.md", "operator_profile.md", "rollouts_compare.md",
+            "durations.md")
 
 _NUMBER = r"([0-9][0-9.,]*)"
 
@@ -90,6 +91,8 @@ class Figures:
     scale: list[Scale] = field(default_factory=list)
     #: ``bench.rollouts_compare``: (N, figure) -> (Argo Rollouts, Paydeck).
     argo: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)
+    #: Minutes of the last whole ``python -m bench`` run (``durations.md``).
+    bench_minutes: float | None = None
 
 
 def runtime_figures(markdown: str) -> Runtime | None:
@@ -163,7 +166,17 @@ def figures(results: Path = RESULTS) -> Figures:
         runtime=runtime_figures(read("runtime.md")),
         scale=scale_figures(read("operator_scale.md")),
         argo=argo_figures(read("rollouts_compare.md")),
+        bench_minutes=bench_minutes(read("durations.md")),
     )
+
+
+def bench_minutes(markdown: str) -> float | None:
+    """The ``all`` row of ``durations.md``."""
+    for table in tables(markdown):
+        for row in table:
+            if row.get("bench") == "all":
+                return _num(row["minutes"])
+    return None
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,7 @@ class Goal:
 RUNTIME_PROFILE = "the server's profile (payment runtime section)"
 OPERATOR_PROFILE = "the operator's profile"
 ARGO_WHY = "the Argo Rollouts section (events of one rollout)"
+BENCH_TIME = "how long `make bench` took (minutes per bench)"
 
 
 def _placed(items: list[Goal]) -> list[Goal]:
@@ -262,7 +276,12 @@ def goals(f: Figures) -> list[Goal]:
                 f"p50 {promote[1]:.2f} s vs {promote[0]:.2f} s"
                 + ("" if all_done else f"; {done[1]:.0f} of {n} promoted in time" if done else ""),
                 promote[1] <= promote[0] and all_done))
-    return _placed(out)
+    out = _placed(out)
+    out.append(Goal("make bench, every bench", "≤ 20 min",
+                    "not measured" if f.bench_minutes is None else f"{f.bench_minutes:.1f} min",
+                    None if f.bench_minutes is None else f.bench_minutes <= 20,
+                    BENCH_TIME))
+    return out
 
 
 def goals_table(items: list[Goal]) -> str:

@@ -8,6 +8,11 @@ that: most of its passes read the cache, like any pass, and one every ``fresh_se
 object reads every child afresh. At 1,000 objects and the default timings that is ≈ 10
 GETs a second instead of ≈ 100 (six children an object, every 60 s), for a missed change
 seen within ``fresh_seconds`` plus one timer interval.
+
+It also remembers when each object's last pass of any trigger ended: a cached timer pass
+finds nothing that pass did not, so while a service is progressing (its own events and
+requeues drive passes) a timer pass within an interval of the last one is skipped
+(``handlers.resync``). A settled service's timer passes all run.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from collections.abc import Callable, Hashable
 
 
 class FreshReads:
-    """When each object's drift timer last read its children afresh (thread-safe)."""
+    """When each object's drift timer last read its children afresh, and when its last pass
+    ended (thread-safe)."""
 
     def __init__(self, fresh_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.fresh_seconds = fresh_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._last: dict[Hashable, float] = {}
+        self._passed: dict[Hashable, float] = {}
 
     def due(self, key: Hashable) -> bool:
         """Whether this timer pass of ``key`` reads afresh. An object's first timer pass in
@@ -40,7 +47,19 @@ class FreshReads:
         with self._lock:
             self._last[key] = self._clock()
 
+    def passed(self, key: Hashable) -> None:
+        """A pass of ``key`` (any trigger) ended now."""
+        with self._lock:
+            self._passed[key] = self._clock()
+
+    def passed_within(self, key: Hashable, seconds: float) -> bool:
+        """Whether a pass of ``key`` ended less than ``seconds`` ago."""
+        with self._lock:
+            last = self._passed.get(key)
+        return last is not None and self._clock() - last < seconds
+
     def forget(self, key: Hashable) -> None:
         """The object is gone."""
         with self._lock:
             self._last.pop(key, None)
+            self._passed.pop(key, None)

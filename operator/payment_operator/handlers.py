@@ -44,6 +44,10 @@ REQUEUE_RETRY_SECONDS = 10.0
 TOPIC_DELETE_ATTEMPTS = 6
 TOPIC_DELETE_RETRY_SECONDS = 10.0
 
+#: Phases in which every drift-timer pass runs; in the others (Progressing: passes follow
+#: the service's own events) one within an interval of the last pass is skipped.
+SETTLED_PHASES = frozenset({"Healthy", "Degraded", "Paused"})
+
 log = logging.getLogger("paydeck.handlers")
 
 
@@ -161,6 +165,8 @@ def _run(
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
         raise kopf.TemporaryError(f"{failure_of(err).reason}: {err}", delay=10) from err
+    if not outcome.coalesced:  # this caller ran the pass (a coalesced one left it to another)
+        state.fresh_reads.passed((namespace, name))
     _post(body, outcome)
     if outcome.requeue_after is not None:
         state.scheduler.schedule(
@@ -199,6 +205,10 @@ def resync(state: OperatorState, body: kopf.Body, meta: kopf.Meta, **_: Any) -> 
         return
     key = (str(meta["namespace"]), str(meta["name"]))
     fresh = state.fresh_reads.due(key)
+    settled = (body.get("status") or {}).get("phase") in SETTLED_PHASES
+    if not fresh and not settled and state.fresh_reads.passed_within(
+            key, state.settings.resync_seconds):
+        return  # progressing: a pass just read all this pass would (fresh_reads)
     try:
         # A fresh pass waits for one of its own (coalesced into a running pass, it would
         # read the cache); one that reads the cache may join a running pass.

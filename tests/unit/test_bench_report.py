@@ -108,3 +108,15 @@ def test_an_unmet_goal_names_the_profile_that_explains_it_and_a_met_one_none():
     table = goals_table(list(g.values()))
     assert f"| **not met** | {RUNTIME_PROFILE} |" in table
     assert table.splitlines()[2].endswith("| met |  |")  # runtime throughput: nothing to explain
+
+
+def test_the_length_of_a_whole_run_is_a_goal(tmp_path):
+    from bench.__main__ import durations
+
+    (tmp_path / "durations.md").write_text(durations({"scale": 600.0, "argo": 300.0}))
+    g = by_name(goals(figures(tmp_path)))["make bench, every bench"]
+    assert (g.measured, g.met) == ("15.0 min", True)
+    (tmp_path / "durations.md").write_text(durations({"scale": 1500.0}))
+    g = by_name(goals(figures(tmp_path)))["make bench, every bench"]
+    assert (g.measured, g.met) == ("25.0 min", False) and "make bench" in g.where
+    assert by_name(goals(Figures()))["make bench, every bench"].met is None

@@ -83,3 +83,49 @@ def test_the_timers_passes_read_the_cache_and_now_and_then_every_child(monkeypat
         assert not state.fresh_reads.due((namespace, NAME))  # forgotten with the object
     finally:
         state.scheduler.close()
+
+
+def test_the_time_since_the_last_pass_is_kept_per_object():
+    clock = Clock()
+    reads = FreshReads(600, clock=clock)
+    assert not reads.passed_within("a", 60)
+    reads.passed("a")
+    clock.now += 59
+    assert reads.passed_within("a", 60) and not reads.passed_within("b", 60)
+    clock.now += 1
+    assert not reads.passed_within("a", 60)
+    reads.passed("a")
+    reads.forget("a")
+    assert not reads.passed_within("a", 60)
+
+
+@pytest.mark.parametrize(("phase", "skipped"), [
+    ("Progressing", True), (None, True), ("Healthy", False), ("Degraded", False),
+    ("Paused", False),
+])
+def test_a_timer_pass_right_after_a_pass_is_skipped_only_while_progressing(
+        monkeypatch, phase, skipped):
+    monkeypatch.setattr(handlers, "_event", lambda *args: None)
+    state = OperatorState.from_settings(Settings(resync_seconds=60, standalone=True), FakeKube())
+    clock = Clock()
+    state.fresh_reads = FreshReads(600, clock=clock)
+    try:
+        obj = _add_ps(state)
+        handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+        body = state.kube.stored("PaymentService", obj["metadata"]["namespace"], NAME)
+        body["status"]["phase"] = phase  # what Kopf's copy of the object says
+        clock.now += 30
+        state.kube.calls.clear()
+        handlers.resync(state, **_kopf_kwargs(body))
+        assert (state.kube.calls == []) is skipped
+        clock.now += 30  # an interval after the last pass: the timer's pass runs
+        state.kube.calls.clear()
+        handlers.resync(state, **_kopf_kwargs(body))
+        assert state.kube.calls
+        clock.now += 30
+        state.fresh_reads.due = lambda key: True  # a fresh read is never skipped
+        state.kube.calls.clear()
+        handlers.resync(state, **_kopf_kwargs(body))
+        assert state.kube.calls
+    finally:
+        state.scheduler.close()
