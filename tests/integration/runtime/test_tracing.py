@@ -241,7 +241,10 @@ def test_a_failed_stripe_call_marks_its_span_and_the_request(dsn, signer, spans)
     async def go():
         async with running_app(dsn, "http://127.0.0.1:9", signer) as client:
             h = headers(signer.token("payment_operator"))
-            return await client.post("/api/v1/payments", json=payment_body(), headers=h)
+            # Bounded: once in a full-suite run this request never finished; a timeout's
+            # traceback says where it waits (pytest-timeout's only showed the event loop).
+            return await asyncio.wait_for(
+                client.post("/api/v1/payments", json=payment_body(), headers=h), 60)
 
     response = asyncio.run(go())
     assert response.status_code == 503
