@@ -193,7 +193,8 @@ class Goal:
 
 #: The sections that say where the time of an unmet goal goes.
 RUNTIME_PROFILE = "the server's profile (payment runtime section)"
-OPERATOR_PROFILE = "the operator's profile"
+OPERATOR_PROFILE = ("the operator's profile; where the time goes (operator at scale: "
+                    "control-plane CPU)")
 ARGO_WHY = "the Argo Rollouts section (events of one rollout)"
 BENCH_TIME = "how long `make bench` took (minutes per bench)"
 
