@@ -37,16 +37,22 @@ def test_an_object_reads_afresh_once_every_fresh_seconds():
     assert not fresh.due("a")  # forgotten: a new object's first pass
 
 
-def test_the_timers_passes_read_the_cache_and_now_and_then_every_child(monkeypatch):
+def _reconciled(monkeypatch, resync_seconds: float) -> tuple[OperatorState, Clock, dict]:
+    """A state on a fake clock with one PaymentService after its first pass (stored body)."""
     monkeypatch.setattr(handlers, "_event", lambda *args: None)
     state = OperatorState.from_settings(
-        Settings(resync_seconds=7, drift_fresh_seconds=600, standalone=True), FakeKube())
+        Settings(resync_seconds=resync_seconds, drift_fresh_seconds=600, standalone=True),
+        FakeKube())
     clock = Clock()
     state.fresh_reads = FreshReads(600, clock=clock)
+    obj = _add_ps(state)
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    return state, clock, state.kube.stored("PaymentService", obj["metadata"]["namespace"], NAME)
+
+
+def test_the_timers_passes_read_the_cache_and_now_and_then_every_child(monkeypatch):
+    state, clock, obj = _reconciled(monkeypatch, 7)
     try:
-        obj = _add_ps(state)
-        handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
-        obj = state.kube.stored("PaymentService", obj["metadata"]["namespace"], NAME)
         # Fill the cache as the watches would: every child the pass made.
         for (kind, _, _), child in list(state.kube.objects.items()):
             if kind != "PaymentService":
@@ -105,14 +111,8 @@ def test_the_time_since_the_last_pass_is_kept_per_object():
 ])
 def test_a_timer_pass_right_after_a_pass_is_skipped_only_while_progressing(
         monkeypatch, phase, skipped):
-    monkeypatch.setattr(handlers, "_event", lambda *args: None)
-    state = OperatorState.from_settings(Settings(resync_seconds=60, standalone=True), FakeKube())
-    clock = Clock()
-    state.fresh_reads = FreshReads(600, clock=clock)
+    state, clock, body = _reconciled(monkeypatch, 60)
     try:
-        obj = _add_ps(state)
-        handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
-        body = state.kube.stored("PaymentService", obj["metadata"]["namespace"], NAME)
         body["status"]["phase"] = phase  # what Kopf's copy of the object says
         clock.now += 30
         state.kube.calls.clear()
