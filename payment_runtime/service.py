@@ -11,7 +11,9 @@ committed half-begun: two transactions a payment, not three. With risk checks on
 (a Redis round trip) runs between the key's transaction and the payment's, once per key and
 holding no database connection while Redis answers; a crash between the two leaves the key
 at its first recovery point, and the retry screens (the same attempt is not counted twice)
-and goes on.
+and goes on. The key's insert and the payment's are then one statement each, committed
+on their own (one round trip each, no BEGIN and COMMIT), and so is a new key of the other
+operations.
 
 Deterministic refusals (invalid state, card declined) are stored as the key's final
 response; transient failures (Stripe unreachable, a crash, over the rate limit) release the
@@ -136,15 +138,16 @@ class PaymentService:
         """Take the key: a new one is recorded and locked, and ``claim`` (the first phase)
         runs in the same transaction; an existing one is replayed, refused or relocked."""
         refusal: ApiError | None = None
+        if claim is None:
+            # A new key alone is one statement (one round trip, no BEGIN and COMMIT).
+            async with db.statement(self.pool, "begin_key") as conn:
+                key_id = await self._insert_key(conn, req)
+            if key_id is not None:
+                return _Held(key_id, RecoveryPoint.STARTED, None)
+            # Taken before: read and lock it in a transaction (which inserts the key after
+            # all if a purge removed it meanwhile).
         async with db.transaction(self.pool, "begin_key") as conn:
-            key_id = await db.insert_key(
-                conn,
-                scope=req.scope,
-                key=req.key,
-                method=req.method,
-                path=req.path,
-                fingerprint=req.fingerprint,
-            )
+            key_id = await self._insert_key(conn, req)
             if key_id is None:
                 return await self._existing(conn, req)
             held = _Held(key_id, RecoveryPoint.STARTED, None)
@@ -161,6 +164,17 @@ class PaymentService:
                 refusal = exc
         assert refusal is not None
         raise refusal  # committed with the key
+
+    @staticmethod
+    async def _insert_key(conn: db.Conn, req: KeyRequest) -> int | None:
+        return await db.insert_key(
+            conn,
+            scope=req.scope,
+            key=req.key,
+            method=req.method,
+            path=req.path,
+            fingerprint=req.fingerprint,
+        )
 
     async def _existing(self, conn: db.Conn, req: KeyRequest) -> _Held | Outcome:
         """A key taken before: replay its answer, refuse, or relock it to resume."""
@@ -263,7 +277,8 @@ class PaymentService:
             if held.recovery_point is RecoveryPoint.STARTED:
                 if screen is not None:
                     await screen(attempt)  # outside any transaction
-                async with db.transaction(self.pool, "create_payment") as conn:
+                # The payment row and the key's move are one statement (insert_payment_of_key).
+                async with db.statement(self.pool, "create_payment") as conn:
                     await claim(conn, held)
             assert held.resource_id is not None
             payment_id = held.resource_id

@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -36,6 +37,25 @@ async def transaction(pool: Any, phase: str) -> AsyncIterator[Conn]:
     with tracing.span(f"transaction {phase}", SpanKind.CLIENT, attributes):
         async with pool.connection() as conn, conn.transaction():
             yield conn
+
+
+@contextlib.asynccontextmanager
+async def statement(pool: Any, phase: str) -> AsyncIterator[Conn]:
+    """A pooled connection in autocommit for **one** statement, which is its own transaction:
+    one round trip where :func:`transaction` takes three (BEGIN, the statement, COMMIT).
+    Traced as ``transaction <phase>``, as it is one. Only for a single statement: two
+    statements here would be two transactions."""
+    attributes = {**_SPAN_ATTRIBUTES, "db.operation.name": "transaction", "paydeck.phase": phase}
+    with tracing.span(f"transaction {phase}", SpanKind.CLIENT, attributes):
+        async with pool.connection() as conn:
+            await conn.set_autocommit(True)
+            try:
+                yield conn
+            finally:
+                # A connection left mid-statement (cancelled) or broken is not idle: the
+                # pool discards it, whatever its mode.
+                if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                    await conn.set_autocommit(False)
 
 
 @contextlib.asynccontextmanager
