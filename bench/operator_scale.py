@@ -10,7 +10,8 @@ for the floor, another for the operator), measures:
 - **paydeck**: the real ``payment-operator`` process, N PaymentServices applied at once, until
   every one is ``Ready`` (it runs each Job first, then the Deployment: the rollout order);
 - the operator's CPU-seconds per object and peak RSS (``/proc``), API requests per reconcile
-  pass and writes during one idle resync of every object (``apiserver_request_total``).
+  pass and, at the largest N of the run, writes during one idle resync of every object
+  (``apiserver_request_total``; a minute of waiting for the drift timer, so not at each N).
 
 Every figure is printed beside its floor from the same run, as a ratio. Then one separate run
 under py-spy (``BENCH_PROFILE_N``) says where the operator's CPU goes. Usage:
@@ -228,9 +229,11 @@ class Run:
     plane: dict[str, float]
 
 
-def with_operator(lc: local_cluster.Cluster, count: int, profile: Path | None = None) -> Run:
-    """The real operator, ``count`` PaymentServices applied at once, until all are Ready;
-    with ``profile``, py-spy samples the operator into it and the idle resync is skipped."""
+def with_operator(lc: local_cluster.Cluster, count: int, profile: Path | None = None,
+                  idle: bool = True) -> Run:
+    """The real operator, ``count`` PaymentServices applied at once, until all are Ready,
+    then (``idle``) one idle resync of every object; with ``profile``, py-spy samples the
+    operator into it and the idle resync is skipped."""
     namespace = f"paydeck-{count}"
     lc.kubectl("create", "namespace", namespace)
     for name in ("payments-stripe", "payments-db"):
@@ -260,8 +263,8 @@ def with_operator(lc: local_cluster.Cluster, count: int, profile: Path | None = 
         cpu = op.cpu_seconds() - cpu_before
         passes = {t: op.reconciles(f'trigger="{t}"') - passes_before[t] for t in TRIGGERS}
         per_pass = (_requests(_metrics(lc)) - requests_before) / max(sum(passes.values()), 1)
-        idle = idle_writes(lc, op, count) if profile is None else -1
-        return Run(elapsed, cpu, op.peak_rss_mib(), per_pass, idle, passes, plane)
+        writes = idle_writes(lc, op, count) if idle and profile is None else -1
+        return Run(elapsed, cpu, op.peak_rss_mib(), per_pass, writes, passes, plane)
     finally:
         op.stop()
 
@@ -295,14 +298,14 @@ def idle_writes(lc: local_cluster.Cluster, op: Operator, count: int) -> int:
     return sum((+after).values())
 
 
-def run(count: int) -> Result:
+def run(count: int, idle: bool = True) -> Result:
     """The floor, then the operator, each on a fresh control plane of the same build (a
     clean-up of the floor's objects would share the operator's CPU, and its DELETEs would
-    count as writes in the idle resync)."""
+    count as writes in the idle resync); ``idle``: measure one idle resync too."""
     with _fresh_cluster("paydeck-bench-floor-") as lc:
         floor_seconds, floor_plane = floor(lc, count)
     with _fresh_cluster("paydeck-bench-scale-") as lc:
-        ran = with_operator(lc, count)
+        ran = with_operator(lc, count, idle=idle)
     return Result(count, floor_seconds, ran.seconds, ran.cpu_seconds, ran.peak_rss_mib,
                   ran.requests_per_pass, ran.idle_writes, sum(ran.passes.values()) / count,
                   floor_plane, ran.plane, ran.passes)
@@ -329,7 +332,7 @@ def table(results: list[Result]) -> str:
             f"| {r.count} | {r.floor_seconds:.1f} | {r.operator_seconds:.1f} | "
             f"{r.operator_seconds / r.floor_seconds:.2f} | {r.cpu_seconds / r.count:.3f} | "
             f"{r.peak_rss_mib:.0f} | {r.requests_per_pass:.1f} | {r.passes_per_object:.1f} | "
-            f"{r.idle_writes} |")
+            f"{r.idle_writes if r.idle_writes >= 0 else 'not measured'} |")
     return "\n".join(lines)
 
 
@@ -384,7 +387,7 @@ def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
     results = []
     for count in counts:
         print(f"-- {count} PaymentServices", flush=True)
-        results.append(run(count))
+        results.append(run(count, idle=count == max(counts)))
         print(table(results[-1:]), plane_table(results[-1:]), sep="\n", flush=True)
     report = (f"## Operator at scale ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs)\n\n"
               f"{table(results)}\n\n### Where the time goes\n\n{plane_table(results)}")

@@ -370,17 +370,19 @@ def _decide(
     uid = obj["metadata"]["uid"]
     rev = builders.revision(ps)
     topic_report = _admin_topics(ps, kafka_admins)
+    current = state.RolloutState.from_status(obj.get("status"))
+    # A new object has no Job yet; nor does a pass read one it does not decide from.
+    reads_job = not new and engine.reads_job(current, ps.spec, rev)
     observed = state.Observed(
         revision=rev, image=ps.spec.image, replicas=ps.spec.replicas,
         job_name=builders.migrations.job_name(ps, rev), workloads=revs.workloads,
-        job=None if new else observe.migration_job(kube, ps, uid, rev, cache),
+        job=observe.migration_job(kube, ps, uid, rev, cache) if reads_job else None,
         gates=observe.gate_states(
             ps, ctx.capabilities, result.live, topic_report,
             watched=ctx.sees(builders.kafka.topics_namespace(ps) or str(ps.metadata.namespace)),
             rates=observe.rates_config_map(kube, ps)),
         command=observe.command(obj.get("status")),
     )
-    current = state.RolloutState.from_status(obj.get("status"))
     plan = engine.decide(current, ps.spec, observed, now)
     if plan.measure and ps.spec.rollout.canary and ps.spec.rollout.canary.analysis:
         variables = providers.variables(

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
         "instead of the watches' cache (what a watch missed is seen within this).",
     )
     worker_limit: int = Field(default=20, ge=1, description="Concurrent object workers in Kopf.")
-    thread_workers: int = Field(default=8, ge=1, description="Threads for synchronous API calls.")
+    #: Passes in flight at once (each holds a thread and an API connection while it waits on
+    #: the API server). 32, not 8: with 200 canaries at once, 8 left passes queueing for a
+    #: thread (step latency p95 19.8 s against 1.5 s with 32, bench.rollouts_compare).
+    thread_workers: int = Field(default=32, ge=1, description="Threads for synchronous API calls.")
     metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
     liveness_port: int = Field(default=8080, description="Port of the /healthz endpoint.")
     metrics_bind_address: IPvAnyAddress = Field(

@@ -74,6 +74,17 @@ def test_scale_goals_judge_the_largest_n_and_any_idle_write_fails(tmp_path):
     assert g["writes per idle resync"].met is False  # 2 writes at N = 1,000
 
 
+def test_idle_writes_are_judged_where_measured_and_open_when_nowhere(tmp_path):
+    (tmp_path / "operator_scale.md").write_text(
+        SCALE.replace("| 2 |", "| 0 |").replace("| 14.4 | 0 |", "| 14.4 | not measured |"))
+    g = by_name(goals(figures(tmp_path)))
+    assert g["writes per idle resync"].met is True
+    assert g["writes per idle resync"].measured == "0 (N = 1000)"
+    (tmp_path / "operator_scale.md").write_text(SCALE.replace("| 2 |", "| not measured |")
+                                                .replace("| 14.4 | 0 |", "| 14.4 | not measured |"))
+    assert by_name(goals(figures(tmp_path)))["writes per idle resync"].met is None
+
+
 def test_a_goal_at_1000_is_not_met_by_a_smaller_run_but_can_be_missed_by_one():
     small = Scale(200, 60.0, 66.0, 0.04, 100, 3.0, 0)
     g = by_name(goals(Figures(scale=[small])))

@@ -305,6 +305,14 @@ def _needs_migration(state: RolloutState, spec: PaymentServiceSpec, revision: st
     return not (done is not None and done.revision == revision and done.phase == "Succeeded")
 
 
+def reads_job(state: RolloutState, spec: PaymentServiceSpec, revision: str) -> bool:
+    """Whether a pass needs the revision's migration Job to decide: while its migration is
+    wanted and not done, or a failed one may be retried (its Job is deleted first). Other
+    passes (no migrations, or this revision's done) read no Job."""
+    failed = state.migration is not None and state.migration.phase == "Failed"
+    return failed or _needs_migration(state, spec, revision)
+
+
 def _migrated(work: _Pass, spec: PaymentServiceSpec, observed: Observed, now: datetime) -> bool:
     """Whether the revision's schema is ready; drives the Job meanwhile."""
     revision = observed.revision

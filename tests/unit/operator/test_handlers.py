@@ -420,6 +420,22 @@ def test_the_first_pass_of_a_new_object_lists_nothing_to_prune_and_later_ones_do
     assert {"ConfigMap", "Service", "ServiceAccount", "PodDisruptionBudget"} <= pruned
 
 
+def test_a_pass_reads_a_migration_job_only_while_a_migration_is_wanted(state, posted):
+    obj = _add_ps(state)  # migrations off: no Job to decide from, none read
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    for _ in range(2):
+        handlers.on_change(state, **_kopf_kwargs(obj, reason="resume", retry=0))
+    assert [c for c in state.kube.calls if c[1] == "Job" and c[0] == "get"] == []
+    # Migrations on, the Job not done: the pass reads it (here, after creating it).
+    spec = state.kube.objects[("PaymentService", NAMESPACE, NAME)]["spec"]
+    spec["database"]["migrations"] = {"enabled": True}
+    state.kube.calls.clear()
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=0))
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="resume", retry=0))
+    assert "Job" in state.kube.kinds()
+    assert [c for c in state.kube.calls if c[1] == "Job" and c[0] == "get"]
+
+
 def test_a_new_objects_child_whose_name_is_taken_is_found_and_left_alone(state, posted):
     obj = _add_ps(state)
     theirs = state.kube.add({"apiVersion": "v1", "kind": "ServiceAccount",
