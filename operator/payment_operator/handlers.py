@@ -69,6 +69,9 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
     kopf.timer(GROUP, VERSION, PLURAL, interval=every, initial_delay=every, sharp=False,
                registry=registry)(partial(resync, state))
     kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)(partial(on_delete, state))
+    # Every event of a PaymentService, before the other handlers of the same event (Kopf runs
+    # event handlers first, in this order): passes read their object from memory.
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(partial(on_parent_event, state))
     kopf.on.event(GROUP, VERSION, PLURAL, when=_command_waiting, registry=registry)(
         partial(on_command, state)
     )
@@ -153,7 +156,8 @@ def _run(
     prune: bool, wait: bool = True, fresh: bool = False,
 ) -> reconcile.Outcome:
     """One reconcile of the object; post its Events and schedule the requeue it asks for.
-    With ``fresh`` the pass reads every child from the API server, not the cache."""
+    With ``fresh`` the pass reads the object and every child from the API server, not
+    the caches."""
     namespace, name = str(meta["namespace"]), str(meta["name"])
     try:
         outcome = reconcile.reconcile(
@@ -161,6 +165,7 @@ def _run(
             kafka_admins=state.kafka_admins, trigger=trigger, prune_children=prune, wait=wait,
             platform_policy=state.settings.platform_policy,
             cache=state.children.reading_around() if fresh else state.children,
+            parents=None if fresh else state.parents,
         )
     except KubeError as err:
         # The API server is unreachable or failing: there is no status to write it to.
@@ -185,6 +190,7 @@ def on_change(
     state: OperatorState, body: kopf.Body, meta: kopf.Meta, reason: str, retry: int, **_: Any
 ) -> None:
     """Create, update (of spec) and resume: reconcile, waiting for a pass of our own."""
+    state.parents.offer(body)  # what Kopf hands over is as new as its watch
     outcome = _run(state, meta, body, trigger=str(reason), prune=True)
     if outcome.failure is not None:
         # Even "permanent" failures (a quota, missing RBAC) get fixed by humans: keep trying,
@@ -203,6 +209,7 @@ def resync(state: OperatorState, body: kopf.Body, meta: kopf.Meta, **_: Any) -> 
     is seen there."""
     if meta.get("deletionTimestamp"):
         return
+    state.parents.offer(body)
     key = (str(meta["namespace"]), str(meta["name"]))
     fresh = state.fresh_reads.due(key)
     settled = (body.get("status") or {}).get("phase") in SETTLED_PHASES
@@ -286,10 +293,21 @@ def on_command(
     """A user command waits in status: reconcile without waiting (the pass carries it out)."""
     if type == "DELETED" or meta.get("deletionTimestamp"):
         return
+    state.parents.offer(body)  # the pass must see the command, whichever handler ran first
     try:
         _run(state, meta, body, trigger="command", prune=False, wait=False)
     except kopf.TemporaryError as err:
         log.warning("reconcile of %s/%s for a command failed: %s", meta.namespace, meta.name, err)
+
+
+async def on_parent_event(
+    state: OperatorState, body: kopf.Body, type: str | None = None, **_: Any
+) -> None:
+    """Remember the PaymentService as this event has it (:mod:`payment_operator.kube.parents`)."""
+    if type == "DELETED":
+        state.parents.deleted(body)
+    else:
+        state.parents.offer(body)
 
 
 async def on_child_event(

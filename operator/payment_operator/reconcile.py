@@ -27,6 +27,7 @@ from payment_operator.kube import apply, observe, record, resources, status
 from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube, KubeError, Obj
 from payment_operator.kube.errors import failure_of
+from payment_operator.kube.parents import ParentCache
 from payment_operator.rollout import engine, split, state, topics
 from payment_operator.topics import AdminClients
 
@@ -45,6 +46,8 @@ class Outcome:
     obj: Obj | None = None
     requeue_after: float | None = None
     coalesced: bool = False
+    #: The object as its status write answered (None: the pass wrote no status).
+    written: Obj | None = None
 
 
 def reconcile(
@@ -61,6 +64,7 @@ def reconcile(
     now: datetime | None = None,
     platform_policy: str = "",
     cache: ChildCache | None = None,
+    parents: ParentCache | None = None,
 ) -> Outcome:
     """Reconcile one PaymentService, coalescing with a pass already running for it.
 
@@ -71,12 +75,13 @@ def reconcile(
     clients (topicProvisioner admin).  With ``platform_policy`` (the name of a
     PaymentServicePolicy) each pass checks the spec against it before it applies anything.
     With ``cache`` (the children the watches saw) passes read children from it when it
-    holds them, instead of a GET each.
+    holds them, instead of a GET each; with ``parents`` (the PaymentServices seen) a pass
+    reads its object from there when held, and records the status it wrote.
     """
 
     def one_pass(prune: bool) -> Outcome:
         return _measured_pass(kube, namespace, name, ctx, kafka_admins, trigger, prune, now,
-                              platform_policy, cache)
+                              platform_policy, cache, parents)
 
     outcomes = coalescer.run((namespace, name), one_pass, prune=prune_children, wait=wait)
     if not outcomes:
@@ -191,15 +196,21 @@ def _release_kafka_topics(
 def _measured_pass(
     kube: Kube, namespace: str, name: str, ctx: builders.Context, kafka_admins: AdminClients,
     trigger: str, prune: bool, now: datetime | None, platform_policy: str = "",
-    cache: ChildCache | None = None,
+    cache: ChildCache | None = None, parents: ParentCache | None = None,
 ) -> Outcome:
     started = time.monotonic()
     try:
-        obj = kube.get(resources.PAYMENT_SERVICE, namespace, name)
+        obj = parents.get(namespace, name) if parents is not None else None
+        if obj is None:
+            obj = kube.get(resources.PAYMENT_SERVICE, namespace, name)
+            if parents is not None and obj is not None:
+                parents.offer(obj)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             return Outcome(obj=obj)
         outcome = _reconcile(kube, obj, ctx, kafka_admins, prune, now or datetime.now(UTC),
                              platform_policy, cache)
+        if parents is not None and outcome.written is not None:
+            parents.offer(outcome.written)  # the status this pass wrote
     except KubeError as err:
         observability.ERRORS.labels(failure_of(err).reason).inc()
         observability.RECONCILES.labels(trigger, "error").inc()
@@ -470,6 +481,7 @@ def _publish(
 
     written, latest = status.write(kube, obj, compute)
     if written:
+        outcome.written = latest
         before, after = obj.get("status") or {}, latest.get("status") or {}
         outcome.events.extend(events.phase_change(before, after))
         outcome.events.extend(events.gate_changes(before, after))

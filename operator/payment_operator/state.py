@@ -1,7 +1,7 @@
 """The state of one operator process: settings, API client, discovery cache, coalescer,
-scheduler, the children's cache, when each object's drift timer last read afresh, the owners
-waiting for a pass after a child event, and the Kafka admin clients (one per bootstrap
-string, created on first use).
+scheduler, the children's and the PaymentServices' caches, when each object's drift timer
+last read afresh, the owners waiting for a pass after a child event, and the Kafka admin
+clients (one per bootstrap string, created on first use).
 
 ``main()`` builds one :class:`OperatorState` from :class:`~payment_operator.settings.Settings`
 at start-up and hands it to :func:`payment_operator.handlers.register`, which binds every Kopf
@@ -19,6 +19,7 @@ from payment_operator.fresh_reads import FreshReads
 from payment_operator.kube.cache import ChildCache
 from payment_operator.kube.client import Kube
 from payment_operator.kube.discovery import CapabilityCache
+from payment_operator.kube.parents import ParentCache
 from payment_operator.owners import OwnerQueue
 from payment_operator.reconcile import Outcome
 from payment_operator.scheduler import Scheduler
@@ -38,6 +39,8 @@ class OperatorState:
     kafka_admins: AdminClients
     #: The children as their watches last delivered them (filled by child events).
     children: ChildCache = field(default_factory=ChildCache)
+    #: The PaymentServices as their watch last delivered them (or our status writes left them).
+    parents: ParentCache = field(default_factory=ParentCache)
     #: Which drift-timer passes read every child afresh (the rest read the cache).
     fresh_reads: FreshReads = field(default_factory=lambda: FreshReads(600.0))
     #: Owners of changed children, waiting for their pass (one runner per API thread).

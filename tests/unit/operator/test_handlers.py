@@ -54,6 +54,13 @@ def _add_ps(state: OperatorState, status: dict | None = None) -> dict:
     return state.kube.add(body)
 
 
+def _delivered(state: OperatorState) -> dict:
+    """The PaymentService as stored, delivered as its watch would (a MODIFIED event)."""
+    body = state.kube.stored("PaymentService", NAMESPACE, NAME)
+    asyncio.run(handlers.on_parent_event(state, body=kopf.Body(body), type="MODIFIED"))
+    return body
+
+
 def _kopf_kwargs(obj: dict, **extra) -> dict:
     body = kopf.Body(obj)
     return {"body": body, "meta": body.meta, "status": body.status, **extra}
@@ -135,6 +142,7 @@ def test_on_change_reconciles_and_raises_for_a_failure(state, posted):
 
     state.kube.apply_errors["Deployment"] = KubeError(403, "Forbidden", "no")
     state.kube.touch("PaymentService", NAMESPACE, NAME, replicas=4)
+    obj = _delivered(state)
     with pytest.raises(kopf.TemporaryError) as caught:
         handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=2))
     assert caught.value.delay == handlers.retry_delay(2)
@@ -167,6 +175,20 @@ def test_a_pending_command_triggers_a_pass_without_waiting(state, posted):
     state.kube.calls.clear()
     handlers.on_command(state, **_kopf_kwargs(obj, type="DELETED"))
     assert state.kube.calls == []
+
+
+def test_a_command_is_seen_by_its_pass_even_before_the_watch_event_is_cached(state, posted):
+    obj = _add_ps(state)
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))  # cached now
+    command = {"action": "abort", "requestedAt": "2025-01-01T00:00:00Z", "requestedBy": "me"}
+    stored = state.kube.objects[("PaymentService", NAMESPACE, NAME)]
+    stored["status"]["command"] = command
+    state.kube.touch("PaymentService", NAMESPACE, NAME)  # the user's status write
+    # Kopf hands the event's body to on_command; on_parent_event may not have run yet.
+    handlers.on_command(state, **_kopf_kwargs(state.kube.stored("PaymentService", NAMESPACE,
+                                                                NAME), type="MODIFIED"))
+    status = state.kube.stored("PaymentService", NAMESPACE, NAME)["status"]
+    assert status.get("lastHandledCommandAt")
 
 
 def test_a_pass_that_asks_for_a_requeue_is_run_again_then(state, posted, monkeypatch):
@@ -399,6 +421,7 @@ def test_unwanted_label_owned_topics_are_pruned_and_foreign_ones_never(state, po
     state.kube.add(_foreign_topic("ours-stale", uid=uid))
     # Reconciled before (only a pass makes a topic of its uid): the next pass prunes.
     state.kube.objects[("PaymentService", NAMESPACE, NAME)]["status"] = {"observedGeneration": 1}
+    obj = state.kube.stored("PaymentService", NAMESPACE, NAME)  # as Kopf would hand it over
     handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=0))
     assert sorted(_remote_topics(state)) == sorted([
         f"{NAMESPACE}.{NAME}-audit", f"{NAMESPACE}.{NAME}-payment.events",
@@ -429,11 +452,36 @@ def test_a_pass_reads_a_migration_job_only_while_a_migration_is_wanted(state, po
     # Migrations on, the Job not done: the pass reads it (here, after creating it).
     spec = state.kube.objects[("PaymentService", NAMESPACE, NAME)]["spec"]
     spec["database"]["migrations"] = {"enabled": True}
+    state.kube.touch("PaymentService", NAMESPACE, NAME)
+    obj = _delivered(state)
     state.kube.calls.clear()
     handlers.on_change(state, **_kopf_kwargs(obj, reason="update", retry=0))
     handlers.on_change(state, **_kopf_kwargs(obj, reason="resume", retry=0))
     assert "Job" in state.kube.kinds()
     assert [c for c in state.kube.calls if c[1] == "Job" and c[0] == "get"]
+
+
+def test_passes_read_their_object_from_the_watch_and_its_own_writes_but_fresh_ones_get_it(
+        state, posted):
+    obj = _add_ps(state)
+    asyncio.run(handlers.on_parent_event(state, body=kopf.Body(obj), type="ADDED"))
+    handlers.on_change(state, **_kopf_kwargs(obj, reason="create", retry=0))
+    handlers.child_pass(state, NAMESPACE, NAME)  # as after a child's event
+    handlers.requeue(state, NAMESPACE, NAME)
+    assert ("get", "PaymentService", NAME) not in state.kube.calls
+    # The second pass started from the status the first one wrote (nothing new to write).
+    assert [c for c in state.kube.writes() if c[0] == "patch_status"] == [
+        ("patch_status", "PaymentService", NAME)]
+    state.kube.calls.clear()
+    stored = state.kube.stored("PaymentService", NAMESPACE, NAME)
+    state.fresh_reads.fresh_seconds = 0  # every timer pass reads afresh
+    handlers.resync(state, **_kopf_kwargs(stored))
+    assert ("get", "PaymentService", NAME) in state.kube.calls
+    # Deleted: a pass finds nothing in memory and asks the API server.
+    asyncio.run(handlers.on_parent_event(state, body=kopf.Body(stored), type="DELETED"))
+    state.kube.calls.clear()
+    handlers.child_pass(state, NAMESPACE, NAME)
+    assert state.kube.calls[0] == ("get", "PaymentService", NAME)
 
 
 def test_a_new_objects_child_whose_name_is_taken_is_found_and_left_alone(state, posted):
