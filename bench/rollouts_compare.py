@@ -1,4 +1,5 @@
-"""Paydeck beside Argo Rollouts: the same basic canary rolled out both ways, on one control plane.
+"""Paydeck beside Argo Rollouts: the same basic canary rolled out both ways, each on a fresh
+control plane of the same build.
 
 For each N (1 and 200 by default) N Argo Rollouts and N PaymentServices of the same shape
 (``REPLICAS`` pods, steps setWeight 10 → 50 → 100 with no pauses and no analysis, one pod of
@@ -361,11 +362,10 @@ def _add_nodes(lc: local_cluster.Cluster) -> None:
     lc.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s")
 
 
-def run(counts: tuple[int, ...]) -> list[tuple[Measured, Measured]]:
-    argo_rollouts.ensure()
-    state = Path(tempfile.mkdtemp(prefix="paydeck-bench-argo-"))
-    results = []
-    with local_cluster.running(state) as lc:
+@contextmanager
+def _fresh_cluster() -> Iterator[local_cluster.Cluster]:
+    """A new local control plane with the extra kwok nodes and both sides' CRDs."""
+    with local_cluster.running(Path(tempfile.mkdtemp(prefix="paydeck-bench-argo-"))) as lc:
         _add_nodes(lc)
         crds = [ROOT / "crds" / "paymentservices.paydeck.dev.yaml", *argo_rollouts.crd_paths()]
         for crd in crds:
@@ -373,14 +373,25 @@ def run(counts: tuple[int, ...]) -> list[tuple[Measured, Measured]]:
         local_cluster.wait_established(lc.kubectl, ["paymentservices.paydeck.dev",
                                                     "rollouts.argoproj.io"])
         lc.kubectl("create", "namespace", "argo-rollouts")  # its home (config map, lease)
-        for count in counts:
-            print(f"-- N = {count}", flush=True)
+        yield lc
+
+
+def run(counts: tuple[int, ...]) -> list[tuple[Measured, Measured]]:
+    """Each side of each N on a fresh control plane of the same build: the clean-up of one
+    side's objects (a namespace of N objects and their pods, going away in the background)
+    would otherwise share the cores with the next side's run."""
+    argo_rollouts.ensure()
+    results = []
+    for count in counts:
+        print(f"-- N = {count}", flush=True)
+        with _fresh_cluster() as lc:
             argo = measure(lc, ARGO, count)
-            print(f"{argo.side}: {len(argo.promote_seconds)}/{count} promoted, "
-                  f"max {max(argo.promote_seconds, default=float('nan')):.2f} s", flush=True)
+        print(f"{argo.side}: {len(argo.promote_seconds)}/{count} promoted, "
+              f"max {max(argo.promote_seconds, default=float('nan')):.2f} s", flush=True)
+        with _fresh_cluster() as lc:
             pair = (argo, measure(lc, PAYDECK, count))
-            print(table([pair]), flush=True)
-            results.append(pair)
+        print(table([pair]), flush=True)
+        results.append(pair)
     return results
 
 

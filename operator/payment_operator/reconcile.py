@@ -3,9 +3,11 @@
 Every trigger (create, update, resume, the drift timer, a change to a child, a user command, a
 requeue) runs the same :func:`reconcile`.  It is synchronous (the official client is) and runs
 in Kopf's thread pool.  Triggers for one object are coalesced (:mod:`payment_operator.coalesce`)
-and each pass re-reads the object while it holds the object's lock, so it never acts on a stale
-copy.  Which Events a pass posts is decided in :mod:`payment_operator.events`; how API failures
-are named, in :mod:`payment_operator.kube.errors`.
+and each pass reads the object while it holds the object's lock — from memory, as new as its
+watch's last event or this process's last status write (:mod:`payment_operator.kube.parents`),
+else with a GET — and writes status only on the resourceVersion it read.  Which Events a
+pass posts is decided in :mod:`payment_operator.events`; how API failures are named, in
+:mod:`payment_operator.kube.errors`.
 """
 
 from __future__ import annotations
