@@ -117,6 +117,15 @@ return {r[1], r[2], v[1], v[2]}
 """
 
 
+async def _stale(conn: Connection) -> bool:
+    """Whether an idle connection must not be used: it holds unread data, or the server
+    closed it (redis-py before 8.2 answers True for that, 8.2 and later raise instead)."""
+    try:
+        return bool(await conn.can_read())
+    except (RedisError, OSError):
+        return True
+
+
 class RiskStoreUnavailable(Exception):
     """Redis did not answer in time, refused the connection or failed the script."""
 
@@ -166,7 +175,7 @@ class RiskStore:
         async with asyncio.timeout(self.timeout), self._slots:
             conn = self._idle.pop() if self._idle else self._new_connection()
             try:
-                if conn.is_connected and await conn.can_read():
+                if conn.is_connected and await _stale(conn):
                     await conn.disconnect()  # closed by the server, or not ours to read
                 await conn.send_packed_command(conn.pack_command(*args), check_health=False)
                 return await conn.read_response()
