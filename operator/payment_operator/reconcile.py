@@ -250,16 +250,18 @@ def check_platform_policy(kube: Kube, ps: api.PaymentService, name: str) -> None
             "PolicyViolation", "; ".join(found)[:1024], retryable=False))
 
 
-def _may_prune(obj: Obj, asked: bool, dropped: AbstractSet[str]) -> bool:
-    """Whether this pass lists its children to delete the unwanted ones: when a revision it
-    no longer runs exists, or when asked (create, update, resume) of an object some pass has
-    reconciled before. Before its first status an object has no child a pass did not want:
-    its first pass skips a LIST of every kind of child, none of which could find anything
-    to delete (a pass that failed wrote its status, so its retry prunes; a crash before a
-    first status leaves a child of a spec edited meanwhile until the next prune)."""
-    if dropped:
-        return True
-    return asked and _reconciled_before(obj)
+def _prune_scope(obj: Obj, asked: bool, dropped: AbstractSet[str]) -> str | None:
+    """Which children this pass lists to delete the unwanted ones: ``"all"`` when asked
+    (create, update, resume) of an object some pass has reconciled before; ``"revisions"``
+    (Deployments and Jobs only) when a revision it no longer runs exists but it was not asked
+    — a spec's other children changed only with the spec, whose own pass pruned them; None
+    otherwise. Before its first status an object has no child a pass did not want: its first
+    pass skips a LIST of every kind of child, none of which could find anything to delete (a
+    pass that failed wrote its status, so its retry prunes; a crash before a first status
+    leaves a child of a spec edited meanwhile until the next prune)."""
+    if asked and _reconciled_before(obj):
+        return "all"
+    return "revisions" if dropped else None
 
 
 def _reconciled_before(obj: Obj) -> bool:
@@ -317,20 +319,23 @@ def _reconcile(
         workloads = builders.workloads(ps, builders.Workloads(
             replicas=plan.replicas, templates=revs.templates, migration=plan.run_migration))
         _merge(result, apply.apply_all(kube, workloads, cache, assume_absent=new))
-        if _may_prune(obj, prune_children, revs.workloads.keys() - plan.replicas.keys()):
+        scope = _prune_scope(obj, prune_children, revs.workloads.keys() - plan.replicas.keys())
+        if scope is not None:
             wanted = {(m["kind"], m["metadata"]["name"]) for m in supporting + workloads}
             # A kept revision's Job stays until its TTL (its logs), even once not re-applied.
             wanted.update(("Job", builders.migrations.job_name(ps, rev))
                           for rev in {observed.revision, *plan.replicas})
-            kinds = resources.children(ctx.capabilities)
+            kinds = (resources.children(ctx.capabilities) if scope == "all"
+                     else (observe.DEPLOYMENT, observe.JOB))
             apply.prune(kube, meta["namespace"], meta["uid"], builders.selector(ps), kinds,
                         wanted, result)
-            # KafkaTopics in Strimzi's namespace (owned by label): wherever they may be, also
-            # in a namespace the spec named before.
-            apply.prune_label_owned(
-                kube, topic_namespaces(ctx), meta["uid"], _kafka_topic_kinds(ctx),
-                {(m["metadata"]["namespace"], m["kind"], m["metadata"]["name"])
-                 for m in supporting}, result)
+            if scope == "all":
+                # KafkaTopics in Strimzi's namespace (owned by label): wherever they may be,
+                # also in a namespace the spec named before.
+                apply.prune_label_owned(
+                    kube, topic_namespaces(ctx), meta["uid"], _kafka_topic_kinds(ctx),
+                    {(m["metadata"]["namespace"], m["kind"], m["metadata"]["name"])
+                     for m in supporting}, result)
         result.raise_for_conflicts()
     except KubeError as err:
         if err.status == 403 and "being terminated" in err.message:

@@ -397,4 +397,5 @@ def test_a_pass_that_drops_a_revision_prunes_and_one_that_adds_one_does_not():
     _roll_out(kube, "ghcr.io/paydeck/payment-runtime:4.0.0")  # one too many: the oldest goes
     assert [w[1] for w in kube.writes() if w[0] == "delete"] == ["Deployment"]
     assert len([k for k in kube.objects if k[0] == "Deployment"]) == 3
-    assert {"ConfigMap", "Service"} <= pruning_lists()
+    # Not asked (a child-triggered pass): only the revisions' kinds are listed.
+    assert pruning_lists() == {"Job"}
