@@ -77,7 +77,8 @@ def managed(body: Mapping[str, Any]) -> bool:
     return bool(labels.get(LABEL_MANAGED_BY) == MANAGED_BY)
 
 
-def _version(body: Mapping[str, Any]) -> int | None:
+def resource_version(body: Mapping[str, Any]) -> int | None:
+    """An object's resourceVersion as a number (None when absent or not one)."""
     try:
         return int(body["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
@@ -117,7 +118,7 @@ class ChildCache:
     def wrote(self, body: Mapping[str, Any]) -> None:
         """A pass wrote this child and read the answer: the watch event of that version
         brings it nothing new."""
-        key, version = self._key_of(body), _version(body)
+        key, version = self._key_of(body), resource_version(body)
         if version is None:
             return
         with self._lock:
@@ -138,7 +139,7 @@ class ChildCache:
         if event_type == "DELETED":
             self._drop(key)
             return True
-        version = _version(body)
+        version = resource_version(body)
         slim = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         data = json.dumps(slim, separators=(",", ":")).encode()
         digest = signature(slim)

@@ -22,16 +22,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from payment_operator.kube.cache import resource_version
 from payment_operator.kube.client import Obj
 
 Key = tuple[str, str]  # namespace, name
-
-
-def _version(body: Mapping[str, Any]) -> int | None:
-    try:
-        return int(body["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -49,7 +43,7 @@ class ParentCache:
 
     def offer(self, body: Mapping[str, Any]) -> None:
         """Keep ``body`` unless a newer version of the object is held."""
-        version = _version(body)
+        version = resource_version(body)
         meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
         data = json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode()
         key = _key(body)
@@ -64,7 +58,7 @@ class ParentCache:
         """The service is gone (its DELETED event's body): no copy up to that version is
         held or taken any more."""
         with self._lock:
-            self._bodies[_key(body)] = (_version(body), None)
+            self._bodies[_key(body)] = (resource_version(body), None)
 
     def get(self, namespace: str, name: str) -> Obj | None:
         """A copy of the newest body seen, or None."""
