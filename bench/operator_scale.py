@@ -87,7 +87,7 @@ def plane_cpu(lc: local_cluster.Cluster) -> dict[str, float]:
     return {name: proc.cpu_seconds(pid) for name, pid in lc.processes.items()}
 
 
-def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
@@ -157,7 +157,7 @@ def floor(lc: local_cluster.Cluster, count: int) -> tuple[float, dict[str, float
 
     _wait(done, 120 + 3 * count, "the floor's Jobs and Deployments")
     elapsed = time.perf_counter() - started
-    return elapsed, _spent(plane, plane_cpu(lc))
+    return elapsed, spent(plane, plane_cpu(lc))
 
 
 class Operator:
@@ -259,7 +259,7 @@ def with_operator(lc: local_cluster.Cluster, count: int, profile: Path | None = 
 
         _wait(ready, 120 + 2 * count, "every PaymentService Ready")
         elapsed = time.perf_counter() - started
-        plane = _spent(plane_before, plane_cpu(lc))
+        plane = spent(plane_before, plane_cpu(lc))
         cpu = op.cpu_seconds() - cpu_before
         passes = {t: op.reconciles(f'trigger="{t}"') - passes_before[t] for t in TRIGGERS}
         per_pass = (_requests(_metrics(lc)) - requests_before) / max(sum(passes.values()), 1)

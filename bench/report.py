@@ -201,6 +201,8 @@ RUNTIME_PROFILE = "the server's profile (payment runtime section)"
 OPERATOR_PROFILE = ("the operator's profile; where the time goes (operator at scale: "
                     "control-plane CPU)")
 ARGO_WHY = "the Argo Rollouts section (events of one rollout)"
+ARGO_SCALE_WHY = ("the Argo Rollouts section (where the control plane's work went: CPU-s and "
+                  "API requests per rollout)")
 BENCH_TIME = "how long `make bench` took (minutes per bench)"
 
 
@@ -211,7 +213,7 @@ def _placed(items: list[Goal]) -> list[Goal]:
         if g.name.startswith(("runtime", "risk")):
             where = RUNTIME_PROFILE
         elif g.name.startswith("canary"):
-            where = ARGO_WHY
+            where = ARGO_WHY if "(N = 1)" in g.name else ARGO_SCALE_WHY
         else:
             where = OPERATOR_PROFILE
         out.append(Goal(g.name, g.target, g.measured, g.met, where))

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from typing import Any
 import yaml
 
 from bench import proc
-from bench.operator_scale import RESULTS, ROOT, Operator, wait_serving
+from bench.operator_scale import RESULTS, ROOT, Operator, plane_cpu, spent, wait_serving
 from hack import argo_rollouts, tools
 from hack import cluster as local_cluster
 from hack.net import free_port
@@ -57,7 +58,10 @@ IMAGE_2 = "registry.example/payment-runtime:2"
 ROLLOUT_TIMEOUT = 120
 #: kwok nodes of 110 pods each: N=200 objects of 4 (+1 surge) pods per side, with room.
 NODES = 20
-_POD_POSTS = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$')
+_REQUESTS = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$')
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+#: Request kinds shown in the control plane's breakdown (the most requested of both sides).
+TOP_REQUESTS = 12
 
 
 # -- the objects ---------------------------------------------------------------------------------
@@ -226,6 +230,12 @@ class Measured:
     cpu_seconds: float
     peak_rss_mib: float
     step_latencies: list[float] = field(default_factory=list)
+    #: Seconds from the image change until every object was promoted (or the bench gave up).
+    wall_seconds: float = 0.0
+    #: The API server's requests during the rollouts, by kind (``"PUT replicasets/status"``).
+    requests: dict[str, int] = field(default_factory=dict)
+    #: CPU-seconds of each control-plane process during the rollouts.
+    plane: dict[str, float] = field(default_factory=dict)
     #: Every watch event of the first object and its children, seconds after the image change.
     timeline: list[str] = field(default_factory=list)
 
@@ -270,17 +280,25 @@ def step_latencies(events: list[tuple[float, str, list[str]]], image: str,
     return out
 
 
-def _pod_posts(lc: local_cluster.Cluster) -> int:
-    total = 0
-    for line in lc.kubectl("get", "--raw", "/metrics").stdout.splitlines():
-        match = _POD_POSTS.match(line)
+def request_kinds(metrics: str) -> Counter[str]:
+    """``apiserver_request_total`` summed by verb and resource (pure): ``"POST pods"``,
+    ``"PUT replicasets/status"``; requests without a resource (``/healthz``) are left out."""
+    out: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        match = _REQUESTS.match(line)
         if not match:
             continue
-        labels = match["labels"]  # pods/binding (the scheduler) is a POST on a subresource
-        if ('resource="pods"' in labels and 'verb="POST"' in labels
-                and not re.search(r'subresource="[^"]+"', labels)):
-            total += int(float(match["value"]))
-    return total
+        labels = dict(_LABEL.findall(match["labels"]))
+        if not labels.get("resource"):
+            continue
+        sub = labels.get("subresource")
+        kind = f"{labels.get('verb')} {labels['resource']}" + (f"/{sub}" if sub else "")
+        out[kind] += int(float(match["value"]))
+    return out
+
+
+def _requests(lc: local_cluster.Cluster) -> Counter[str]:
+    return request_kinds(lc.kubectl("get", "--raw", "/metrics").stdout)
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str, must: bool = True) -> bool:
@@ -331,15 +349,19 @@ def measure(lc: local_cluster.Cluster, side: Side, count: int) -> Measured:
 
             _wait(lambda: all_at(IMAGE_1), 120 + 2 * count, f"{side.name}: every object Healthy")
             time.sleep(2)  # the last status writes settle before the counters are read
-            pods_before, cpu_before = _pod_posts(lc), controller.cpu_seconds()
+            requests_before, cpu_before = _requests(lc), controller.cpu_seconds()
+            plane_before = plane_cpu(lc)
             started = time.monotonic()
             _apply(lc, namespace, [side.make(n, IMAGE_2) for n in names])
             # Not reaching it is a result too: the table counts the objects promoted in time.
             _wait(lambda: all_at(IMAGE_2), ROLLOUT_TIMEOUT + 5 * count,
                   f"{side.name}: every object promoted", must=False)
+            wall = time.monotonic() - started
             cpu = controller.cpu_seconds() - cpu_before
+            plane = spent(plane_before, plane_cpu(lc))
             time.sleep(1)  # pod creations of the last step reach the counter
-            pods = _pod_posts(lc) - pods_before
+            requests = _requests(lc)
+            requests.subtract(requests_before)
             promoted: dict[str, float] = {}
             for at, kind, values in objects.snapshot():
                 if at >= started and kind != "DELETED" and side.healthy(values, IMAGE_2):
@@ -348,8 +370,9 @@ def measure(lc: local_cluster.Cluster, side: Side, count: int) -> Measured:
             timeline = [f"{at - started:7.3f} {kind:8} {' '.join(values)}"
                         for at, kind, values in sorted(objects.snapshot() + children.snapshot())
                         if at >= started and names[0] in values[:2]]
-        return Measured(side.name, count, sorted(promoted.values()), pods, cpu,
-                        controller.peak_rss_mib(), steps, timeline)
+        return Measured(side.name, count, sorted(promoted.values()), requests["POST pods"], cpu,
+                        controller.peak_rss_mib(), steps, timeline=timeline, wall_seconds=wall,
+                        requests=dict(+requests), plane={**plane, "controller": cpu})
     finally:
         controller.stop()
         lc.kubectl("delete", "namespace", namespace, "--wait=false")
@@ -428,6 +451,42 @@ def table(results: list[tuple[Measured, Measured]]) -> str:
     return "\n".join(lines)
 
 
+def work_table(argo: Measured, paydeck: Measured, cpus: int) -> str:
+    """Where the control plane's work of one N went, both sides (pure): each process's
+    CPU-seconds, the CPUs they kept busy, and the API requests per rollout by kind (the
+    most requested :data:`TOP_REQUESTS` of both sides), then what that means for the time."""
+    def row(label: str, a: float, p: float, fmt: str) -> str:
+        return f"| {label} | {fmt.format(a)} | {fmt.format(p)} | {_ratio(p, a)} |"
+
+    lines = [f"### N = {argo.count}: where the control plane's work went (from the image "
+             "change until every object was promoted)", "",
+             "| process, or API requests per rollout | Argo Rollouts | Paydeck | Paydeck / Argo |",
+             "|---|---:|---:|---:|"]
+    names = sorted(set(argo.plane) | set(paydeck.plane), key=lambda n: (n == "controller", n))
+    for name in names:
+        lines.append(row(f"{name} CPU-s", argo.plane.get(name, 0.0),
+                         paydeck.plane.get(name, 0.0), "{:.1f}"))
+    total_a, total_p = sum(argo.plane.values()), sum(paydeck.plane.values())
+    lines.append(row("all CPU-s", total_a, total_p, "{:.1f}"))
+    lines.append(row("busy CPUs (all CPU-s / seconds)", total_a / max(argo.wall_seconds, 1e-9),
+                     total_p / max(paydeck.wall_seconds, 1e-9), "{:.2f}"))
+    both: Counter[str] = Counter(argo.requests)
+    both.update(paydeck.requests)
+    count = argo.count
+    lines.append(row("requests, all", sum(argo.requests.values()) / count,
+                     sum(paydeck.requests.values()) / count, "{:.1f}"))
+    for kind, _ in both.most_common(TOP_REQUESTS):
+        lines.append(row(f"requests, {kind}", argo.requests.get(kind, 0) / count,
+                         paydeck.requests.get(kind, 0) / count, "{:.1f}"))
+    lines += ["", f"On {cpus} CPUs the control plane's work alone (all CPU-s / {cpus}) takes "
+              f"{total_a / cpus:.0f} s for Argo Rollouts' side and {total_p / cpus:.0f} s for "
+              f"Paydeck's; their last objects were promoted after {argo.wall_seconds:.0f} s and "
+              f"{paydeck.wall_seconds:.0f} s. Where both sides keep the CPUs busy, the time "
+              "follows the work: the requests per rollout above, and what each costs the API "
+              "server, etcd and the controllers."]
+    return "\n".join(lines)
+
+
 def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
     results = run(counts)
     report = (f"## Paydeck beside Argo Rollouts {argo_rollouts.VERSION} "
@@ -440,6 +499,8 @@ def main(counts: tuple[int, ...] = DEFAULT_COUNTS) -> None:
             report += (f"\n### {measured.side}, N = {measured.count}: watch events of the first "
                        "object and its children (seconds after the image change)\n\n```\n"
                        + "\n".join(measured.timeline) + "\n```\n")
+    for argo, paydeck in results[-1:]:  # the largest N: where the control plane's work goes
+        report += "\n" + work_table(argo, paydeck, os.cpu_count() or 1) + "\n"
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rollouts_compare.md").write_text(report)

@@ -20,10 +20,13 @@ The cost of the risk checks comes last (``BENCH_RISK=0`` leaves it out): a redis
 after the phases above, the maximum throughput again with velocity limits (customer,
 payment method and client windows, one with an amount limit; none ever refuses) and a
 per-client rate limit on, alternated with the same server configuration without them
-(off, on, ``BENCH_RISK_ROUNDS`` times, default 3; ``BENCH_DURATION`` each), so both are measured in the same run under
-the same machine load. It prints both (medians of the rounds), and the ratios on/off: the
-median of each round's pair (an "on" beside the "off" just before it), which a drift of the
-machine's speed over the run does not bias.
+(``BENCH_RISK_ROUNDS`` rounds, default 4, of ``BENCH_RISK_DURATION`` seconds, default 8, per
+variant), so both are measured in the same run under the same machine load. The rounds
+alternate their order
+(off then on, on then off, ...): a variant measured always second would always meet a
+bigger database and whatever the machine drifted to. It prints both (medians of the
+rounds), and the ratios on/off: the median of each round's ratio (its "on" beside its
+"off", measured back to back).
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # ``python -m bench.runtime.profile FILE``; BENCH_PROFILE=0 skips the phase).
 PROFILE = os.environ.get("BENCH_PROFILE")
 RISK = os.environ.get("BENCH_RISK", "1") != "0"
-RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "3"))
+RISK_ROUNDS = int(os.environ.get("BENCH_RISK_ROUNDS", "4"))
+#: Seconds of each risk round's phase: shorter than ``BENCH_DURATION``, as there are eight.
+RISK_DURATION = float(os.environ.get("BENCH_RISK_DURATION", "8"))
 #: The risk checks of the "on" variant: every request runs all three velocity windows (the
 #: bench's single customer, payment method and client make them hot keys: the worst case)
 #: and the rate limit, and none of them ever refuses.
@@ -282,17 +287,22 @@ class Peak:
     redis_cpu_ms: float  # redis-server's CPU per request (its own process, same cores)
 
 
+def risk_order(rounds: int) -> list[str]:
+    """The variants' order over ``rounds`` back-to-back pairs: off-on, on-off, off-on ..."""
+    return [v for r in range(rounds) for v in (("off", "on") if r % 2 == 0 else ("on", "off"))]
+
+
 def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) -> list[str]:
     """Peak throughput with the risk checks off and on, alternated; the report's lines."""
     peaks: dict[str, list[Peak]] = {"off": [], "on": []}
-    for variant in ("off", "on") * RISK_ROUNDS:
+    for variant in risk_order(RISK_ROUNDS):
         port = free_port()
         server = start_server({**env, **(RISK_ENV if variant == "on" else {})}, work, port)
         try:
             base = f"http://127.0.0.1:{port}"
             wrk(base, seconds=2, **run)  # warm-up (and the scripts loaded into Redis)
             cpu0, redis0 = cpu_seconds(server.pid), cpu_seconds(redis.pid)
-            result = wrk(base, seconds=DURATION, **run)
+            result = wrk(base, seconds=RISK_DURATION, **run)
             cpu_ms = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, result.requests)
             redis_ms = (cpu_seconds(redis.pid) - redis0) * 1000 / max(1, result.requests)
             if result.errors or result.other_status:
@@ -325,7 +335,7 @@ def risk_compare(env: dict[str, str], work: Path, run: dict[str, str], redis) ->
             f"redis-server CPU {mean(variant, 'redis_cpu_ms'):.3f} ms/payment"
         )
     def paired(attr: str) -> float:
-        """The median over the rounds of on/off, each "on" beside the "off" just before it."""
+        """The median over the rounds of on/off, each round's "on" beside its "off"."""
         pairs = zip(peaks["off"], peaks["on"], strict=True)
         return statistics.median(value(on, attr) / value(off, attr) for off, on in pairs)
 

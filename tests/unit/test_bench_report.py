@@ -3,7 +3,17 @@ them (pure; no bench is run and no chart is drawn)."""
 
 import pytest
 
-from bench.report import Figures, Scale, figures, goals, render, runtime_figures, tables
+from bench.report import (
+    ARGO_SCALE_WHY,
+    ARGO_WHY,
+    Figures,
+    Scale,
+    figures,
+    goals,
+    render,
+    runtime_figures,
+    tables,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -94,12 +104,17 @@ def test_a_goal_at_1000_is_not_met_by_a_smaller_run_but_can_be_missed_by_one():
 
 
 def test_a_faster_p50_with_rollouts_left_unpromoted_is_not_met(tmp_path):
-    (tmp_path / "rollouts_compare.md").write_text(ARGO)
+    (tmp_path / "rollouts_compare.md").write_text(
+        ARGO + "| 1 | promote p50 s | 0.50 | 1.00 | 2.00 |\n"
+        "| 1 | promoted in time | 1 | 1 | 1.00 |\n")
     g = by_name(goals(figures(tmp_path)))
     canary = g["canary 10 → 50 → 100 (N = 200)"]
     assert canary.met is False
     assert "150 of 200 promoted in time" in canary.measured
     assert g["canary step latency p95 (N = 200)"].met is False
+    # at N = 200 the gap is the control plane's work, at N = 1 one rollout's events
+    assert canary.where == ARGO_SCALE_WHY
+    assert g["canary 10 → 50 → 100 (N = 1)"].where == ARGO_WHY
 
 
 def test_render_nests_each_bench_section_under_the_page():

@@ -3,7 +3,7 @@ replica change of the same owner (pure logic over recorded watch events; nothing
 
 import pytest
 
-from bench.rollouts_compare import percentile, step_latencies
+from bench.rollouts_compare import Measured, percentile, request_kinds, step_latencies, work_table
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +45,42 @@ def test_nearest_rank_percentiles():
     assert percentile(values, 50) == 10.0
     assert percentile(values, 95) == 19.0
     assert percentile([0.4], 95) == 0.4
+
+
+METRICS = """\
+# HELP apiserver_request_total Counter of apiserver requests.
+apiserver_request_total{resource="pods",subresource="",verb="POST"} 4
+apiserver_request_total{resource="pods",subresource="binding",verb="POST"} 4
+apiserver_request_total{resource="pods",subresource="",verb="POST"} 1
+apiserver_request_total{resource="replicasets",subresource="status",verb="PUT"} 7e+00
+apiserver_request_total{resource="",scope="",subresource="/healthz",verb="GET"} 30
+"""
+
+
+def test_requests_are_summed_by_verb_resource_and_subresource():
+    assert request_kinds(METRICS) == {"POST pods": 5, "POST pods/binding": 4,
+                                      "PUT replicasets/status": 7}
+
+
+def measured(side, wall, plane, requests):
+    return Measured(side, 2, [1.0, 2.0], requests.get("POST pods", 0), plane["controller"],
+                    100.0, wall_seconds=wall, requests=requests, plane=plane)
+
+
+def test_the_work_table_shows_each_process_the_busy_cpus_and_requests_per_rollout():
+    argo = measured("argo-rollouts", 10.0, {"kube-apiserver": 6.0, "controller": 2.0},
+                    {"POST pods": 8, "PUT replicasets": 6})
+    paydeck = measured("paydeck", 20.0, {"kube-apiserver": 24.0, "controller": 8.0},
+                       {"POST pods": 8, "PUT deployments/status": 10, "LIST deployments": 4})
+    text = work_table(argo, paydeck, cpus=2)
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert rows[0] == "| kube-apiserver CPU-s | 6.0 | 24.0 | 4.00 |"
+    assert rows[1] == "| controller CPU-s | 2.0 | 8.0 | 4.00 |"  # the controller comes last
+    assert rows[2] == "| all CPU-s | 8.0 | 32.0 | 4.00 |"
+    assert rows[3] == "| busy CPUs (all CPU-s / seconds) | 0.80 | 1.60 | 2.00 |"
+    assert rows[4] == "| requests, all | 7.0 | 11.0 | 1.57 |"  # per rollout: N = 2
+    assert rows[5:] == ["| requests, POST pods | 4.0 | 4.0 | 1.00 |",
+                        "| requests, PUT deployments/status | 0.0 | 5.0 | n/a |",
+                        "| requests, PUT replicasets | 3.0 | 0.0 | 0.00 |",
+                        "| requests, LIST deployments | 0.0 | 2.0 | n/a |"]
+    assert "takes 4 s for Argo Rollouts' side and 16 s for Paydeck's" in text
