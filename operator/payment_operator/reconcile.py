@@ -225,6 +225,24 @@ def _measured_pass(
     return outcome
 
 
+def scale_downs_first(
+    workloads: list[dict[str, Any]], replicas: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """The workloads in the order they may be written: first each Deployment that gets fewer
+    replicas than it has (``replicas``, by revision), then the rest as given (pure). The
+    canary's surge room comes from the stable side's scale-down (``split.advance``): written
+    first, it holds the surge budget between the two writes, and a pass that fails at it
+    never writes the scale-up."""
+    def down(manifest: dict[str, Any]) -> bool:
+        if manifest["kind"] != "Deployment":
+            return False
+        rev = manifest["metadata"]["labels"].get(builders.meta.LABEL_REVISION)
+        wanted = manifest["spec"].get("replicas")  # none: the autoscaler's
+        return rev in replicas and wanted is not None and wanted < replicas[rev]
+
+    return sorted(workloads, key=lambda m: not down(m))  # stable: the rest keep their order
+
+
 class PolicyRefusalError(Exception):
     """The platform policy refuses the spec, or cannot be read: nothing may be applied."""
 
@@ -316,8 +334,9 @@ def _reconcile(
             job = observe.migration_job(kube, ps, meta["uid"], observed.revision, cache)
             if job is not None:
                 _delete_job(kube, ps, job.name)
-        workloads = builders.workloads(ps, builders.Workloads(
-            replicas=plan.replicas, templates=revs.templates, migration=plan.run_migration))
+        workloads = scale_downs_first(builders.workloads(ps, builders.Workloads(
+            replicas=plan.replicas, templates=revs.templates, migration=plan.run_migration)),
+            {rev: w.replicas for rev, w in revs.workloads.items()})
         _merge(result, apply.apply_all(kube, workloads, cache, assume_absent=new))
         scope = _prune_scope(obj, prune_children, revs.workloads.keys() - plan.replicas.keys())
         if scope is not None:

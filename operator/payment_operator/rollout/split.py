@@ -59,6 +59,12 @@ def advance(current: Split, ready_canary: int, want: Split, replicas: int, max_s
     * Scaling the stable side down waits for canary pods to be ready, keeping at least
       ``replicas`` ready pods (``replicas - 1`` with ``max_surge`` 0, which could not move
       otherwise).  Scaling the canary down is immediate.
+    * The budget counts the Deployments' replicas, as Kubernetes' Deployment controller
+      counts its ReplicaSets' (a pod still terminating is not counted): the stable side
+      scaled down makes room for the canary in the same call. The reconcile writes a
+      scale-down before a scale-up
+      (:func:`payment_operator.reconcile.scale_downs_first`), so the budget holds between
+      the two writes too.
     """
     unavailable = 0 if max_surge > 0 else 1
     if want.stable < current.stable:
@@ -67,7 +73,7 @@ def advance(current: Split, ready_canary: int, want: Split, replicas: int, max_s
     else:
         stable = want.stable
     if want.canary > current.canary:
-        room = replicas + max_surge - max(current.stable, stable)
+        room = replicas + max_surge - stable
         canary = max(current.canary, min(want.canary, room))
     else:
         canary = want.canary

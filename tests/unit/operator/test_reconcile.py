@@ -7,6 +7,7 @@ raised when there is nowhere to write them), and prune deletes only what this
 PaymentService controls.
 """
 
+import copy
 from datetime import UTC, datetime
 
 import pytest
@@ -399,3 +400,58 @@ def test_a_pass_that_drops_a_revision_prunes_and_one_that_adds_one_does_not():
     assert len([k for k in kube.objects if k[0] == "Deployment"]) == 3
     # Not asked (a child-triggered pass): only the revisions' kinds are listed.
     assert pruning_lists() == {"Job"}
+
+
+def _workload(name: str, revision: str | None, replicas: int | None,
+              kind: str = "Deployment") -> dict:
+    labels = {} if revision is None else {builders.meta.LABEL_REVISION: revision}
+    spec = {} if replicas is None else {"replicas": replicas}
+    return {"kind": kind, "metadata": {"name": name, "labels": labels}, "spec": spec}
+
+
+def test_scale_downs_are_written_before_everything_else():
+    workloads = [_workload("svc-a", "a", 2), _workload("svc-b", "b", 3)]
+    ordered = reconcile.scale_downs_first(workloads, {"a": 1, "b": 4})
+    assert [w["metadata"]["name"] for w in ordered] == ["svc-b", "svc-a"]
+
+
+def test_without_a_scale_down_the_order_is_kept():
+    workloads = [_workload("migrate", None, None, kind="Job"),
+                 _workload("svc-a", "a", None),  # the autoscaler's replicas: never "down"
+                 _workload("svc-b", "b", 4), _workload("svc-c", "c", 0)]
+    ordered = reconcile.scale_downs_first(workloads, {"a": 5, "b": 4})
+    assert ordered == workloads
+
+
+def _image_sorting_first(kube: FakeKube) -> str:
+    """An image whose revision sorts before the running one: its Deployment is built first,
+    so only the write order keeps the canary's scale-up after the stable side's scale-down."""
+    body = copy.deepcopy(kube.stored("PaymentService", NAMESPACE, NAME))
+    running = builders.revision(parse(body))
+    for patch in range(100):
+        body["spec"]["image"] = f"ghcr.io/paydeck/payment-runtime:2.0.{patch}"
+        if builders.revision(parse(body)) < running:
+            return body["spec"]["image"]
+    raise AssertionError("no image sorts first")
+
+
+def test_a_canary_never_asks_for_more_than_replicas_plus_surge_between_writes():
+    kube = FakeKube()
+    _ps(kube, replicas=4, rollout={"canary": {"steps": [{"setWeight": 50}], "maxSurge": 1}})
+    _pass(kube)
+    _ready(kube, *(name for kind, _, name in kube.objects if kind == "Deployment"))
+    _pass(kube, prune=False)
+    totals: list[int] = []
+    apply = kube.apply
+
+    def counting_apply(manifest, resource, *, force=False):
+        got = apply(manifest, resource, force=force)
+        if resource.kind == "Deployment":
+            totals.append(sum(obj["spec"].get("replicas", 0) for (kind, _, _), obj
+                              in kube.objects.items() if kind == "Deployment"))
+        return got
+
+    kube.apply = counting_apply
+    _roll_out(kube, _image_sorting_first(kube))
+    assert totals and max(totals) <= 5
+    assert 5 in totals  # the surge was used: the canary moved in the stable side's room

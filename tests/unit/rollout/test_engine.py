@@ -112,7 +112,7 @@ def test_closed_gate_holds_at_weight_zero():
     assert plan.phase == "Progressing" and "SecretsReady" in plan.message
 
 
-@pytest.mark.parametrize(("surge", "expected"), [(1, {OLD: 4, NEW: 1}), (0, {OLD: 3})])
+@pytest.mark.parametrize(("surge", "expected"), [(1, {OLD: 4, NEW: 1}), (0, {OLD: 3, NEW: 1})])
 def test_set_weight_first_adds_canary_pods_within_the_surge(surge, expected):
     plan = engine.decide(canary_state(), spec(STEPS, surge=surge), observed([wl(OLD, 4)]), T0)
     assert plan.replicas == expected
@@ -128,8 +128,9 @@ def test_set_weight_completes_when_the_split_is_ready_then_pause_runs_on_time():
     mid = engine.decide(plan.state, spec(STEPS), obs, T0 + timedelta(seconds=25))
     assert mid.state.step_index == 1 and mid.requeue_after == pytest.approx(10)
     done = engine.decide(plan.state, spec(STEPS), obs, T0 + timedelta(seconds=36))
-    # 50%: stable shrinks first (the canary may only grow within the surge budget).
-    assert done.state.step_index == 2 and done.replicas == {OLD: 3, NEW: 1}
+    # 50%: stable shrinks, and the canary grows into the room it left (the surge budget
+    # counts replicas; the reconcile writes the scale-down first).
+    assert done.state.step_index == 2 and done.replicas == {OLD: 3, NEW: 2}
 
 
 def test_unready_canary_holds_the_step():

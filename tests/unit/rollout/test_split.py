@@ -63,7 +63,15 @@ def test_stable_waits_for_ready_canary_pods_before_scaling_down():
     # The canary was asked for 2 pods but none is ready: stable stays at 4.
     got = split.advance(Split(4, 1), 0, Split(2, 2), 4, 1)
     assert got == Split(4, 1)
-    assert split.advance(Split(4, 1), 1, Split(2, 2), 4, 1) == Split(3, 1)
+    # One canary pod ready: stable gives one up, and the canary takes its room at once.
+    assert split.advance(Split(4, 1), 1, Split(2, 2), 4, 1) == Split(3, 2)
+
+
+def test_a_scale_down_makes_room_for_the_canary_in_the_same_move():
+    # surge 1: 4 + 1 -> 3 + 2 in one move, never more than 5 replicas asked for.
+    assert split.advance(Split(4, 1), 1, Split(2, 2), 4, 1).total == 5
+    # surge 0: one stable replica gives way to one canary replica (3 ready meanwhile).
+    assert split.advance(Split(4, 0), 0, Split(2, 2), 4, 0) == Split(3, 1)
 
 
 def test_abort_is_immediate():
