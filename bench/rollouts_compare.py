@@ -20,8 +20,11 @@ and the bench measures, per side:
 
 The PaymentServices run without migrations: a migration Job is no part of an Argo Rollout.
 Paydeck also writes a Service, a PodDisruptionBudget and the other supporting children that
-Argo leaves to the user.  Usage: ``python -m bench.rollouts_compare [N ...]``; ``make bench``
-runs it and writes ``bench/results/rollouts_compare.md``.
+Argo leaves to the user; each Rollout gets the same Service and PodDisruptionBudget beside it
+(:func:`rollout_companions`, before the measured rollout), as its user would write them: their
+EndpointSlices and status follow the pods on both sides.  Usage: ``python -m
+bench.rollouts_compare [N ...]``; ``make bench`` runs it and writes
+``bench/results/rollouts_compare.md``.
 """
 
 from __future__ import annotations
@@ -66,20 +69,40 @@ TOP_REQUESTS = 12
 
 # -- the objects ---------------------------------------------------------------------------------
 
+#: The payment container's ports, named as the PaymentService's pods name them.
+PORTS = ({"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090})
+
+
 def rollout(name: str, image: str) -> dict[str, Any]:
     labels = {"app": name}
+    container = {"name": "payment-runtime", "image": image, "ports": list(PORTS)}
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
         "metadata": {"name": name},
         "spec": {
             "replicas": REPLICAS,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "payment-runtime", "image": image}]}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
             "strategy": {"canary": {"maxSurge": 1, "maxUnavailable": 0,
                                     "steps": [{"setWeight": w} for w in STEPS]}},
         },
     }
+
+
+def rollout_companions(name: str) -> list[dict[str, Any]]:
+    """What a Rollout's user writes beside it and a PaymentService's operator writes for it,
+    of the children whose status follows the pods: a Service (its EndpointSlices change with
+    every pod) and a PodDisruptionBudget (its status too), as Paydeck's builders make them."""
+    labels = {"app": name}
+    ports = [{"name": p["name"], "port": 80 if p["name"] == "http" else p["containerPort"],
+              "targetPort": p["name"], "protocol": "TCP"} for p in PORTS]
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+         "spec": {"type": "ClusterIP", "selector": labels, "ports": ports}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+         "spec": {"selector": {"matchLabels": labels}, "maxUnavailable": 1,
+                  "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
+    ]
 
 
 def payment_service(name: str, image: str) -> dict[str, Any]:
@@ -177,6 +200,8 @@ class Side:
     make: Callable[[str, str], dict[str, Any]]
     healthy: Callable[[list[str], str], bool]
     start: Callable[[local_cluster.Cluster, str], Any]
+    #: Objects created once beside each object, before the rollouts are measured.
+    companions: Callable[[str], list[dict[str, Any]]] = lambda _name: []
 
 
 def _argo_healthy(values: list[str], image: str) -> bool:
@@ -211,7 +236,7 @@ ARGO = Side("argo-rollouts", "rollouts.argoproj.io", "replicasets",
             ("metadata.name", "status.phase", "status.stableRS", "status.currentPodHash",
              "spec.template.spec.containers[0].image", "metadata.generation",
              "status.observedGeneration"),
-            rollout, _argo_healthy, _start_argo)
+            rollout, _argo_healthy, _start_argo, rollout_companions)
 PAYDECK = Side("paydeck", "paymentservices.paydeck.dev", "deployments",
                ("metadata.name", "status.phase", "status.stableImage"),
                payment_service, _paydeck_healthy, _start_paydeck)
@@ -341,7 +366,8 @@ def measure(lc: local_cluster.Cluster, side: Side, count: int) -> Measured:
     names = [f"svc-{i:04d}" for i in range(count)]
     try:
         with _watching(lc, side, namespace) as (objects, children):
-            _apply(lc, namespace, [side.make(n, IMAGE_1) for n in names])
+            _apply(lc, namespace, [obj for n in names
+                                   for obj in (side.make(n, IMAGE_1), *side.companions(n))])
 
             def all_at(image: str) -> bool:
                 latest = objects.latest()

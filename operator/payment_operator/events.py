@@ -29,13 +29,18 @@ class Event:
 MESSAGE_MAX = 1024
 
 
-def writes(result: ApplyResult) -> list[Event]:
+def writes(result: ApplyResult, *, rescales: bool = True) -> list[Event]:
     """One Normal Event per kind of write in the pass (created, updated, pruned), naming
     every child it wrote: a new PaymentService's six children are one Event, not six
-    requests to the API server."""
+    requests to the API server. Without ``rescales`` an update that changed only a
+    Deployment's replicas is not named: a canary's replica moves, which its step Events
+    (``StepCompleted``: the ready pods of each side) and the Deployment controller's own
+    ``ScalingReplicaSet`` Events tell, would otherwise be an Event each."""
+    updated = (result.updated if rescales
+               else [ref for ref in result.updated if ref not in result.rescaled])
     out = []
     for reason, verb, refs, why in (("Created", "created", result.created, ""),
-                                    ("Updated", "updated", result.updated,
+                                    ("Updated", "updated", updated,
                                      " (drifted or changed)"),
                                     ("Pruned", "deleted", result.pruned, ": no longer wanted")):
         if refs:

@@ -372,7 +372,12 @@ def _reconcile(
     except PolicyRefusalError as err:
         outcome.failure = err.failure
         outcome.events.extend(events.new_failure(obj, outcome.failure))
-    outcome.events.extend(events.writes(result))
+    # A canary's replica moves beside a stable revision (before the pass or after it, as at
+    # promotion) are the rollout's: its step Events say them.
+    rolling = plan is not None and any(
+        st.canary_revision and st.stable_revision
+        for st in (plan.state, state.RolloutState.from_status(obj.get("status"))))
+    outcome.events.extend(events.writes(result, rescales=not rolling))
     observability.count_writes(
         created=len(result.created), updated=len(result.updated), pruned=len(result.pruned)
     )
@@ -448,6 +453,7 @@ def _delete_job(kube: Kube, ps: api.PaymentService, name: str) -> None:
 def _merge(into: apply.ApplyResult, more: apply.ApplyResult) -> None:
     into.created.extend(more.created)
     into.updated.extend(more.updated)
+    into.rescaled.extend(more.rescaled)
     into.conflicts.extend(more.conflicts)
     into.live.update(more.live)
 

@@ -257,6 +257,22 @@ def test_pause_promote_abort_retry(cluster, namespace, operator):
         assert reason in reasons, reason
 
 
+def test_a_canary_of_many_replicas_moves_each_deployment_more_often_than_a_fight_would(
+        cluster, namespace, operator):
+    # maxSurge 1 over 12 replicas: each Deployment is written about a dozen times within
+    # seconds, each time with other replicas. Only rewriting the same manifest is a fight.
+    start(cluster, namespace, operator, steps=[{"setWeight": 10}, {"setWeight": 50},
+                                               {"setWeight": 100}], replicas=12)
+    set_image(cluster, namespace, IMAGE_2)
+    obj = wait_for(healthy(cluster, namespace, IMAGE_2), 120, "promotion", operator)
+    assert deployments(cluster, namespace) == {IMAGE_1: (0, 0), IMAGE_2: (12, 12)}
+    assert condition(obj, "Degraded")["status"] == "False"
+    assert "FightingAnotherManager" not in events(cluster, namespace)
+    # Two dozen replica moves, and no Event of ours for each: the steps' Events tell them.
+    assert not [m for m in messages(cluster, namespace, "Updated") if "Deployment/" in m]
+    assert len(messages(cluster, namespace, "StepCompleted")) == 3
+
+
 def test_scale_mid_step_back_to_stable_and_superseding(cluster, namespace, operator):
     steps = [{"setWeight": 50}, {"pause": {}}]
     start(cluster, namespace, operator, steps=steps, replicas=4)

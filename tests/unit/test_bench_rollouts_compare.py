@@ -84,3 +84,24 @@ def test_the_work_table_shows_each_process_the_busy_cpus_and_requests_per_rollou
                         "| requests, PUT replicasets | 3.0 | 0.0 | 0.00 |",
                         "| requests, LIST deployments | 0.0 | 2.0 | n/a |"]
     assert "takes 4 s for Argo Rollouts' side and 16 s for Paydeck's" in text
+
+
+def test_each_rollout_gets_the_service_and_pdb_a_payment_service_gets():
+    from payment_operator import api, builders
+
+    from bench.rollouts_compare import payment_service, rollout, rollout_companions
+
+    obj = payment_service("svc-0001", OLD)
+    obj["metadata"].update(namespace="ns", uid="u")
+    built = builders.supporting(api.parse(obj), builders.Context())
+    ours = {m["kind"]: m.get("spec") for m in built}
+    theirs = {m["kind"]: m["spec"] for m in rollout_companions("svc-0001")}
+    assert ours["Service"]["ports"] == theirs["Service"]["ports"]
+    assert {k: v for k, v in ours["PodDisruptionBudget"].items() if k != "selector"} == {
+        k: v for k, v in theirs["PodDisruptionBudget"].items() if k != "selector"}
+    pod_labels = rollout("svc-0001", NEW)["spec"]["template"]["metadata"]["labels"]
+    assert theirs["Service"]["selector"] == pod_labels
+    assert theirs["PodDisruptionBudget"]["selector"]["matchLabels"] == pod_labels
+    container = rollout("svc-0001", NEW)["spec"]["template"]["spec"]["containers"][0]
+    assert {p["name"] for p in container["ports"]} == {p["targetPort"] for p in
+                                                        theirs["Service"]["ports"]}

@@ -24,11 +24,13 @@ class ApplyResult:
     """What one pass changed, and the live children afterwards (by kind and name).
 
     ``conflicts`` names the children that were not written because an object of that name
-    exists and is not controlled by this PaymentService (see :func:`apply_all`).
+    exists and is not controlled by this PaymentService (see :func:`apply_all`);
+    ``rescaled``, those of ``updated`` whose update changed only ``spec.replicas``.
     """
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    rescaled: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     live: dict[tuple[str, str], Obj] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
@@ -219,11 +221,14 @@ def _update(kube: Kube, live: Obj, child: _Child, result: ApplyResult) -> Obj:
     """Update a child known to be ours: force our fields back, if it is still as read."""
     meta = child.stamped["metadata"]
     key = f"{meta.get('namespace')}/{_ref(child.stamped)}"
-    BUDGET.check(key, time.monotonic())
+    digest = str(meta["annotations"][drift.HASH_ANNOTATION])
+    BUDGET.check(key, time.monotonic(), digest)
     fresh = _apply_or_repair(kube, child.resource, live, child.stamped)
     # Counted once written: an update refused on a stale version (409) is not a fight.
-    BUDGET.record(key, time.monotonic())
+    BUDGET.record(key, time.monotonic(), digest)
     result.updated.append(_ref(child.stamped))
+    if drift.only_replicas(live, child.stamped):
+        result.rescaled.append(_ref(child.stamped))
     return fresh
 
 
@@ -255,34 +260,41 @@ class FightingError(Exception):
 
 @dataclass
 class UpdateBudget:
-    """At most ``limit`` updates of one child per ``window`` seconds, then stop and report.
+    """At most ``limit`` writes of the same desired state of one child per ``window``
+    seconds, then stop and report.
 
     A mutating webhook or another controller that rewrites a field we set would otherwise
-    make every reconcile write again, and every write trigger another reconcile.
+    make every reconcile write the same manifest again, and every write trigger another
+    reconcile. A write of a manifest that changed (``digest``, its hash: a rollout's replica
+    move, a spec edit) is a new intention, not a fight, and spends nothing of the old one's
+    budget: a canary of 40 replicas moves each Deployment 40 times within a minute.
     """
 
     limit: int = 10
     window: float = 300.0
-    _history: dict[str, deque[float]] = field(default_factory=dict)
+    _history: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
 
-    def check(self, key: str, now: float) -> None:
-        """Raise :class:`FightingError` if ``key`` has no update left in the window."""
+    def check(self, key: str, now: float, digest: str = "") -> None:
+        """Raise :class:`FightingError` if ``key`` has no write of ``digest`` left in the
+        window."""
         recent = self._history.setdefault(key, deque())
-        while recent and now - recent[0] > self.window:
+        while recent and now - recent[0][0] > self.window:
             recent.popleft()
-        if len(recent) >= self.limit:
+        same = sum(1 for _, seen in recent if seen == digest)
+        if same >= self.limit:
             raise FightingError(
-                f"{key} was updated {len(recent)} times in {self.window:.0f}s and drifted again:"
-                " another controller or webhook keeps changing fields this operator sets"
+                f"{key} was written {same} times in {self.window:.0f}s with the same manifest"
+                " and drifted again: another controller or webhook keeps changing fields this"
+                " operator sets"
             )
 
-    def record(self, key: str, now: float) -> None:
-        """Count one update of ``key`` (one that was written)."""
-        self._history.setdefault(key, deque()).append(now)
+    def record(self, key: str, now: float, digest: str = "") -> None:
+        """Count one write of ``key`` at ``digest`` (one that was written)."""
+        self._history.setdefault(key, deque()).append((now, digest))
 
-    def spend(self, key: str, now: float) -> None:
-        self.check(key, now)
-        self.record(key, now)
+    def spend(self, key: str, now: float, digest: str = "") -> None:
+        self.check(key, now, digest)
+        self.record(key, now, digest)
 
 
 BUDGET = UpdateBudget()

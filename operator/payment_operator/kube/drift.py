@@ -15,12 +15,29 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from payment_operator.builders.meta import LABEL_REVISION
+
 HASH_ANNOTATION = "paydeck.dev/applied-hash"
+
+
+def _hashed(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the hash covers: the manifest, but a revision's Deployment without its pod
+    template. The revision label names that template (it is the template's own hash, and a
+    changed template is another revision, another Deployment); an older revision's
+    Deployment is built from the template it holds, with the server's defaults in it, which
+    would otherwise hash apart from the same template built from the spec and make the first
+    pass of every rollout rewrite the stable Deployment for its annotation alone."""
+    labels = (manifest.get("metadata") or {}).get("labels") or {}
+    spec = manifest.get("spec")
+    if (manifest.get("kind") != "Deployment" or LABEL_REVISION not in labels
+            or not isinstance(spec, Mapping)):
+        return manifest
+    return {**manifest, "spec": {k: v for k, v in spec.items() if k != "template"}}
 
 
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
     """A short stable hash of a manifest (without the hash annotation itself)."""
-    payload = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    payload = json.dumps(_hashed(manifest), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -91,6 +108,23 @@ def needs_apply(live: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> b
         return True
     desired_body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
     return not contains(live, desired_body)
+
+
+def only_replicas(live: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """Whether ``desired`` (stamped) changes nothing of ``live`` but ``spec.replicas`` (and
+    the hash annotation that follows it): a rescale, such as a canary's replica move."""
+    if live is None or "replicas" not in desired.get("spec", {}):
+        return False
+    live_spec = live.get("spec") or {}
+    if live_spec.get("replicas") == desired["spec"]["replicas"]:
+        return False
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    meta = dict(desired.get("metadata", {}))
+    meta["annotations"] = {**meta.get("annotations", {}),
+                           HASH_ANNOTATION: annotations.get(HASH_ANNOTATION)}
+    same_size = {**desired, "metadata": meta,
+                 "spec": {**desired["spec"], "replicas": live_spec.get("replicas")}}
+    return not needs_apply(live, same_size)
 
 
 def _pointer(parts: list[str]) -> str:

@@ -20,11 +20,23 @@ pytestmark = pytest.mark.unit
 def test_budget_allows_the_limit_then_refuses_then_recovers():
     budget = UpdateBudget(limit=3, window=60)
     for t in (0, 1, 2):
-        budget.spend("ns/Deployment/x", t)
-    with pytest.raises(FightingError, match="updated 3 times"):
-        budget.spend("ns/Deployment/x", 3)
-    budget.spend("ns/Deployment/other", 3)  # budgets are per child
-    budget.spend("ns/Deployment/x", 61.5)  # the oldest updates left the window
+        budget.spend("ns/Deployment/x", t, "a")
+    with pytest.raises(FightingError, match="written 3 times in 60s with the same manifest"):
+        budget.spend("ns/Deployment/x", 3, "a")
+    budget.spend("ns/Deployment/other", 3, "a")  # budgets are per child
+    budget.spend("ns/Deployment/x", 61.5, "a")  # the oldest updates left the window
+
+
+def test_writes_of_a_changing_manifest_are_no_fight():
+    # A canary moves each Deployment once per replica: every write a new manifest.
+    budget = UpdateBudget(limit=3, window=60)
+    for t in range(40):
+        budget.spend("ns/Deployment/x", t, f"replicas-{t}")
+    # Writing one manifest back again and again still is.
+    for t in (40, 41):
+        budget.spend("ns/Deployment/x", t, "replicas-4")  # and once before, at t = 4
+    with pytest.raises(FightingError):
+        budget.spend("ns/Deployment/x", 42, "replicas-4")
 
 
 # ---- ownership: never write an object this PaymentService does not control -------------

@@ -52,6 +52,44 @@ def test_changed_desired_manifest_changes_the_hash():
     assert drift.needs_apply(_live(old), drift.with_hash(new))
 
 
+def test_a_revisions_template_is_named_by_its_label_not_hashed_again():
+    built = _deploy()
+    built["metadata"]["labels"]["paydeck.dev/revision"] = "abc"
+    # The same revision built again from its live template, the server's defaults in it.
+    from_live = copy.deepcopy(built)
+    from_live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/x"
+    assert drift.manifest_hash(from_live) == drift.manifest_hash(built)
+    live = _live(from_live)  # as the server holds it
+    assert not drift.needs_apply(live, drift.with_hash(from_live))
+    assert not drift.needs_apply(live, drift.with_hash(built))  # a rollback to it, say
+    # Everything else of it is hashed; a Deployment without the label is hashed whole.
+    assert drift.manifest_hash(_with(built, replicas=3)) != drift.manifest_hash(built)
+    del from_live["metadata"]["labels"]["paydeck.dev/revision"]
+    del built["metadata"]["labels"]["paydeck.dev/revision"]
+    assert drift.manifest_hash(from_live) != drift.manifest_hash(built)
+
+
+def _with(manifest, **spec):
+    return {**manifest, "spec": {**manifest["spec"], **spec}}
+
+
+def test_only_replicas_tells_a_rescale_from_any_other_update():
+    live = _live(_deploy(replicas=2))
+    assert drift.only_replicas(live, drift.with_hash(_deploy(replicas=3)))
+    # Another field too, or not the replicas at all: an update like any other.
+    assert not drift.only_replicas(live, drift.with_hash(_deploy(replicas=3, cpu="500m")))
+    assert not drift.only_replicas(live, drift.with_hash(_deploy(replicas=2, cpu="500m")))
+    # The same manifest written back over a drifted field is no rescale either.
+    drifted = copy.deepcopy(live)
+    drifted["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1"
+    assert not drift.only_replicas(drifted, drift.with_hash(_deploy(replicas=3)))
+    assert not drift.only_replicas(None, drift.with_hash(_deploy(replicas=3)))
+    # A manifest without replicas (the autoscaler's) never is one.
+    no_replicas = _deploy()
+    del no_replicas["spec"]["replicas"]
+    assert not drift.only_replicas(live, drift.with_hash(no_replicas))
+
+
 def test_quantities_compare_by_value():
     desired = _deploy(cpu="0.5")
     live = _live(desired)

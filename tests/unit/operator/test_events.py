@@ -20,6 +20,19 @@ def test_one_event_per_kind_of_write_names_every_child():
     assert events.writes(ApplyResult()) == []
 
 
+def test_a_rollout_pass_does_not_name_its_replica_moves_but_another_update_it_does():
+    result = ApplyResult()
+    result.updated += ["Deployment/pay-aaa", "Deployment/pay-bbb", "ConfigMap/pay-config"]
+    result.rescaled += ["Deployment/pay-aaa", "Deployment/pay-bbb"]
+    assert events.writes(result, rescales=False) == [
+        events.Event("Normal", "Updated", "updated ConfigMap/pay-config (drifted or changed)")]
+    assert events.writes(result)[0].message == (
+        "updated Deployment/pay-aaa, Deployment/pay-bbb, ConfigMap/pay-config"
+        " (drifted or changed)")
+    result.updated.remove("ConfigMap/pay-config")
+    assert events.writes(result, rescales=False) == []
+
+
 def test_a_long_list_is_shortened_to_fit_the_limit():
     refs = [f"ConfigMap/{'x' * 60}-{i}" for i in range(40)]
     message = events.listing("updated", refs, " (drifted or changed)")

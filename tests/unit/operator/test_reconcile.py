@@ -455,3 +455,26 @@ def test_a_canary_never_asks_for_more_than_replicas_plus_surge_between_writes():
     _roll_out(kube, _image_sorting_first(kube))
     assert totals and max(totals) <= 5
     assert 5 in totals  # the surge was used: the canary moved in the stable side's room
+
+
+def test_a_rollouts_replica_moves_are_no_updated_event_a_users_rescale_is():
+    kube = FakeKube()
+    _ps(kube, replicas=4, rollout={"canary": {"steps": [{"setWeight": 50}], "maxSurge": 1}})
+    _pass(kube)
+    _ready(kube, *(name for kind, _, name in kube.objects if kind == "Deployment"))
+    _pass(kube, prune=False)
+    kube.touch("PaymentService", NAMESPACE, NAME, image="ghcr.io/paydeck/payment-runtime:2")
+    seen: list = []
+    for _ in range(10):
+        seen += _pass(kube, prune=False).events
+        _ready(kube, *(name for kind, _, name in kube.objects if kind == "Deployment"))
+        if kube.stored("PaymentService", NAMESPACE, NAME)["status"]["phase"] == "Healthy":
+            break
+    posted = [obj["reason"] for (kind, _, _), obj in kube.objects.items() if kind == "Event"]
+    assert "Promoted" in posted and posted.count("StepCompleted") == 1  # the rollout's own
+    assert [e.reason for e in seen].count("PhaseHealthy") == 1
+    assert "Updated" not in [e.reason for e in seen], seen  # stable 4 > 2 > 0, canary 1 > 4
+
+    kube.touch("PaymentService", NAMESPACE, NAME, replicas=6)  # no rollout: say it
+    updated = [e for e in _pass(kube).events if e.reason == "Updated"]
+    assert len(updated) == 1 and "Deployment/" in updated[0].message
