@@ -267,7 +267,7 @@ class UpdateBudget:
     make every reconcile write the same manifest again, and every write trigger another
     reconcile. A write of a manifest that changed (``digest``, its hash: a rollout's replica
     move, a spec edit) is a new intention, not a fight, and spends nothing of the old one's
-    budget: a canary of 40 replicas moves each Deployment 40 times within a minute.
+    budget: a canary of 40 replicas at maxSurge 1 moves each Deployment 40 times in a minute.
     """
 
     limit: int = 10
